@@ -1,0 +1,69 @@
+"""
+Credential masking (SPEC §9): every URL shown in logs, status, schedule.json or an error
+passes through ``Redactor.mask`` first.
+
+Masked: userinfo, the values of credential-like query parameters, Xtream-style
+``/live/USER/PASS/`` path segments, and every literal username or password found in a
+provider's playlist URL (those may turn up anywhere: paths, other parameters, error text).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from urllib.parse import parse_qsl, urlsplit
+
+MASK = "***"
+SECRET_PARAMS = frozenset({"username", "password", "user", "pass", "token", "key", "auth"})
+_XTREAM_PATH = re.compile(r"/(live|movie|series|timeshift)/([^/?#]+)/([^/?#]+)/")
+_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/?#@\s]*@")
+_QUERY_SECRET = re.compile(
+    r"(?P<name>[?&;](?:" + "|".join(sorted(SECRET_PARAMS)) + r"))=(?P<value>[^&#\s\"'<>]*)",
+    re.IGNORECASE,
+)
+
+
+def secrets_in_url(url: str) -> set[str]:
+    """The literal credentials a provider URL carries, so they can be masked anywhere else."""
+    found: set[str] = set()
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return found
+    if parts.username:
+        found.add(parts.username)
+    if parts.password:
+        found.add(parts.password)
+    for name, value in parse_qsl(parts.query, keep_blank_values=False):
+        if name.lower() in SECRET_PARAMS and value:
+            found.add(value)
+    match = _XTREAM_PATH.search(parts.path)
+    if match:
+        found.update({match.group(2), match.group(3)})
+    # Very short values ("1", "tv") would mask innocent text everywhere.
+    return {s for s in found if len(s) >= 3}
+
+
+class Redactor:
+    """Masks URLs and free text; knows the literal secrets of every configured provider."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        self._secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+
+    @classmethod
+    def for_urls(cls, urls: Iterable[str]) -> Redactor:
+        secrets: set[str] = set()
+        for url in urls:
+            secrets |= secrets_in_url(url)
+        return cls(secrets)
+
+    def mask(self, text: str) -> str:
+        """Mask credentials in a URL, or in any text that may hold URLs."""
+        text = _USERINFO.sub(lambda m: m.group("scheme") + MASK + "@", text)
+        text = _QUERY_SECRET.sub(lambda m: m.group("name") + "=" + MASK, text)
+        text = _XTREAM_PATH.sub(lambda m: f"/{m.group(1)}/{MASK}/{MASK}/", text)
+        for secret in self._secrets:
+            text = text.replace(secret, MASK)
+        return text
+
+    __call__ = mask

@@ -1,0 +1,72 @@
+"""
+What the parsers hand on: provider channels (from playlists) and guide programmes (from XMLTV).
+
+Plain immutable values with ``slots`` so that a 200,000-entry playlist or half a million
+programmes stay small in memory. They know nothing of lineups or schedules.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+
+from attrs import frozen
+
+
+@frozen
+class ProviderChannel:
+    """One ``#EXTINF`` entry of a provider's playlist."""
+
+    provider: str
+    name: str
+    url: str
+    tvg_id: str = ""
+    tvg_name: str = ""
+    group: str = ""
+    logo: str = ""
+    chno: str = ""
+
+
+@frozen
+class GuideChannel:
+    """One XMLTV ``<channel>``: its id, every display-name, an icon."""
+
+    id: str
+    display_names: tuple[str, ...] = ()
+    icon: str = ""
+
+
+@frozen
+class Programme:
+    """One XMLTV ``<programme>``; times are timezone-aware UTC, ``guide_offset`` already applied."""
+
+    channel: str
+    start: _dt.datetime
+    stop: _dt.datetime | None
+    title: str
+    sub_title: str = ""
+    desc: str = ""
+    categories: tuple[str, ...] = ()
+    icon: str = ""
+    episode_nums: tuple[tuple[str, str], ...] = ()  # (system, value)
+
+
+@frozen
+class Playlist:
+    channels: tuple[ProviderChannel, ...]
+    skipped: int = 0  # malformed entries passed over
+
+
+@frozen
+class Guide:
+    channels: tuple[GuideChannel, ...]
+    programmes: tuple[Programme, ...]
+    skipped: int = 0  # malformed programmes passed over
+
+
+@frozen
+class ProviderData:
+    """The last good parsed data of one provider: what the schedule is built from."""
+
+    provider: str
+    playlist: Playlist | None = None
+    guide: Guide | None = None

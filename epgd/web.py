@@ -1,0 +1,214 @@
+"""
+The HTTP API (SPEC §4): Klein routes only. Parse, call a collaborator, render.
+
+The collaborators are injected: a ``Catalog`` (provider data, the current schedule and its
+rendered outputs) and a ``StreamManager`` (live streams). Neither knows about HTTP routing,
+and this module knows nothing of how either works.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from typing import Any, Protocol
+
+from klein import Klein
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+from twisted.web.iweb import IRequest
+
+from epgd.config import Config
+
+
+class PublishedOutputs(Protocol):
+    """The outputs of one schedule, rendered once (see ``epgd.publish``)."""
+
+    epg_xml: bytes
+    epg_gz: bytes
+    etag: str  # quoted, e.g. '"3f2a..."'
+    last_modified: str  # an HTTP date
+
+    def playlist(self, base_url: str) -> bytes: ...
+
+    def schedule_json(self, now: float) -> bytes: ...
+
+
+class CatalogLike(Protocol):
+    def health(self) -> dict[str, Any]: ...
+
+    def published(self) -> PublishedOutputs | None: ...
+
+    def refresh(self) -> Deferred[None]: ...
+
+
+class StreamsLike(Protocol):
+    def serve(self, request: IRequest, channel_id: str) -> Any: ...
+
+    def status(self) -> dict[str, Any]: ...
+
+    def stop(self, channel_id: str) -> bool: ...
+
+
+def _text(request: IRequest, code: int, line: str) -> bytes:
+    """Every error body is one line of plain text saying what is wrong."""
+    request.setResponseCode(code)
+    request.setHeader(b"Content-Type", b"text/plain; charset=utf-8")
+    return (line.replace("\n", " ") + "\n").encode("utf-8")
+
+
+def _json(request: IRequest, body: Any, code: int = 200) -> bytes:
+    request.setResponseCode(code)
+    request.setHeader(b"Content-Type", b"application/json")
+    return json.dumps(body).encode("utf-8")
+
+
+def _accepts_gzip(request: IRequest) -> bool:
+    accept = (request.getHeader(b"accept-encoding") or b"").decode("latin-1").lower()
+    for part in accept.split(","):
+        name, _, params = part.strip().partition(";")
+        if name.strip() in ("gzip", "*") and params.replace(" ", "") not in ("q=0", "q=0.0"):
+            return True
+    return False
+
+
+class EpgdApi:
+    """The web API of one epgd process."""
+
+    app = Klein()
+    log = Logger()
+
+    def __init__(
+        self,
+        config: Config,
+        catalog: CatalogLike,
+        streams: StreamsLike,
+        clock: IReactorTime,
+    ) -> None:
+        self.config = config
+        self.catalog = catalog
+        self.streams = streams
+        self.clock = clock
+
+    # -- helpers ---------------------------------------------------------------------
+
+    def base_url(self, request: IRequest) -> str:
+        if self.config.server.base_url:
+            return self.config.server.base_url.rstrip("/")
+        host = (request.getHeader(b"host") or b"").decode("latin-1").strip()
+        if not host:
+            address = request.getHost()
+            host = f"{getattr(address, 'host', 'localhost')}:{getattr(address, 'port', 80)}"
+        scheme = "https" if request.isSecure() else "http"
+        return f"{scheme}://{host}"
+
+    def authorized(self, request: IRequest) -> bool:
+        token = self.config.server.admin_token
+        if not token:
+            return True
+        offered = b""
+        header = request.getHeader(b"authorization") or b""
+        if header[:7].lower() == b"bearer ":
+            offered = header[7:].strip()
+        else:
+            offered = (request.args or {}).get(b"token", [b""])[0]
+        return hmac.compare_digest(offered, token.encode("utf-8"))
+
+    def _outputs(self, request: IRequest) -> PublishedOutputs | bytes:
+        published = self.catalog.published()
+        if published is None:
+            request.setHeader(b"Retry-After", b"10")
+            return _text(request, 503, "no schedule yet: provider data is still loading")
+        return published
+
+    # -- guide -----------------------------------------------------------------------
+
+    @app.route("/playlist.m3u", methods=["GET", "HEAD"])
+    def playlist(self, request: IRequest) -> bytes:
+        outputs = self._outputs(request)
+        if isinstance(outputs, bytes):
+            return outputs
+        request.setHeader(b"Content-Type", b"audio/x-mpegurl; charset=utf-8")
+        return outputs.playlist(self.base_url(request))
+
+    def _guide(self, request: IRequest, always_gzip: bool) -> bytes:
+        outputs = self._outputs(request)
+        if isinstance(outputs, bytes):
+            return outputs
+        request.setHeader(b"ETag", outputs.etag.encode("ascii"))
+        request.setHeader(b"Last-Modified", outputs.last_modified.encode("ascii"))
+        request.setHeader(b"Cache-Control", b"no-cache")
+        request.setHeader(b"Vary", b"Accept-Encoding")
+        inm = (request.getHeader(b"if-none-match") or b"").decode("latin-1")
+        if inm and (inm.strip() == "*" or outputs.etag in [t.strip() for t in inm.split(",")]):
+            request.setResponseCode(304)
+            return b""
+        if always_gzip:
+            request.setHeader(b"Content-Type", b"application/gzip")
+            return outputs.epg_gz
+        request.setHeader(b"Content-Type", b"application/xml; charset=utf-8")
+        if _accepts_gzip(request):
+            request.setHeader(b"Content-Encoding", b"gzip")
+            return outputs.epg_gz
+        return outputs.epg_xml
+
+    @app.route("/epg.xml", methods=["GET", "HEAD"])
+    def epg(self, request: IRequest) -> bytes:
+        return self._guide(request, always_gzip=False)
+
+    @app.route("/epg.xml.gz", methods=["GET", "HEAD"])
+    def epg_gz(self, request: IRequest) -> bytes:
+        return self._guide(request, always_gzip=True)
+
+    @app.route("/schedule.json", methods=["GET", "HEAD"])
+    def schedule(self, request: IRequest) -> bytes:
+        outputs = self._outputs(request)
+        if isinstance(outputs, bytes):
+            return outputs
+        request.setHeader(b"Content-Type", b"application/json")
+        return outputs.schedule_json(self.clock.seconds())
+
+    @app.route("/health", methods=["GET", "HEAD"])
+    def health(self, request: IRequest) -> bytes:
+        body = self.catalog.health()
+        return _json(request, body, 503 if body.get("status") == "starting" else 200)
+
+    @app.route("/refresh", methods=["POST"])
+    def refresh(self, request: IRequest) -> bytes:
+        if not self.authorized(request):
+            return _text(request, 401, "admin token required")
+        self.catalog.refresh().addErrback(
+            lambda f: self.log.failure("refresh failed", f)
+        )
+        return _json(request, {"refreshing": True}, 202)
+
+    # -- streams ---------------------------------------------------------------------
+
+    @app.route("/stream/<string:filename>", methods=["GET", "HEAD"])
+    def stream(self, request: IRequest, filename: str) -> Any:
+        if not filename.endswith(".ts"):
+            return _text(request, 404, f"unknown stream {filename!r}: stream URLs end in .ts")
+        return self.streams.serve(request, filename[: -len(".ts")])
+
+    @app.route("/streams/status", methods=["GET"])
+    def streams_status(self, request: IRequest) -> bytes:
+        return _json(request, self.streams.status())
+
+    @app.route("/streams/stop/<string:channel_id>", methods=["GET", "POST"])
+    def streams_stop(self, request: IRequest, channel_id: str) -> bytes:
+        if not self.authorized(request):
+            return _text(request, 401, "admin token required")
+        if self.streams.stop(channel_id):
+            return _json(request, {"stopped": channel_id})
+        return _text(request, 404, f"no active stream on channel {channel_id!r}")
+
+    @app.handle_errors(Exception)
+    def _unexpected(self, request: IRequest, failure: Any) -> bytes:
+        from werkzeug.exceptions import MethodNotAllowed, NotFound
+
+        if failure.check(NotFound):
+            return _text(request, 404, "not found: see /playlist.m3u, /epg.xml, /schedule.json, /health")
+        if failure.check(MethodNotAllowed):
+            return _text(request, 405, "method not allowed")
+        self.log.failure("unexpected error in {path}", failure, path=request.path)
+        return _text(request, 500, "internal error (see the epgd log)")
