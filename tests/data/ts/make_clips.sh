@@ -5,6 +5,8 @@
 # (testsrc vs smptebars), tone (440 vs 880 Hz), PMT PID (0x100 vs 0x200), elementary PIDs
 # (0x101.. vs 0x201..) and service id (1 vs 2). PAT/PMT are resent often (every 0.1 s) and a
 # keyframe starts every second, so a client joining or switching anywhere starts cleanly soon.
+# No -muxrate: CBR padding would put null packets (PID 0x1FFF) in the clips, and the tests
+# recognise epgd's keepalive by exactly those.
 set -eu
 cd "$(dirname "$0")"
 
@@ -20,7 +22,7 @@ clip() {
         -metadata service_name="$name" -metadata service_provider=epgd-tests \
         -mpegts_pmt_start_pid "$pmt" -mpegts_start_pid "$start" \
         -mpegts_service_id "$sid" -mpegts_flags +resend_headers \
-        -pat_period 0.1 -sdt_period 0.5 -muxrate 400k \
+        -pat_period 0.1 -sdt_period 0.5 \
         -f mpegts "$out"
 }
 
