@@ -1,0 +1,53 @@
+"""
+The combined channels as an M3U playlist (SPEC §6.1).
+
+The list depends only on the lineups, never on what is on: every channel of every lineup is
+always present, so a player's channel list stays put from one refresh to the next.
+"""
+
+from __future__ import annotations
+
+import re
+
+from epgd.schedule.model import Channel, Schedule
+
+# Any line break a player might honour (CR, LF, VT, FF, NEL, LS, PS) and other control chars.
+_BREAKS = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]+")
+
+
+def attribute(value: str) -> str:
+    """An attribute value players parse safely: no quote to end it early, no line break."""
+    return _BREAKS.sub(" ", value).replace('"', "'").strip()
+
+
+def plain(value: str) -> str:
+    """Text after the comma or on the URL line: one line whatever the input."""
+    return _BREAKS.sub(" ", value).strip()
+
+
+def _entry(channel: Channel, base_url: str) -> str:
+    attrs = [
+        ("tvg-id", channel.id),
+        ("tvg-name", channel.name),
+        ("tvg-chno", str(channel.number)),
+    ]
+    if channel.logo:
+        attrs.append(("tvg-logo", channel.logo))
+    attrs.append(("group-title", channel.group))
+    rendered = " ".join(f'{name}="{attribute(value)}"' for name, value in attrs)
+    return (
+        f"#EXTINF:-1 {rendered},{plain(channel.name)}\n"
+        f"{base_url}/stream/{plain(channel.id)}.ts\n"
+    )
+
+
+def render_playlist(schedule: Schedule, base_url: str) -> bytes:
+    """
+    The playlist of ``schedule``'s channels, with URLs under ``base_url`` (``http://host:port``,
+    no trailing slash needed).
+    """
+    base = plain(base_url).rstrip("/")
+    guide = attribute(f"{base}/epg.xml")
+    lines = [f'#EXTM3U x-tvg-url="{guide}" url-tvg="{guide}"\n']
+    lines.extend(_entry(channel, base) for channel in schedule.channels)
+    return "".join(lines).encode("utf-8")
