@@ -9,9 +9,19 @@ that names the file, the key and what is wrong.
 from __future__ import annotations
 
 import datetime as _dt
-from collections.abc import Mapping
+import difflib
+import json
+import math
+import re
+import socket
+import tomllib
+import zoneinfo
+from collections.abc import Mapping, Sequence
+from typing import Any, NoReturn
 
-from attrs import field, frozen
+from attrs import field, fields, frozen
+
+from epgd.redact import Redactor
 
 DEFAULT_USER_AGENT = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36"
@@ -129,3 +139,371 @@ class Config:
             if provider.name == name:
                 return provider
         return None
+
+
+# -- loading and validation ----------------------------------------------------------
+
+_TOP_KEYS = ("server", "stream", "guide", "provider", "lineup", "event")
+_PROVIDER_NAME = re.compile(r"[a-z0-9_-]+")
+_LINEUP_ID = re.compile(r"[a-z0-9_]+")
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_URL_SCHEME = re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*)://")
+_MAX_SHOWN = 80
+
+
+def load_config(path: str) -> Config:
+    """Read and validate a TOML file; every problem is one ``ConfigError`` line."""
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read the file: {e.strerror or e}") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text, as TOML requires") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: TOML syntax error: {e}") from None
+    return parse_config(data, path)
+
+
+def parse_config(data: dict[str, Any], path: str) -> Config:
+    """Validate already-parsed TOML ``data`` (``path`` is only used in messages)."""
+    return _Parser(path, data).config()
+
+
+def check_listen(description: str) -> str | None:
+    """
+    Why ``description`` is not a usable Twisted server endpoint string, or None if it is.
+    Parses without listening (and without needing the systemd sockets to be there yet).
+    """
+    from twisted.internet.endpoints import _parseServer
+    from twisted.internet.testing import MemoryReactor
+
+    try:
+        kind, args, kwargs = _parseServer(description, None)
+        prefix = kind if isinstance(kind, str) else getattr(kind, "prefix", "")
+        if prefix.lower() in ("tcp", "tcp6"):
+            port = int(args[0] if args else kwargs.get("port", ""))
+            if not 0 <= port <= 65535:
+                return f"port {port} is out of range 0-65535"
+        if prefix == "systemd":
+            _check_systemd(*args, **kwargs)
+        elif not isinstance(kind, str):
+            kind.parseStreamServer(MemoryReactor(), *args, **kwargs)
+    except Exception as e:  # the parsers raise ValueError, TypeError, KeyError, OSError...
+        return _endpoint_reason(e)
+    return None
+
+
+def _check_systemd(domain: str = "", index: str | None = None, name: str | None = None) -> None:
+    if (index is None) == (name is None):
+        raise ValueError("give exactly one of index= or name=")
+    if index is not None and not index.isdigit():
+        raise ValueError(f"index must be a number, got {index!r}")
+    if not hasattr(socket, "AF_" + domain):
+        raise ValueError(f"domain must be INET, INET6 or UNIX, got {domain!r}")
+
+
+def _endpoint_reason(e: Exception) -> str:
+    text = str(e).strip() or type(e).__name__
+    if isinstance(e, TypeError):
+        text = "unexpected or missing arguments (" + text + ")"
+    return text.replace("\n", " ")
+
+
+def _show(value: Any) -> str:
+    """A value as the user wrote it, JSON-ish: ``"four"``, ``4.5``, ``true``."""
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, (_dt.datetime, _dt.date, _dt.time)):
+        text = value.isoformat()
+    else:
+        try:
+            text = json.dumps(value, ensure_ascii=False)
+        except (TypeError, ValueError):
+            text = repr(value)
+    return text if len(text) <= _MAX_SHOWN else text[: _MAX_SHOWN - 3] + "..."
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return (_is_int(value) or isinstance(value, float)) and math.isfinite(value)
+
+
+class _Parser:
+    """One pass over the TOML data; knows the file name and how to phrase a failure."""
+
+    def __init__(self, path: str, data: dict[str, Any]) -> None:
+        self.path = path
+        self.data = data
+        urls: list[str] = []
+        for section, keys in (("provider", ("playlist", "guide")), ("event", ("url",))):
+            items = data.get(section)
+            for item in items if isinstance(items, list) else [items]:
+                if isinstance(item, dict):
+                    urls += [item[k] for k in keys if isinstance(item.get(k), str)]
+        self.redactor = Redactor.for_urls(urls)
+
+    def fail(self, key: str, problem: str, value: Any = None, shown: bool = True) -> NoReturn:
+        got = f", got {_show(value)}" if shown else ""
+        line = f"{self.path}: {key}: {problem}{got}" if key else f"{self.path}: {problem}{got}"
+        raise ConfigError(self.redactor.mask(line.replace("\n", " ")))
+
+    # -- shapes ------------------------------------------------------------------------
+
+    def table(self, value: Any, key: str, known: Sequence[str], required: Sequence[str] = ()) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            self.fail(key, f"must be a table ([{key}])", value)
+        for name in value:
+            if name not in known:
+                close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+                hint = f' (did you mean "{close[0]}"?)' if close else ""
+                self.fail(f"{key}.{name}" if key else name, "unknown key" + hint, shown=False)
+        for name in required:
+            if name not in value:
+                self.fail(f"{key}.{name}", "required key is missing", shown=False)
+        return value
+
+    def tables(self, key: str) -> list[dict[str, Any]]:
+        value = self.data.get(key, [])
+        if isinstance(value, dict):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+            self.fail(key, f"must be one or more [[{key}]] tables", value)
+        return value
+
+    # -- scalars -----------------------------------------------------------------------
+
+    def integer(self, value: Any, key: str, lo: int, hi: int | None = None) -> int:
+        if not _is_int(value) or value < lo or (hi is not None and value > hi):
+            rule = f"from {lo} to {hi}" if hi is not None else f"of at least {lo}"
+            self.fail(key, f"must be an integer {rule}", value)
+        return int(value)
+
+    def seconds(self, value: Any, key: str, lo: float | None = 0.0, open_lo: bool = True) -> float:
+        ok = _is_number(value) and (lo is None or value > lo or (not open_lo and value == lo))
+        if not ok:
+            rule = ("a positive number" if open_lo else "a number of at least 0") if lo is not None else "a number"
+            self.fail(key, f"must be {rule} of seconds", value)
+        return float(value)
+
+    def string(self, value: Any, key: str, nonempty: bool = False, oneline: bool = True) -> str:
+        if not isinstance(value, str):
+            self.fail(key, "must be a string", value)
+        if nonempty and not value.strip():
+            self.fail(key, "must not be empty", value)
+        if oneline and any(c in value for c in "\r\n\x00"):
+            self.fail(key, "must not contain line breaks or NUL", shown=False)
+        return value
+
+    def boolean(self, value: Any, key: str) -> bool:
+        if not isinstance(value, bool):
+            self.fail(key, "must be true or false", value)
+        return value
+
+    def strings(self, value: Any, key: str) -> tuple[str, ...]:
+        if isinstance(value, str) or not isinstance(value, list):
+            self.fail(key, "must be an array of strings", value)
+        return tuple(self.string(v, f"{key}[{i}]") for i, v in enumerate(value))
+
+    def regex(self, value: Any, key: str) -> str:
+        text = self.string(value, key)
+        try:
+            re.compile(text, re.IGNORECASE)
+        except re.error as e:
+            self.fail(key, f"invalid regex {_show(text)}: {e}", shown=False)
+        return text
+
+    def source(self, value: Any, key: str, nonempty: bool) -> str:
+        """A URL (http, https or file) or a file path."""
+        text = self.string(value, key, nonempty=nonempty).strip()
+        scheme = _URL_SCHEME.match(text)
+        if scheme and scheme.group(1).lower() not in ("http", "https", "file"):
+            self.fail(key, "must be an http(s) URL or a file path", text)
+        return text
+
+    def stamp(self, value: Any, key: str) -> _dt.datetime:
+        if not isinstance(value, _dt.datetime) or value.tzinfo is None:
+            self.fail(key, "must be a TOML date-time with a UTC offset, like 2026-11-24T19:00:00-05:00", value)
+        return value
+
+    # -- sections ----------------------------------------------------------------------
+
+    def config(self) -> Config:
+        self.table(self.data, "", _TOP_KEYS)
+        server = self.server(self.data.get("server", {}))
+        stream = self.stream(self.data.get("stream", {}))
+        guide = self.guide(self.data.get("guide", {}))
+        providers = tuple(self.provider(p, f"provider[{i}]") for i, p in enumerate(self.tables("provider")))
+        if not providers:
+            self.fail("provider", "at least one [[provider]] table is required", shown=False)
+        names = [p.name for p in providers]
+        for i, name in enumerate(names):
+            if name in names[:i]:
+                self.fail(f"provider[{i}].name", "duplicate provider name", name)
+        lineups = tuple(self.lineup(t, f"lineup[{i}]", names) for i, t in enumerate(self.tables("lineup")))
+        if not lineups:
+            self.fail("lineup", "at least one [[lineup]] table is required", shown=False)
+        seen: dict[str, str] = {}
+        for i, lineup in enumerate(lineups):
+            if any(lineup.id == other.id for other in lineups[:i]):
+                self.fail(f"lineup[{i}].id", "duplicate lineup id", lineup.id)
+            for channel_id in lineup.channel_ids():
+                if channel_id in seen:
+                    self.fail(f"lineup[{i}]", f'channel id "{channel_id}" is also a channel of lineup "{seen[channel_id]}"', shown=False)
+                seen[channel_id] = lineup.id
+        by_id = {lineup.id: lineup for lineup in lineups}
+        events = tuple(self.event(t, f"event[{i}]", by_id, names) for i, t in enumerate(self.tables("event")))
+        return Config(server=server, stream=stream, guide=guide, providers=providers,
+                      lineups=lineups, events=events, path=self.path)
+
+    def server(self, value: Any) -> ServerConfig:
+        t = self.table(value, "server", _names(ServerConfig))
+        d = ServerConfig()
+        listen: Any = t.get("listen", list(d.listen))
+        if isinstance(listen, str):
+            listen = [listen]
+        if not isinstance(listen, list) or not listen:
+            self.fail("server.listen", "must be an endpoint string or a non-empty array of them", listen)
+        for i, desc in enumerate(listen):
+            key = f"server.listen[{i}]" if isinstance(t.get("listen"), list) else "server.listen"
+            reason = check_listen(self.string(desc, key, nonempty=True))
+            if reason:
+                self.fail(key, f"not a Twisted endpoint string ({reason})", desc)
+        base_url = self.string(t.get("base_url", d.base_url), "server.base_url").strip()
+        if base_url and not re.match(r"https?://[^/?#\s]+", base_url):
+            self.fail("server.base_url", 'must be empty or an http(s) URL like "http://nordvpn:8080"', base_url)
+        return ServerConfig(
+            listen=tuple(listen),
+            base_url=base_url,
+            admin_token=self.string(t.get("admin_token", d.admin_token), "server.admin_token"),
+            state_dir=self.string(t.get("state_dir", d.state_dir), "server.state_dir", nonempty=True),
+            max_clients=self.integer(t.get("max_clients", d.max_clients), "server.max_clients", 1),
+        )
+
+    def stream(self, value: Any) -> StreamConfig:
+        t = self.table(value, "stream", _names(StreamConfig))
+        d = StreamConfig()
+        chunk_size = self.integer(t.get("chunk_size", d.chunk_size), "stream.chunk_size", 188)
+        client_buffer = self.integer(t.get("client_buffer", d.client_buffer), "stream.client_buffer", 188)
+        if client_buffer < chunk_size:
+            self.fail("stream.client_buffer", f"must be at least stream.chunk_size ({chunk_size})", client_buffer)
+        return StreamConfig(
+            check_interval=self.seconds(t.get("check_interval", d.check_interval), "stream.check_interval"),
+            idle_timeout=self.seconds(t.get("idle_timeout", d.idle_timeout), "stream.idle_timeout"),
+            chunk_size=chunk_size,
+            user_agent=self.string(t.get("user_agent", d.user_agent), "stream.user_agent"),
+            connect_timeout=self.seconds(t.get("connect_timeout", d.connect_timeout), "stream.connect_timeout"),
+            client_buffer=client_buffer,
+            hold_after_end=self.seconds(t.get("hold_after_end", d.hold_after_end), "stream.hold_after_end", open_lo=False),
+            reconnect_attempts=self.integer(t.get("reconnect_attempts", d.reconnect_attempts), "stream.reconnect_attempts", 0),
+        )
+
+    def guide(self, value: Any) -> GuideConfig:
+        t = self.table(value, "guide", _names(GuideConfig))
+        d = GuideConfig()
+        timezone = self.string(t.get("timezone", d.timezone), "guide.timezone", nonempty=True)
+        try:
+            zoneinfo.ZoneInfo(timezone)
+        except Exception:
+            self.fail("guide.timezone", 'unknown time zone: use an IANA name like "America/New_York"', timezone)
+        return GuideConfig(
+            days=self.integer(t.get("days", d.days), "guide.days", 1, 366),
+            filler=self.boolean(t.get("filler", d.filler), "guide.filler"),
+            timezone=timezone,
+        )
+
+    def provider(self, value: Any, key: str) -> ProviderConfig:
+        t = self.table(value, key, _names(ProviderConfig), required=("name", "playlist"))
+        name = self.string(t["name"], f"{key}.name")
+        if not _PROVIDER_NAME.fullmatch(name):
+            self.fail(f"{key}.name", "must be made of a-z, 0-9, _ and -", name)
+        headers = t.get("headers", {})
+        if not isinstance(headers, dict):
+            self.fail(f"{key}.headers", "must be a table of strings, like { Referer = \"http://x/\" }", headers)
+        for header, text in headers.items():
+            if not _HEADER_NAME.fullmatch(header):
+                self.fail(f"{key}.headers", "not a valid HTTP header name", header)
+            if not isinstance(text, str) or any(c in text for c in "\r\n\x00"):
+                self.fail(f"{key}.headers.{header}", "must be a one-line string", shown=False)
+        return ProviderConfig(
+            name=name,
+            playlist=self.source(t["playlist"], f"{key}.playlist", nonempty=True),
+            guide=self.source(t.get("guide", ""), f"{key}.guide", nonempty=False),
+            refresh_interval=self.seconds(t.get("refresh_interval", 21600.0), f"{key}.refresh_interval"),
+            max_streams=self.integer(t.get("max_streams", 0), f"{key}.max_streams", 0),
+            headers=dict(headers),
+            guide_offset=self.seconds(t.get("guide_offset", 0.0), f"{key}.guide_offset", lo=None),
+        )
+
+    def lineup(self, value: Any, key: str, providers: list[str]) -> LineupConfig:
+        t = self.table(value, key, _names(LineupConfig), required=("id",))
+        d = LineupConfig(id="x")
+        lineup_id = self.string(t["id"], f"{key}.id")
+        if not _LINEUP_ID.fullmatch(lineup_id):
+            self.fail(f"{key}.id", "must be made of a-z, 0-9 and _", lineup_id)
+        chosen = self.strings(t.get("providers", []), f"{key}.providers")
+        for i, name in enumerate(chosen):
+            if name not in providers:
+                known = ", ".join(f'"{p}"' for p in providers)
+                self.fail(f"{key}.providers[{i}]", f"unknown provider {_show(name)} (known: {known})", shown=False)
+        pattern = self.regex(t.get("name_pattern", ""), f"{key}.name_pattern")
+        if pattern and "title" not in re.compile(pattern, re.IGNORECASE).groupindex:
+            self.fail(f"{key}.name_pattern", "needs a named group (?P<title>...)", pattern)
+        formats = self.strings(t.get("name_time_formats", list(d.name_time_formats)), f"{key}.name_time_formats")
+        if not formats or not all(f.strip() for f in formats):
+            self.fail(f"{key}.name_time_formats", "must be a non-empty array of strptime formats", list(formats))
+        return LineupConfig(
+            id=lineup_id,
+            name=self.string(t.get("name", ""), f"{key}.name").strip(),
+            channels=self.integer(t.get("channels", d.channels), f"{key}.channels", 1, 999),
+            first_number=self.integer(t.get("first_number", d.first_number), f"{key}.first_number", 0),
+            group=self.string(t.get("group", ""), f"{key}.group").strip(),
+            logo=self.string(t.get("logo", ""), f"{key}.logo").strip(),
+            providers=chosen,
+            match_group=self.regex(t.get("match_group", ""), f"{key}.match_group"),
+            match_name=self.regex(t.get("match_name", ""), f"{key}.match_name"),
+            match_title=self.regex(t.get("match_title", ""), f"{key}.match_title"),
+            exclude_title=self.regex(t.get("exclude_title", ""), f"{key}.exclude_title"),
+            name_pattern=pattern,
+            name_time_formats=formats,
+            default_duration=self.seconds(t.get("default_duration", d.default_duration), f"{key}.default_duration"),
+            pre_padding=self.seconds(t.get("pre_padding", 0.0), f"{key}.pre_padding", open_lo=False),
+            post_padding=self.seconds(t.get("post_padding", 0.0), f"{key}.post_padding", open_lo=False),
+        )
+
+    def event(self, value: Any, key: str, lineups: dict[str, LineupConfig], providers: list[str]) -> EventConfig:
+        t = self.table(value, key, _names(EventConfig), required=("lineup", "title", "start"))
+        lineup_id = self.string(t["lineup"], f"{key}.lineup")
+        lineup = lineups.get(lineup_id)
+        if lineup is None:
+            known = ", ".join(f'"{i}"' for i in lineups)
+            self.fail(f"{key}.lineup", f"unknown lineup {_show(lineup_id)} (known: {known})", shown=False)
+        start = self.stamp(t["start"], f"{key}.start")
+        if "stop" in t:
+            stop = self.stamp(t["stop"], f"{key}.stop")
+            if stop <= start:
+                self.fail(f"{key}.stop", f"must be after start ({start.isoformat()})", stop)
+        else:
+            stop = start + _dt.timedelta(seconds=lineup.default_duration)
+        url = self.source(t.get("url", ""), f"{key}.url", nonempty=False)
+        provider = self.string(t.get("provider", ""), f"{key}.provider").strip()
+        channel = self.string(t.get("channel", ""), f"{key}.channel").strip()
+        if provider and provider not in providers:
+            known = ", ".join(f'"{p}"' for p in providers)
+            self.fail(f"{key}.provider", f"unknown provider {_show(provider)} (known: {known})", shown=False)
+        if not url and not (provider and channel):
+            self.fail(key, 'needs a url, or a provider and a channel (its name in that playlist)', shown=False)
+        return EventConfig(
+            lineup=lineup_id,
+            title=self.string(t["title"], f"{key}.title", nonempty=True).strip(),
+            start=start, stop=stop, url=url, provider=provider, channel=channel,
+        )
+
+
+def _names(cls: type) -> tuple[str, ...]:
+    return tuple(a.name for a in fields(cls))
