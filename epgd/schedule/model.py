@@ -70,9 +70,15 @@ class Channel:
     logo: str = ""
     events: tuple[Event, ...] = ()
     _starts: tuple[float, ...] = field(init=False, repr=False, eq=False, hash=False)
+    _bounds: tuple[float, ...] = field(init=False, repr=False, eq=False, hash=False)
 
     def __attrs_post_init__(self) -> None:
-        object.__setattr__(self, "_starts", tuple(e.live_from for e in self.events))
+        # Lookups bisect on live_from, so the events must be in that order whatever we were given.
+        events = tuple(sorted(self.events, key=lambda e: (e.live_from, e.live_until)))
+        object.__setattr__(self, "events", events)
+        object.__setattr__(self, "_starts", tuple(e.live_from for e in events))
+        points = {e.live_from for e in events} | {e.live_until for e in events}
+        object.__setattr__(self, "_bounds", tuple(sorted(points)))
 
     def live(self, t: float) -> Event | None:
         """The event whose padded interval holds ``t``."""
@@ -104,11 +110,18 @@ class Channel:
 
     def boundaries(self) -> list[float]:
         """Every moment something changes on this channel."""
-        points: set[float] = set()
-        for event in self.events:
-            points.add(event.live_from)
-            points.add(event.live_until)
-        return sorted(points)
+        return list(self._bounds)
+
+    def next_boundary(self, t: float, hold_after_end: float = 0.0) -> float | None:
+        """The first moment after ``t`` at which ``playing(t, hold_after_end)`` may change."""
+        index = bisect.bisect_right(self._bounds, t)
+        best = self._bounds[index] if index < len(self._bounds) else None
+        if hold_after_end > 0:
+            for event in self.events:
+                end = event.live_until + hold_after_end
+                if end > t and (best is None or end < best):
+                    best = end
+        return best
 
 
 @frozen
@@ -144,10 +157,8 @@ class Schedule:
         an event going live, one ending, or a hold running out.
         """
         channel = self.channel(channel_id)
-        if channel is None:
-            return None
-        candidates = [b for b in channel.boundaries() if b > t]
-        if hold_after_end > 0:
-            candidates += [e.live_until + hold_after_end for e in channel.events
-                           if e.live_until + hold_after_end > t]
-        return min(candidates) if candidates else None
+        return channel.next_boundary(t, hold_after_end) if channel else None
+
+    def all_events(self) -> list[Event]:
+        """Every placed event of every channel, channel by channel."""
+        return [event for channel in self.channels for event in channel.events]
