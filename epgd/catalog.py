@@ -1,0 +1,396 @@
+"""
+The Catalog service: every provider's last good data, the schedule built from it, and the
+rendered outputs the web API serves.
+
+On start it loads each provider's cached data and publishes a schedule from it at once (a
+restart with the provider down still serves the last schedule), then fetches every provider
+and re-fetches each every ``refresh_interval``. Each successful refresh rebuilds the schedule,
+saves the sticky lane assignments, renders a new ``Published`` and swaps it in whole.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import tempfile
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred, gatherResults, maybeDeferred
+from twisted.internet.interfaces import IReactorTime
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from epgd.config import Config, ProviderConfig
+from epgd.publish.outputs import Published
+from epgd.publish.schedule_json import utc_iso
+from epgd.redact import Redactor
+from epgd.schedule.build import build_schedule
+from epgd.schedule.events import lineup_takes
+from epgd.schedule.model import Schedule
+from epgd.schedule.packing import PackingState
+from epgd.sources import SourceError
+from epgd.sources.models import ProviderChannel, ProviderData
+
+REPUBLISH_INTERVAL = 3600.0  # move the epg.xml window on at least this often
+ASSIGNMENTS = "assignments.json"
+
+
+class FeedLike(Protocol):
+    """What the Catalog needs of ``epgd.sources.feed.ProviderFeed``."""
+
+    loaded: bool
+    last_refresh: _dt.datetime | None
+    error: str | None
+    channels: int
+    programmes: int
+    data: ProviderData | None
+
+    def load_cached(self) -> Deferred[ProviderData | None]: ...
+
+    def refresh(self) -> Deferred[ProviderData]: ...
+
+    def close(self) -> Deferred[None]: ...
+
+
+FeedFactory = Callable[..., FeedLike]
+
+
+def default_feed_factory(reactor: Any, provider: ProviderConfig, **kwargs: Any) -> FeedLike:
+    from epgd.sources.feed import ProviderFeed
+
+    return ProviderFeed(reactor, provider, **kwargs)  # type: ignore[no-any-return]
+
+
+def one_line(failure: Failure, mask: Callable[[str], str]) -> str:
+    """A failure as the one masked line /health and the log show."""
+    value = failure.value
+    text = str(value) if isinstance(value, SourceError) else f"{type(value).__name__}: {value}"
+    return mask(" ".join(text.split())) or type(value).__name__
+
+
+def make_feeds(config: Config, reactor: Any, redactor: Redactor,
+               factory: FeedFactory) -> dict[str, FeedLike]:
+    def wanted(channel: ProviderChannel) -> bool:
+        return any(lineup_takes(lineup, channel) for lineup in config.lineups)
+
+    return {
+        provider.name: factory(
+            reactor, provider,
+            user_agent=config.stream.user_agent,
+            state_dir=config.server.state_dir,
+            redactor=redactor,
+            wanted_channel=wanted,
+            run_in_thread=None,
+        )
+        for provider in config.providers
+    }
+
+
+class Catalog(Service):
+    """Provider data in, the current Schedule and its Published outputs out."""
+
+    log = Logger()
+
+    def __init__(
+        self,
+        config: Config,
+        reactor: IReactorTime,
+        redactor: Redactor,
+        feed_factory: FeedFactory | None = None,
+    ) -> None:
+        self.config = config
+        self.reactor = reactor
+        self.redactor = redactor
+        self.feeds = make_feeds(config, reactor, redactor, feed_factory or default_feed_factory)
+        self.state = PackingState.empty()
+        self.state_path = os.path.join(config.server.state_dir, ASSIGNMENTS)
+        self._published: Published | None = None
+        self._callbacks: list[Callable[[Schedule], object]] = []
+        self._loops: list[LoopingCall] = []
+        self._inflight: dict[str, list[Deferred[None]]] = {}
+        self._errors: dict[str, str] = {}
+        self._untried = set(self.feeds)
+        self._stopping = False
+
+    # -- the interface web.py and the stream manager use --------------------------------
+
+    def published(self) -> Published | None:
+        return self._published
+
+    def schedule(self) -> Schedule | None:
+        return self._published.schedule if self._published else None
+
+    def on_schedule(self, callback: Callable[[Schedule], object]) -> None:
+        """``callback(schedule)`` after every new schedule (not on a mere re-render)."""
+        self._callbacks.append(callback)
+
+    def refresh(self) -> Deferred[None]:
+        """Fetch every provider now; fires when all are done (failures are in health())."""
+        d = gatherResults([self._refresh_provider(name) for name in self.feeds])
+        return d.addCallback(lambda _: None)
+
+    def health(self) -> dict[str, Any]:
+        providers: dict[str, Any] = {}
+        for name, feed in self.feeds.items():
+            error = feed.error or self._errors.get(name)
+            providers[name] = {
+                "loaded": bool(feed.loaded),
+                "last_refresh": utc_iso(feed.last_refresh) if feed.last_refresh else None,
+                "error": self.redactor.mask(error) if error else None,
+                "channels": int(feed.channels),
+                "programmes": int(feed.programmes),
+            }
+        if self.feeds and not any(p["loaded"] for p in providers.values()):
+            status = "starting"
+        elif any(p["error"] for p in providers.values()):
+            status = "degraded"
+        else:
+            status = "ok"
+        return {"status": status, "providers": providers}
+
+    # -- service ---------------------------------------------------------------------
+
+    def startService(self) -> None:
+        super().startService()
+        self._stopping = False
+        try:
+            os.makedirs(self.config.server.state_dir, exist_ok=True)
+        except OSError as e:
+            self.log.error("cannot create state_dir {path}: {error}",
+                           path=self.config.server.state_dir, error=e.strerror or str(e))
+        self.state = PackingState.load(self.state_path)
+        loads = [maybeDeferred(feed.load_cached).addErrback(self._cache_failed, name)
+                 for name, feed in self.feeds.items()]
+        gatherResults(loads).addCallback(self._cache_loaded).addErrback(
+            lambda f: self.log.failure("loading cached provider data failed", f))
+
+    def stopService(self) -> Deferred[None]:
+        self._stopping = True
+        for loop in self._loops:
+            if loop.running:
+                loop.stop()
+        self._loops = []
+        closing = [maybeDeferred(feed.close) for feed in self.feeds.values()]
+        d: Deferred[Any] = gatherResults(closing, consumeErrors=True)
+        d.addErrback(lambda f: self.log.warn("closing provider feeds: {error}",
+                                             error=one_line(f, self.redactor.mask)))
+        d.addBoth(lambda _: super(Catalog, self).stopService())
+        return d.addCallback(lambda _: None)
+
+    def _cache_failed(self, failure: Failure, name: str) -> None:
+        self.log.warn("provider {provider}: cached data unusable: {error}",
+                      provider=name, error=one_line(failure, self.redactor.mask))
+
+    def _cache_loaded(self, _: object) -> None:
+        if self._stopping or not self.running:
+            return
+        if any(feed.data is not None for feed in self.feeds.values()) or self.config.events:
+            self._rebuild("cached data")
+        for name in self.feeds:
+            interval = self.config.provider(name).refresh_interval  # type: ignore[union-attr]
+            self._start_loop(LoopingCall(self._refresh_provider, name), interval, True)
+        self._start_loop(LoopingCall(self._republish), REPUBLISH_INTERVAL, False)
+
+    def _start_loop(self, loop: LoopingCall, interval: float, now: bool) -> None:
+        loop.clock = self.reactor
+        self._loops.append(loop)
+        loop.start(interval, now=now).addErrback(
+            lambda f: self.log.failure("a Catalog loop stopped", f))
+
+    # -- refreshing ------------------------------------------------------------------
+
+    def _refresh_provider(self, name: str) -> Deferred[None]:
+        """Re-fetch one provider; a fetch already under way is joined, not doubled."""
+        waiter: Deferred[None] = Deferred()
+        if name in self._inflight:
+            self._inflight[name].append(waiter)
+            return waiter
+        self._inflight[name] = [waiter]
+        d = maybeDeferred(self.feeds[name].refresh)
+        d.addCallbacks(self._refreshed, self._refresh_failed,
+                       callbackArgs=(name,), errbackArgs=(name,))
+        d.addErrback(lambda f: self.log.failure("rebuilding after {provider}", f,
+                                                provider=name))
+
+        def release(_: object) -> None:
+            for w in self._inflight.pop(name, []):
+                w.callback(None)
+
+        d.addBoth(release)
+        return waiter
+
+    def _refreshed(self, data: ProviderData, name: str) -> None:
+        self._errors.pop(name, None)
+        self._untried.discard(name)
+        feed = self.feeds[name]
+        self.log.info("provider {provider} refreshed: {channels} channels, "
+                      "{programmes} programmes", provider=name,
+                      channels=feed.channels, programmes=feed.programmes)
+        if not self._stopping:
+            self._rebuild(f"refresh of {name}")
+
+    def _refresh_failed(self, failure: Failure, name: str) -> None:
+        message = one_line(failure, self.redactor.mask)
+        self._errors[name] = message
+        self._untried.discard(name)
+        self.log.warn("provider {provider} refresh failed: {error}", provider=name,
+                      error=message)
+        # Once every provider was tried, publish even without data, so the playlist is there.
+        if self._published is None and not self._untried and not self._stopping:
+            self._rebuild("first fetch round")
+
+    # -- building and publishing ---------------------------------------------------------
+
+    def _rebuild(self, why: str) -> None:
+        data = {name: feed.data for name, feed in self.feeds.items() if feed.data is not None}
+        now = self.reactor.seconds()
+        try:
+            schedule, self.state = build_schedule(self.config, data, self.state, now)
+        except Exception as e:
+            self.log.error("building the schedule after {why} failed: {error}", why=why,
+                           error=self.redactor.mask(f"{type(e).__name__}: {e}"))
+            return
+        try:
+            self.state.save(self.state_path)
+        except OSError as e:
+            self.log.warn("cannot save lane assignments to {path}: {error}",
+                          path=self.state_path, error=e.strerror or str(e))
+        if not self._publish(schedule, now):
+            return
+        events = sum(len(c.events) for c in schedule.channels)
+        self.log.info("schedule built after {why}: {events} events on {channels} channels, "
+                      "{unplaced} unplaced", why=why, events=events,
+                      channels=len(schedule.channels), unplaced=len(schedule.unplaced))
+        for callback in list(self._callbacks):
+            try:
+                callback(schedule)
+            except Exception:
+                self.log.failure("a schedule listener failed")
+
+    def _publish(self, schedule: Schedule, now: float) -> bool:
+        try:
+            self._published = Published(schedule, self.config, self.redactor.mask, now)
+        except Exception as e:
+            self.log.error("rendering the outputs failed: {error}",
+                           error=self.redactor.mask(f"{type(e).__name__}: {e}"))
+            return False
+        return True
+
+    def _republish(self) -> None:
+        """Re-render the same schedule so the guide window moves on in a long-running daemon."""
+        current = self._published
+        now = self.reactor.seconds()
+        if current is not None and now - current.rendered_at >= REPUBLISH_INTERVAL / 2:
+            self._publish(current.schedule, now)
+
+
+def http_base_url(config: Config) -> str:
+    """server.base_url, else http://localhost:<port of the first tcp listen string>."""
+    if config.server.base_url:
+        return config.server.base_url.rstrip("/")
+    for desc in config.server.listen:
+        parts = desc.split(":")
+        if parts[0] != "tcp":
+            continue
+        for part in parts[1:]:
+            value = part.split("=", 1)[1] if part.startswith("port=") else part
+            if value.isdigit():
+                return f"http://localhost:{value}"
+            if "=" not in part:
+                break
+    return "http://localhost:8080"
+
+
+def write_atomically(path: str, data: bytes) -> None:
+    directory = os.path.dirname(path) or "."
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def build_once(
+    config: Config,
+    reactor: IReactorTime,
+    out_dir: str,
+    redactor: Redactor,
+    feed_factory: FeedFactory | None = None,
+) -> Deferred[list[str]]:
+    """
+    ``python -m epgd build``: fetch every provider once (falling back to its cached data),
+    build the schedule, and write playlist.m3u, epg.xml and schedule.json atomically into
+    ``out_dir``. Fires with the paths written; errbacks with a one-line SourceError when no
+    provider has any data (the previous files are then left as they were).
+    """
+    return Deferred.fromCoroutine(
+        _build_once(config, reactor, out_dir, redactor, feed_factory or default_feed_factory))
+
+
+async def _fetch_or_cached(name: str, feed: FeedLike, mask: Callable[[str], str],
+                           errors: list[str]) -> ProviderData | None:
+    try:
+        data: ProviderData = await maybeDeferred(feed.refresh)
+        return data
+    except Exception:
+        message = one_line(Failure(), mask)
+    try:
+        cached: ProviderData | None = await maybeDeferred(feed.load_cached)
+    except Exception:
+        cached = None
+    if cached is None:
+        errors.append(f"{name}: {message}")
+        Catalog.log.warn("provider {provider}: {error}; no cached data either",
+                         provider=name, error=message)
+    else:
+        Catalog.log.warn("provider {provider}: {error}; using its cached data",
+                         provider=name, error=message)
+    return cached
+
+
+async def _build_once(config: Config, reactor: IReactorTime, out_dir: str,
+                      redactor: Redactor, factory: FeedFactory) -> list[str]:
+    for directory in (config.server.state_dir, out_dir):
+        try:
+            os.makedirs(directory, exist_ok=True)
+        except OSError as e:
+            raise SourceError(f"cannot create {directory}: {e.strerror or e}") from None
+    feeds = make_feeds(config, reactor, redactor, factory)
+    errors: list[str] = []
+    try:
+        fetched = await gatherResults([
+            Deferred.fromCoroutine(_fetch_or_cached(name, feed, redactor.mask, errors))
+            for name, feed in feeds.items()
+        ])
+    finally:
+        await gatherResults([maybeDeferred(f.close) for f in feeds.values()],
+                            consumeErrors=True).addErrback(lambda _: None)
+    data = {name: d for name, d in zip(feeds, fetched, strict=True) if d is not None}
+    if feeds and not data:
+        raise SourceError("no provider data, nothing written: " + "; ".join(errors))
+    state_path = os.path.join(config.server.state_dir, ASSIGNMENTS)
+    now = reactor.seconds()
+    schedule, state = build_schedule(config, data, PackingState.load(state_path), now)
+    state.save(state_path)
+    published = Published(schedule, config, redactor.mask, now)
+    outputs = {
+        "playlist.m3u": published.playlist(http_base_url(config)),
+        "epg.xml": published.epg_xml,
+        "schedule.json": published.schedule_json(now),
+    }
+    written = []
+    for filename, body in outputs.items():
+        path = os.path.join(out_dir, filename)
+        try:
+            write_atomically(path, body)
+        except OSError as e:
+            raise SourceError(f"cannot write {path}: {e.strerror or e}") from None
+        written.append(path)
+    return written

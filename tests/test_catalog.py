@@ -1,0 +1,360 @@
+"""Tests for epgd.catalog: the refresh loop, swapping schedules, /health data and `build`."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+from typing import Any
+
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.task import Clock
+from twisted.logger import capturedLogs, formatEvent
+from twisted.trial.unittest import SynchronousTestCase
+
+from epgd.catalog import Catalog, build_once, http_base_url
+from epgd.config import (
+    Config,
+    EventConfig,
+    GuideConfig,
+    LineupConfig,
+    ProviderConfig,
+    ServerConfig,
+)
+from epgd.redact import Redactor
+from epgd.schedule.model import Schedule
+from epgd.sources import SourceError
+from epgd.sources.models import Guide, GuideChannel, Playlist, Programme, ProviderChannel, ProviderData
+
+UTC = _dt.UTC
+T0 = _dt.datetime(2026, 11, 24, 1, 0, tzinfo=UTC)
+USER, PASSWORD = "joe_user", "s3cretpw"
+PLAYLIST_URL = f"http://provider.example/get.php?username={USER}&password={PASSWORD}&type=m3u_plus"
+INTERVAL = 600.0
+
+
+def provider_data(*titles: str, hours: float = 18) -> ProviderData:
+    """NHL 07 carries ``titles`` back to back from T0 + ``hours``; a news channel too."""
+    channels = (
+        ProviderChannel("main", "NHL 07", f"http://provider.example/live/{USER}/{PASSWORD}/7.ts",
+                        tvg_id="nhl07", group="NHL"),
+        ProviderChannel("main", "News", f"http://provider.example/live/{USER}/{PASSWORD}/9.ts",
+                        tvg_id="news", group="News"),
+    )
+    start = T0 + _dt.timedelta(hours=hours)
+    programmes = tuple(
+        Programme("nhl07", start + _dt.timedelta(hours=3 * i),
+                  start + _dt.timedelta(hours=3 * i + 3), title)
+        for i, title in enumerate(titles)
+    )
+    guide = Guide((GuideChannel("nhl07", ("NHL 07",)),), programmes)
+    return ProviderData("main", Playlist(channels), guide)
+
+
+def two_games(*games: tuple[str, float]) -> ProviderData:
+    """Each game on its own provider channel, starting ``hours`` after T0, 3 hours long."""
+    channels, guide_channels, programmes = [], [], []
+    for i, (title, hours) in enumerate(games):
+        channels.append(ProviderChannel("main", title, f"http://provider.example/{i}.ts",
+                                        tvg_id=title, group="NHL"))
+        guide_channels.append(GuideChannel(title, (title,)))
+        start = T0 + _dt.timedelta(hours=hours)
+        programmes.append(Programme(title, start, start + _dt.timedelta(hours=3), title))
+    return ProviderData("main", Playlist(tuple(channels)),
+                        Guide(tuple(guide_channels), tuple(programmes)))
+
+
+class FakeFeed:
+    """A ProviderFeed whose fetches the test answers by hand."""
+
+    def __init__(self, reactor: Any, provider: ProviderConfig, **kwargs: Any) -> None:
+        self.provider = provider
+        self.kwargs = kwargs
+        self.loaded = False
+        self.last_refresh: _dt.datetime | None = None
+        self.error: str | None = None
+        self.channels = 0
+        self.programmes = 0
+        self.data: ProviderData | None = None
+        self.cached: ProviderData | None = None
+        self.pending: list[Deferred[ProviderData]] = []
+        self.refreshes = 0
+        self.closed = False
+        self.clock = reactor
+
+    def _take(self, data: ProviderData) -> None:
+        self.data, self.loaded = data, True
+        self.channels = len(data.playlist.channels) if data.playlist else 0
+        self.programmes = len(data.guide.programmes) if data.guide else 0
+
+    def load_cached(self) -> Deferred[ProviderData | None]:
+        if self.cached is not None:
+            self._take(self.cached)
+        return succeed(self.cached)
+
+    def refresh(self) -> Deferred[ProviderData]:
+        self.refreshes += 1
+        d: Deferred[ProviderData] = Deferred()
+        self.pending.append(d)
+        return d
+
+    def answer(self, data: ProviderData) -> None:
+        self._take(data)
+        self.error = None
+        self.last_refresh = _dt.datetime.fromtimestamp(self.clock.seconds(), UTC)
+        self.pending.pop(0).callback(data)
+
+    def fail(self, message: str) -> None:
+        self.error = message
+        self.pending.pop(0).errback(SourceError(message))
+
+    def close(self) -> Deferred[None]:
+        self.closed = True
+        return succeed(None)
+
+
+class Feeds:
+    def __init__(self, cached: ProviderData | None = None) -> None:
+        self.made: dict[str, FakeFeed] = {}
+        self.cached = cached
+
+    def __call__(self, reactor: Any, provider: ProviderConfig, **kwargs: Any) -> FakeFeed:
+        feed = FakeFeed(reactor, provider, **kwargs)
+        feed.cached = self.cached
+        self.made[provider.name] = feed
+        return feed
+
+
+def make_config(state_dir: str, **kwargs: Any) -> Config:
+    return Config(
+        server=ServerConfig(state_dir=state_dir, listen=("tcp:8181:interface=127.0.0.1",)),
+        guide=GuideConfig(days=2),
+        providers=(ProviderConfig(name="main", playlist=PLAYLIST_URL,
+                                  refresh_interval=INTERVAL),),
+        lineups=(LineupConfig(id="nhl_ppv", name="NHL PPV", channels=2, match_group="^NHL$"),),
+        **kwargs,
+    )
+
+
+class CatalogTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.clock.advance(T0.timestamp())
+        self.state_dir = os.path.join(self.mktemp(), "state")
+        self.redactor = Redactor.for_urls([PLAYLIST_URL])
+
+    def start(self, cached: ProviderData | None = None, **config: Any) -> tuple[Catalog, FakeFeed]:
+        feeds = Feeds(cached)
+        catalog = Catalog(make_config(self.state_dir, **config), self.clock, self.redactor,
+                          feed_factory=feeds)
+        self.schedules: list[Schedule] = []
+        catalog.on_schedule(self.schedules.append)
+        catalog.startService()
+        self.addCleanup(lambda: catalog.running and catalog.stopService())
+        return catalog, feeds.made["main"]
+
+    def titles(self, catalog: Catalog) -> list[str]:
+        schedule = catalog.schedule()
+        assert schedule is not None
+        return [e.title for c in schedule.channels for e in c.events]
+
+    def test_cached_data_served_at_once_then_fetched(self) -> None:
+        """A restart with the provider down serves the last schedule before any fetch."""
+        catalog, feed = self.start(cached=provider_data("Bruins vs Rangers"))
+        self.assertEqual(self.titles(catalog), ["Bruins vs Rangers"])
+        self.assertEqual(len(self.schedules), 1)
+        published = catalog.published()
+        assert published is not None
+        self.assertIn(b"Bruins vs Rangers", published.epg_xml)
+        self.assertIn(b"/stream/nhl_ppv_2.ts", published.playlist("http://h"))
+        self.assertTrue(os.path.isdir(self.state_dir))
+        self.assertEqual(feed.refreshes, 1, "the first fetch starts right after the cache")
+        self.assertEqual(catalog.health()["status"], "ok")
+
+    def test_starting_until_data_then_ok(self) -> None:
+        catalog, feed = self.start()
+        self.assertIsNone(catalog.published())
+        self.assertEqual(catalog.health(), {"status": "starting", "providers": {"main": {
+            "loaded": False, "last_refresh": None, "error": None, "channels": 0,
+            "programmes": 0}}})
+        self.clock.advance(5)
+        feed.answer(provider_data("Game 1", "Game 2"))
+        self.assertEqual(self.titles(catalog), ["Game 1", "Game 2"])
+        self.assertEqual(catalog.health()["providers"]["main"], {
+            "loaded": True, "last_refresh": "2026-11-24T01:00:05Z", "error": None,
+            "channels": 2, "programmes": 2})
+        self.assertEqual(catalog.health()["status"], "ok")
+
+    def test_refresh_loop_swaps_schedule_and_survives_failures(self) -> None:
+        catalog, feed = self.start()
+        feed.answer(provider_data("Game 1"))
+        first = catalog.published()
+        self.clock.advance(INTERVAL)
+        self.assertEqual(feed.refreshes, 2)
+        with capturedLogs() as events:
+            feed.fail(f"cannot fetch {PLAYLIST_URL}: connection refused")
+        self.assertIs(catalog.published(), first, "the last good schedule stays")
+        health = catalog.health()
+        self.assertEqual(health["status"], "degraded")
+        self.assertIn("connection refused", health["providers"]["main"]["error"])
+        self.assertTrue(health["providers"]["main"]["loaded"])
+        lines = [formatEvent(e) for e in events]
+        self.assertEqual(len(lines), 1, lines)
+        self.assertIn("refresh failed", lines[0])
+        self.clock.advance(INTERVAL)
+        self.assertEqual(feed.refreshes, 3, "the loop keeps going after a failure")
+        self.clock.advance(60)
+        feed.answer(provider_data("Game 1", "Game 2"))
+        second = catalog.published()
+        assert first is not None and second is not None
+        self.assertIsNot(second, first)
+        self.assertGreater(second.schedule.generated_at, first.schedule.generated_at)
+        self.assertEqual(self.titles(catalog), ["Game 1", "Game 2"])
+        self.assertEqual(catalog.health()["status"], "ok")
+        self.assertEqual([len(s.channels[0].events) for s in self.schedules], [1, 2])
+
+    def test_assignments_saved_and_sticky_across_restart(self) -> None:
+        """A game keeps its lane when an earlier overlapping one appears, even after a restart."""
+        catalog, feed = self.start()
+        feed.answer(two_games(("Game B", 1),))
+        self.assertTrue(os.path.exists(os.path.join(self.state_dir, "assignments.json")))
+        self.assertEqual(self.lanes(catalog), {"Game B": "nhl_ppv_1"})
+        self.successResultOf(catalog.stopService())
+        again, _ = self.start(cached=two_games(("Game A", 0), ("Game B", 1)))
+        self.assertEqual(self.lanes(again), {"Game A": "nhl_ppv_2", "Game B": "nhl_ppv_1"})
+
+    def lanes(self, catalog: Catalog) -> dict[str, str]:
+        schedule = catalog.schedule()
+        assert schedule is not None
+        return {e.title: c.id for c in schedule.channels for e in c.events}
+
+    def test_manual_refresh_joins_fetch_in_flight(self) -> None:
+        catalog, feed = self.start()
+        done = catalog.refresh()
+        self.assertEqual(feed.refreshes, 1, "no second fetch while one is running")
+        self.assertNoResult(done)
+        feed.answer(provider_data("G"))
+        self.assertIsNone(self.successResultOf(done))
+        again = catalog.refresh()
+        self.assertEqual(feed.refreshes, 2)
+        feed.fail("boom")
+        self.assertIsNone(self.successResultOf(again), "a failed fetch is not an error here")
+
+    def test_manual_events_without_provider_data(self) -> None:
+        manual = EventConfig(lineup="nhl_ppv", title="Manual Fight", start=T0 + _dt.timedelta(hours=1),
+                             url="http://other.example/fight.ts")
+        catalog, feed = self.start(events=(manual,))
+        self.assertEqual(self.titles(catalog), ["Manual Fight"])
+        self.assertEqual(catalog.health()["status"], "starting")
+
+    def test_playlist_published_after_first_round_fails(self) -> None:
+        """With no cache and the provider down, the channel list is still there."""
+        catalog, feed = self.start()
+        feed.fail("provider down")
+        published = catalog.published()
+        assert published is not None
+        self.assertEqual(published.playlist("http://h").count(b"#EXTINF"), 2)
+        self.assertEqual(catalog.health()["providers"]["main"]["error"], "provider down")
+
+    def test_republish_moves_guide_window_without_new_schedule(self) -> None:
+        catalog, feed = self.start()
+        feed.answer(provider_data("Game"))
+        first = catalog.published()
+        assert first is not None
+        self.clock.advance(3600)
+        second = catalog.published()
+        assert second is not None
+        self.assertIsNot(second, first)
+        self.assertIs(second.schedule, first.schedule)
+        self.assertNotEqual(second.etag, first.etag)
+        self.assertEqual(len(self.schedules), 1)
+
+    def test_stop_cancels_loops_and_closes_feeds(self) -> None:
+        catalog, feed = self.start()
+        self.successResultOf(catalog.stopService())
+        self.assertTrue(feed.closed)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_feed_gets_settings_and_lineup_filter(self) -> None:
+        catalog, feed = self.start()
+        self.assertEqual(feed.kwargs["state_dir"], self.state_dir)
+        self.assertIsNone(feed.kwargs["run_in_thread"])
+        wanted = feed.kwargs["wanted_channel"]
+        nhl, news = provider_data().playlist.channels  # type: ignore[union-attr]
+        self.assertTrue(wanted(nhl))
+        self.assertFalse(wanted(news))
+
+    def test_credentials_never_in_outputs_health_or_logs(self) -> None:
+        with capturedLogs() as events:
+            catalog, feed = self.start()
+            feed.answer(provider_data("Game", hours=0))
+            self.clock.advance(INTERVAL)
+            feed.fail(f"HTTP 500 from {PLAYLIST_URL} (user {USER}, password {PASSWORD})")
+            catalog.stopService()
+        published = catalog.published()
+        assert published is not None
+        texts = [published.playlist("http://h"), published.epg_xml,
+                 published.schedule_json(self.clock.seconds()),
+                 json.dumps(catalog.health()).encode()]
+        texts += [formatEvent(e).encode() for e in events]
+        texts += [e["log_failure"].getTraceback().encode() for e in events if "log_failure" in e]
+        self.assertIn(b"/live/***/***/7.ts", texts[2])
+        for text in texts:
+            self.assertNotIn(USER.encode(), text)
+            self.assertNotIn(PASSWORD.encode(), text)
+
+
+class BuildOnceTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.clock.advance(T0.timestamp())
+        self.base = self.mktemp()
+        self.config = make_config(os.path.join(self.base, "state"))
+        self.out = os.path.join(self.base, "out")
+        self.redactor = Redactor.for_urls([PLAYLIST_URL])
+
+    def factory(self, refresh: Any, cached: ProviderData | None = None) -> Any:
+        def make(reactor: Any, provider: ProviderConfig, **kwargs: Any) -> FakeFeed:
+            feed = FakeFeed(reactor, provider, **kwargs)
+            feed.cached = cached
+            feed.refresh = lambda: refresh  # type: ignore[method-assign]
+            return feed
+        return make
+
+    def test_writes_the_three_files(self) -> None:
+        d = build_once(self.config, self.clock, self.out, self.redactor,
+                       feed_factory=self.factory(succeed(provider_data("Game"))))
+        paths = self.successResultOf(d)
+        self.assertEqual([os.path.basename(p) for p in paths],
+                         ["playlist.m3u", "epg.xml", "schedule.json"])
+        with open(os.path.join(self.out, "playlist.m3u"), "rb") as f:
+            self.assertIn(b'x-tvg-url="http://localhost:8181/epg.xml"', f.read())
+        with open(os.path.join(self.out, "epg.xml"), "rb") as f:
+            self.assertIn(b"<title>Game</title>", f.read())
+        with open(os.path.join(self.out, "schedule.json"), "rb") as f:
+            body = json.load(f)
+        self.assertEqual(body["channels"][0]["events"][0]["title"], "Game")
+        self.assertEqual(sorted(os.listdir(self.out)), ["epg.xml", "playlist.m3u", "schedule.json"])
+
+    def test_falls_back_to_cache(self) -> None:
+        d = build_once(self.config, self.clock, self.out, self.redactor,
+                       feed_factory=self.factory(fail(SourceError("down")),
+                                                 cached=provider_data("Cached game")))
+        self.successResultOf(d)
+        with open(os.path.join(self.out, "epg.xml"), "rb") as f:
+            self.assertIn(b"Cached game", f.read())
+
+    def test_no_data_at_all_writes_nothing(self) -> None:
+        d = build_once(self.config, self.clock, self.out, self.redactor,
+                       feed_factory=self.factory(fail(SourceError(f"cannot reach {PLAYLIST_URL}"))))
+        failure = self.failureResultOf(d, SourceError)
+        self.assertIn("no provider data", str(failure.value))
+        self.assertNotIn(PASSWORD, str(failure.value))
+        self.assertFalse(os.path.exists(os.path.join(self.out, "epg.xml")))
+
+    def test_base_url(self) -> None:
+        self.assertEqual(http_base_url(self.config), "http://localhost:8181")
+        self.assertEqual(http_base_url(Config(server=ServerConfig(
+            listen=("systemd:domain=INET:index=0", "tcp:port=9000")))), "http://localhost:9000")
+        self.assertEqual(http_base_url(Config(server=ServerConfig(base_url="http://tv:1/"))),
+                         "http://tv:1")
