@@ -1,0 +1,160 @@
+"""
+``twistd epgd``: the command-line options and the service tree of one epgd process.
+
+``makeService`` wires the object graph of HACKING.md: configuration, the ``Catalog``
+(provider data and the schedule), the ``StreamManager`` and one web listener per
+``server.listen`` endpoint string, all children of one ``MultiService`` so that twistd
+starts them in that order and stops them in reverse (listeners first, SIGTERM included).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from attrs import evolve
+from twisted.application import strports
+from twisted.application.service import IService, MultiService
+from twisted.internet.interfaces import IReactorCore
+from twisted.python import usage
+from twisted.web.http import combinedLogFormatter
+from twisted.web.server import Site
+
+from epgd.config import Config, ConfigError, check_listen, load_config
+from epgd.redact import Redactor
+
+DEFAULT_CONFIG = "epgd.toml"
+
+
+class Options(usage.Options):
+    """Options of ``twistd epgd``; a bad configuration ends here with one line, before twistd starts."""
+
+    synopsis = "[--config FILE | --demo] [--listen ENDPOINT ...]"
+    longdesc = (
+        "Builds combined IPTV event channels from provider playlists and guides and serves "
+        "them as /playlist.m3u, /epg.xml and live /stream/{id}.ts. Without --config, "
+        f"./{DEFAULT_CONFIG} is used if it exists."
+    )
+    optParameters = [
+        ["config", "c", None, f"TOML configuration file (default: ./{DEFAULT_CONFIG} if present)."],
+    ]
+    optFlags = [
+        ["demo", None, "Run a built-in demo provider on loopback and serve a demo lineup from it "
+                       "(with --config, the demo is added to that configuration)."],
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self["listen"] = []
+        self["loaded"] = None
+
+    def opt_listen(self, description: str) -> None:
+        """
+        Twisted endpoint to listen on, e.g. tcp:8080:interface=127.0.0.1 or
+        systemd:domain=INET:index=0. Repeatable; replaces server.listen.
+        """
+        self["listen"].append(description)
+
+    def postOptions(self) -> None:
+        try:
+            self["loaded"] = settle(self["config"], bool(self["demo"]), self["listen"])
+        except ConfigError as e:
+            # Not a UsageError: twistd would print the whole usage text before it.
+            print(str(e), file=sys.stderr)
+            raise SystemExit(1) from None
+
+
+def settle(path: str | None, demo: bool, listen: Iterable[str]) -> Config | None:
+    """
+    The configuration to run with (None: the demo alone), or a ``ConfigError`` line.
+    Every ``--listen`` string is checked here too, so a typo fails before anything starts.
+    """
+    for description in listen:
+        reason = check_listen(description)
+        if reason:
+            raise ConfigError(f'epgd: --listen: not a Twisted endpoint string ({reason}), got "{description}"')
+    if path is None:
+        if demo:
+            return None
+        if not os.path.exists(DEFAULT_CONFIG):
+            raise ConfigError(
+                f"epgd: no configuration: give --config FILE (see epgd.example.toml), "
+                f"put one at ./{DEFAULT_CONFIG}, or try --demo"
+            )
+        path = DEFAULT_CONFIG
+    return load_config(path)
+
+
+def makeService(options: Mapping[str, Any]) -> MultiService:
+    """twistd's entry point: the service tree for parsed ``Options`` (or an equivalent dict)."""
+    from twisted.internet import reactor
+
+    config = options.get("loaded")
+    if config is None and options.get("config"):
+        config = load_config(options["config"])
+    return build_service(config, reactor, demo=bool(options.get("demo")), listen=options.get("listen") or ())
+
+
+def build_service(
+    config: Config | None,
+    reactor: IReactorCore,
+    demo: bool = False,
+    listen: Iterable[str] = (),
+) -> MultiService:
+    """
+    The whole process as one ``MultiService``. Children start in the order added (the demo
+    provider is up before the first fetch) and stop in reverse (listeners close first).
+    """
+    from epgd.catalog import Catalog
+    from epgd.stream.manager import StreamManager
+    from epgd.web import EpgdApi
+
+    top = MultiService()
+    if demo:
+        from epgd.demo import demo_setup
+
+        config, demo_service = demo_setup(reactor, config)
+        _adopt(top, demo_service, "demo")
+    if config is None:
+        raise ConfigError("epgd: no configuration: give --config FILE or --demo")
+    listen = tuple(listen)
+    if listen:
+        config = evolve(config, server=evolve(config.server, listen=listen))
+
+    redactor = Redactor.for_urls(provider_urls(config))
+    catalog = Catalog(config, reactor, redactor)
+    _adopt(top, catalog, "catalog")
+    streams = StreamManager(config, reactor, schedule=catalog.schedule, redactor=redactor)
+    _adopt(top, streams, "streams")
+    catalog.on_schedule(streams.schedule_changed)
+
+    api = EpgdApi(config, catalog, streams, reactor)
+    site = Site(api.app.resource(), logFormatter=masked_log_formatter(redactor))
+    for index, description in enumerate(config.server.listen):
+        listener = strports.service(description, site, reactor=reactor)
+        _adopt(top, listener, f"listen-{index}")
+    return top
+
+
+def provider_urls(config: Config) -> list[str]:
+    """Every configured URL whose credentials must be masked wherever they turn up."""
+    urls = [u for p in config.providers for u in (p.playlist, p.guide) if u]
+    return urls + [e.url for e in config.events if e.url]
+
+
+def masked_log_formatter(redactor: Redactor) -> Any:
+    """The access log in combined format, with ``?token=`` and other secrets masked."""
+
+    def format_line(timestamp: str, request: Any) -> str:
+        return redactor.mask(combinedLogFormatter(timestamp, request))
+
+    return format_line
+
+
+def _adopt(parent: MultiService, child: Any, name: str) -> None:
+    service = IService(child)
+    if service.name is None:
+        service.setName(name)
+    service.setServiceParent(parent)

@@ -1,0 +1,29 @@
+"""Build and install epgd; ships the twistd plugin and the demo clips."""
+
+import re
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+HERE = Path(__file__).parent
+VERSION = re.search(r'__version__ = "([^"]+)"', (HERE / "epgd" / "__init__.py").read_text()).group(1)
+
+setup(
+    name="epgd",
+    version=VERSION,
+    description="IPTV event-channel proxy: stable combined channels built from provider event "
+    "channels, published as M3U and XMLTV and streamed live",
+    long_description=(HERE / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.11",
+    packages=find_packages(exclude=["tests*"]) + ["twisted.plugins"],
+    package_data={"epgd.demo": ["*.ts", "*.sh", "clips/*.ts", "clips/*.sh"]},
+    include_package_data=True,
+    install_requires=["twisted>=23.10", "treq>=23.11", "klein>=23.5", "lxml>=4.9", "attrs>=23.1", "tzdata"],
+    extras_require={"test": ["hypothesis", "coverage"]},
+    classifiers=[
+        "Framework :: Twisted",
+        "Programming Language :: Python :: 3.11",
+        "Topic :: Multimedia :: Video",
+    ],
+)
