@@ -1,0 +1,323 @@
+"""
+A fake IPTV provider for the stream's end-to-end tests and benchmarks.
+
+It serves ``/live/USER/PASS/<name>.ts`` on 127.0.0.1 from MPEG-TS clips, looped and paced at a
+set byte rate, and misbehaves on request the way real providers do: drops the connection after
+N bytes (rotating connections), stalls, delays its first byte, answers 404/500, HTML with
+status 200 or an HLS playlist. It honours TCP backpressure (each response is a streaming
+producer registered on its request, so a slow reader pauses it) and counts connections per
+stream and in total, so a test can assert "one provider connection per source URL".
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from attrs import define, evolve
+from twisted.internet.defer import Deferred, gatherResults
+from twisted.internet.interfaces import (
+    IDelayedCall,
+    IListeningPort,
+    IPushProducer,
+    IReactorTCP,
+)
+from twisted.internet.task import LoopingCall
+from twisted.web.resource import Resource
+from twisted.web.server import NOT_DONE_YET, Request, Site
+from zope.interface import implementer
+
+CLIP_DIR = Path(__file__).parent / "data" / "ts"
+USER = "tvuser42"
+PASSWORD = "s3cretpw9"
+TICK = 0.01  # pacing granularity (seconds)
+BURST = 256 * 1024  # largest single write
+HTML_PAGE = (b"<!DOCTYPE html>\n<html><head><title>Access denied</title></head>"
+             b"<body><h1>Your subscription has expired</h1></body></html>\n")
+HLS_PLAYLIST = (b"#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:6\n#EXT-X-MEDIA-SEQUENCE:1\n"
+                b"#EXTINF:6.0,\nseg1.ts\n#EXTINF:6.0,\nseg2.ts\n")
+
+
+def load_clip(name: str) -> bytes:
+    """A clip made by tests/data/ts/make_clips.sh: ``"a"`` or ``"b"``."""
+    return (CLIP_DIR / f"{name}.ts").read_bytes()
+
+
+@define
+class Behaviour:
+    """How one stream name answers. Applies to connections opened after it is set."""
+
+    clip: bytes = b""
+    rate: float | None = 500_000.0  # bytes per second; None = as fast as the socket takes it
+    status: int = 200
+    content_type: bytes = b"video/mp2t"
+    body: bytes | None = None  # a fixed body (error page, HTML, playlist) instead of the clip
+    first_byte_delay: float = 0.0  # seconds before the status line
+    drop_after: int | None = None  # close the connection after this many body bytes
+    stall_after: int | None = None  # stop sending (connection kept open) after this many
+    write_size: int | None = None  # cap on each write, to force odd chunking
+
+
+@implementer(IPushProducer)
+class _Sender:
+    """One provider response: loops the clip at the set rate, paused by the reader's TCP window."""
+
+    def __init__(self, provider: FakeProvider, name: str, request: Request, how: Behaviour) -> None:
+        self.provider = provider
+        self.name = name
+        self.request = request
+        self.how = how
+        self.sent = 0
+        self.paused = False
+        self.done = False
+        self.finished: Deferred[None] = Deferred()
+        self._pos = 0
+        self._loop = how.clip * max(2, -(-2 * BURST // max(1, len(how.clip))))
+        self._base_time = 0.0
+        self._base_sent = 0
+        self._delay: IDelayedCall | None = None
+        self._ticker: LoopingCall | None = None
+        request.notifyFinish().addBoth(self._gone)
+
+    def begin(self) -> None:
+        """Send the status line and start the body (after the configured first-byte delay)."""
+        if self.how.first_byte_delay > 0:
+            self._delay = self.provider.reactor.callLater(self.how.first_byte_delay, self._start)
+        else:
+            self._start()
+
+    def _start(self) -> None:
+        self._delay = None
+        if self.done:
+            return
+        request, how = self.request, self.how
+        request.setResponseCode(how.status)
+        request.setHeader(b"Content-Type", how.content_type)
+        if how.body is not None:
+            request.setHeader(b"Content-Length", str(len(how.body)).encode())
+            request.write(how.body)
+            request.finish()
+            return
+        request.registerProducer(self, True)
+        if how.stall_after == 0:
+            request.write(b"")  # headers only, then silence
+            return
+        self._base_time = self.provider.reactor.seconds()
+        self._ticker = LoopingCall(self._tick)
+        self._ticker.clock = self.provider.reactor
+        self._ticker.start(0 if how.rate is None else TICK, now=True)
+
+    def _tick(self) -> None:
+        if self.paused or self.done:
+            return
+        how = self.how
+        if how.rate is None:
+            budget = 4 * BURST  # a bounded burst per reactor turn keeps the reactor responsive
+        else:
+            elapsed = self.provider.reactor.seconds() - self._base_time
+            budget = int(how.rate * elapsed) - (self.sent - self._base_sent)
+        for limit in (how.drop_after, how.stall_after):
+            if limit is not None:
+                budget = min(budget, limit - self.sent)
+        while budget > 0 and not self.paused and not self.done:
+            size = min(budget, BURST, how.write_size or BURST)
+            self.request.write(self._loop[self._pos:self._pos + size])
+            self._pos = (self._pos + size) % len(how.clip)
+            self.sent += size
+            self.provider.bytes_sent[self.name] += size
+            budget -= size
+        if how.drop_after is not None and self.sent >= how.drop_after and not self.done:
+            self.drop()
+        elif how.stall_after is not None and self.sent >= how.stall_after:
+            self._stop_ticker()
+
+    def drop(self) -> None:
+        """Close the connection mid-body, as a provider rotating connections does."""
+        self._stop_ticker()
+        transport = self.request.channel.transport if self.request.channel else None
+        if transport is not None:
+            transport.loseConnection()
+
+    # IPushProducer: the reader's socket is full / has room again / is gone.
+    def pauseProducing(self) -> None:
+        self.paused = True
+        self.provider.pauses[self.name] += 1
+
+    def resumeProducing(self) -> None:
+        if self.paused:
+            self.paused = False
+            self._base_time = self.provider.reactor.seconds()
+            self._base_sent = self.sent
+
+    def stopProducing(self) -> None:
+        self._stop_ticker()
+
+    def _stop_ticker(self) -> None:
+        if self._ticker is not None and self._ticker.running:
+            self._ticker.stop()
+        self._ticker = None
+
+    def _gone(self, _: Any) -> None:
+        self.done = True
+        self._stop_ticker()
+        if self._delay is not None and self._delay.active():
+            self._delay.cancel()
+        self._delay = None
+        self.provider._closed(self)
+        self.finished.callback(None)
+
+
+class _Streams(Resource):
+    isLeaf = True
+
+    def __init__(self, provider: FakeProvider) -> None:
+        super().__init__()
+        self.provider = provider
+
+    def render_GET(self, request: Request) -> Any:
+        parts = request.path.decode("latin-1").split("/")
+        if len(parts) != 5 or parts[1] != "live" or not parts[4].endswith(".ts"):
+            request.setResponseCode(404)
+            return b"no such path\n"
+        if (parts[2], parts[3]) != (self.provider.user, self.provider.password):
+            request.setResponseCode(403)
+            return b"bad credentials\n"
+        return self.provider._open(parts[4][:-3], request)
+
+
+class _QuietSite(Site):
+    """No access log: the provider's own log lines would hold the credentials in its paths."""
+
+    noisy = False
+
+    def log(self, request: Request) -> None:
+        pass
+
+
+class FakeProvider:
+    """The provider; ``start()`` it, point sources at ``url(name)``, ``stop()`` it in cleanup."""
+
+    def __init__(self, reactor: Any, user: str = USER, password: str = PASSWORD) -> None:
+        self.reactor = reactor
+        self.user = user
+        self.password = password
+        self.behaviours: dict[str, Behaviour] = {}
+        self.active: Counter[str] = Counter()  # open connections per stream name
+        self.peak: Counter[str] = Counter()  # most simultaneous connections per name
+        self.requests: Counter[str] = Counter()  # connections ever opened per name
+        self.pauses: Counter[str] = Counter()  # times a reader's full window paused us
+        self.bytes_sent: Counter[str] = Counter()
+        self.peak_total = 0
+        self.headers: list[dict[bytes, bytes]] = []  # request headers, in arrival order
+        self.senders: set[_Sender] = set()
+        self.port: IListeningPort | None = None
+
+    # -- setup -----------------------------------------------------------------------
+
+    def stream(self, name: str, clip: str | bytes = "a", **how: Any) -> str:
+        """Serve ``name`` from a clip with the given `Behaviour` fields; returns its URL."""
+        data = load_clip(clip) if isinstance(clip, str) else clip
+        self.behaviours[name] = Behaviour(clip=data, **how)
+        return self.url(name)
+
+    def error(self, name: str, status: int = 404) -> str:
+        return self._fixed(name, status, b"text/plain", b"stream not found\n")
+
+    def html(self, name: str) -> str:
+        return self._fixed(name, 200, b"text/html; charset=utf-8", HTML_PAGE)
+
+    def hls(self, name: str) -> str:
+        return self._fixed(name, 200, b"application/vnd.apple.mpegurl", HLS_PLAYLIST)
+
+    def _fixed(self, name: str, status: int, content_type: bytes, body: bytes) -> str:
+        self.behaviours[name] = Behaviour(status=status, content_type=content_type, body=body)
+        return self.url(name)
+
+    def change(self, name: str, **how: Any) -> None:
+        """Change ``name``'s behaviour for the connections opened from now on."""
+        self.behaviours[name] = evolve(self.behaviours[name], **how)
+
+    def start(self) -> int:
+        reactor: IReactorTCP = self.reactor
+        self.port = reactor.listenTCP(0, _QuietSite(_Streams(self)), interface="127.0.0.1")
+        return self.port.getHost().port
+
+    @property
+    def base(self) -> str:
+        assert self.port is not None, "start() the provider first"
+        return f"http://127.0.0.1:{self.port.getHost().port}"
+
+    def url(self, name: str) -> str:
+        return f"{self.base}/live/{self.user}/{self.password}/{name}.ts"
+
+    def playlist_url(self) -> str:
+        """An Xtream-style playlist URL carrying the credentials (for the Redactor)."""
+        return f"{self.base}/get.php?username={self.user}&password={self.password}&type=m3u_plus"
+
+    # -- runtime ---------------------------------------------------------------------
+
+    @property
+    def active_total(self) -> int:
+        return sum(self.active.values())
+
+    def drop_all(self, name: str) -> None:
+        """Cut every open connection of ``name`` now."""
+        for sender in list(self.senders):
+            if sender.name == name:
+                sender.drop()
+
+    def _open(self, name: str, request: Request) -> Any:
+        how = self.behaviours.get(name)
+        if how is None:
+            request.setResponseCode(404)
+            return b"unknown stream\n"
+        self.headers.append({k.lower(): v[0] for k, v in request.requestHeaders.getAllRawHeaders()})
+        sender = _Sender(self, name, request, how)
+        self.senders.add(sender)
+        self.requests[name] += 1
+        self.active[name] += 1
+        self.peak[name] = max(self.peak[name], self.active[name])
+        self.peak_total = max(self.peak_total, self.active_total)
+        sender.begin()
+        return NOT_DONE_YET
+
+    def _closed(self, sender: _Sender) -> None:
+        if sender in self.senders:
+            self.senders.discard(sender)
+            self.active[sender.name] -= 1
+
+    def stop(self) -> Deferred[Any]:
+        """Close every connection and the port; fires when all are gone."""
+        waits: list[Deferred[Any]] = []
+        for sender in list(self.senders):
+            waits.append(sender.finished)
+            transport = sender.request.channel.transport if sender.request.channel else None
+            if transport is not None:
+                transport.abortConnection()
+        if self.port is not None:
+            result = self.port.stopListening()
+            if isinstance(result, Deferred):
+                waits.append(result)
+            self.port = None
+        return gatherResults(waits)
+
+
+
+def main(argv: list[str]) -> None:
+    """Run standalone: ``python -m tests.fakeprovider [rate|unlimited] [first_byte_delay]``."""
+    from twisted.internet import reactor
+
+    rate = None if argv[:1] == ["unlimited"] else float(argv[0]) if argv else 1_000_000.0
+    delay = float(argv[1]) if len(argv) > 1 else 0.0
+    provider = FakeProvider(reactor)
+    provider.start()
+    for clip in ("a", "b"):
+        provider.stream(clip, clip, rate=rate, first_byte_delay=delay)
+    print(provider.url("a"), provider.url("b"), flush=True)
+    reactor.run()  # type: ignore[attr-defined]
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
