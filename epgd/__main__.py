@@ -111,7 +111,7 @@ def build(config: Config, out_dir: str, err: TextIO) -> int:
 
 
 def _one_line(failure: Failure, redactor: Redactor) -> str:
-    text = " ".join(str(failure.value).split()) or failure.type.__name__
+    text = " ".join(str(failure.value).split()) or type(failure.value).__name__
     return redactor.mask(text)
 
 

@@ -17,7 +17,6 @@ from typing import Any
 from attrs import evolve
 from twisted.application import strports
 from twisted.application.service import IService, MultiService
-from twisted.internet.interfaces import IReactorCore
 from twisted.python import usage
 from twisted.web.http import combinedLogFormatter
 from twisted.web.server import Site
@@ -99,7 +98,7 @@ def makeService(options: Mapping[str, Any]) -> MultiService:
 
 def build_service(
     config: Config | None,
-    reactor: IReactorCore,
+    reactor: Any,
     demo: bool = False,
     listen: Iterable[str] = (),
 ) -> MultiService:
@@ -111,7 +110,7 @@ def build_service(
     from epgd.stream.manager import StreamManager
     from epgd.web import EpgdApi
 
-    top = MultiService()
+    top = MultiService()  # reactor: the global one (time, TCP, sockets...), hence Any
     if demo:
         from epgd.demo import demo_setup
 
