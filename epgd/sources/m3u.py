@@ -11,7 +11,11 @@ a playlist at all (an HTML login page, a JSON error) is an error.
 
 from __future__ import annotations
 
+import itertools
 import re
+import zlib
+from collections.abc import Iterable, Iterator
+from typing import IO
 
 from epgd.sources import RawSource, SourceError, open_raw
 from epgd.sources.models import Playlist, ProviderChannel
@@ -29,6 +33,9 @@ _ATTR = re.compile(
     )""",
     re.VERBOSE,
 )
+# The common, well-formed line in one match (attributes all double-quoted, no quotes inside).
+_FAST = re.compile(r'#EXTINF:\s*-?\d+(?:\.\d+)?((?:\s+[A-Za-z_][\w.:-]*="[^"]*")*)\s*,(.*)$', re.I)
+_FAST_ATTR = re.compile(r'([A-Za-z_][\w.:-]*)="([^"]*)"')
 # A token that is neither an attribute nor the name's comma: skipped.
 _JUNK = re.compile(r"\s*[^\s,]+")
 _SCHEME_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://\S")
@@ -38,55 +45,76 @@ _RELATIVE_URL = re.compile(r"[\w~%./-]*[./][^\s]*$")
 def parse_playlist(source: RawSource, provider: str) -> Playlist:
     """
     Parse a playlist given as bytes or a file path (gzip recognised by its magic bytes).
+    The data is read line by line, so a 200,000-entry playlist is never held whole.
 
     Raises ``SourceError`` when the data is not an M3U playlist at all.
     """
     with open_raw(source) as stream:
         try:
-            raw = stream.read()
-        except (OSError, EOFError) as e:
+            head = stream.read(65536)
+            reason = _not_m3u(head)
+            if reason:
+                raise SourceError(reason)
+            return _parse_lines(_lines(head, stream), provider)
+        except (OSError, EOFError, zlib.error) as e:
             raise SourceError(f"playlist is unreadable: {e}") from None
-    return parse_playlist_text(_decode(raw), provider)
-
-
-def _decode(raw: bytes) -> str:
-    """UTF-8 (BOM or not); a legacy 8-bit playlist is read as Windows-1252 rather than refused."""
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        return raw.decode("cp1252", errors="replace")
-
-
-def _not_m3u(text: str) -> str | None:
-    """Why ``text`` is not a playlist at all, or None when it looks like one."""
-    head = text.lstrip("\ufeff \t\r\n")[:2048]
-    if not head:
-        return "playlist is empty"
-    lower = head.lower()
-    if head.startswith("<"):
-        if "<html" in lower or "<!doctype html" in lower or "<body" in lower:
-            return "playlist is not M3U: got an HTML page"
-        return "playlist is not M3U: got an XML document"
-    if head[0] in "{[":
-        return "playlist is not M3U: got a JSON response"
-    if not lower.startswith("#extm3u") and "#extinf" not in text[:1_000_000].lower():
-        return "playlist is not M3U: no #EXTM3U header and no #EXTINF entries"
-    return None
 
 
 def parse_playlist_text(text: str, provider: str) -> Playlist:
     """Parse playlist text already decoded; see ``parse_playlist``."""
-    reason = _not_m3u(text)
-    if reason:
-        raise SourceError(reason)
+    return parse_playlist(text.encode("utf-8"), provider)
+
+
+def _lines(head: bytes, stream: IO[bytes]) -> Iterator[str]:
+    """Decoded lines; CRLF, LF and lone CR all end a line (and nothing else does)."""
+    rest = b""
+    first = True
+    for chunk in itertools.chain((head,), iter(lambda: stream.read(1 << 20), b"")):
+        parts = (rest + chunk).split(b"\n")
+        rest = parts.pop()
+        for part in parts:
+            for line in part.split(b"\r"):
+                if first:
+                    line, first = line.removeprefix(b"\xef\xbb\xbf"), False
+                yield _decode(line)
+    for line in rest.split(b"\r"):
+        yield _decode(line)
+
+
+def _decode(raw: bytes) -> str:
+    """UTF-8; a legacy 8-bit line is read as Windows-1252 rather than refused."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("cp1252", errors="replace")
+
+
+def _not_m3u(head: bytes) -> str | None:
+    """Why the first bytes show the data is not a playlist at all, or None when it may be."""
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n")[:4096]
+    if not text:
+        return "playlist is empty"
+    lower = text.lower()
+    if text.startswith(b"<"):
+        if b"<html" in lower or b"<!doctype html" in lower or b"<body" in lower:
+            return "playlist is not M3U: got an HTML page"
+        return "playlist is not M3U: got an XML document"
+    if text[:1] in (b"{", b"["):
+        return "playlist is not M3U: got a JSON response"
+    if not lower.startswith(b"#extm3u") and b"#extinf" not in head.lower():
+        return "playlist is not M3U: no #EXTM3U header and no #EXTINF entries"
+    return None
+
+
+def _parse_lines(lines: Iterable[str], provider: str) -> Playlist:
     channels: list[ProviderChannel] = []
+    shared: dict[str, str] = {}  # groups and the like repeat on every line
     skipped = 0
     pending: tuple[str, dict[str, str]] | None = None  # (name, attributes) awaiting its URL
     extgrp = ""
     saw_hls_tag = False
-    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
     for line in lines:
-        line = line.strip().lstrip("\ufeff")
+        line = line.strip()
         if not line:
             continue
         if line[0] == "#":
@@ -113,6 +141,7 @@ def parse_playlist_text(text: str, provider: str) -> Playlist:
             continue  # not a URL ("[NO PUBLIC STREAM]"); the entry waits for one
         name, attrs = pending
         group = attrs.get("group-title", "") or extgrp
+        group = shared.setdefault(group, group)
         channels.append(
             ProviderChannel(
                 provider=provider,
@@ -136,8 +165,15 @@ def parse_playlist_text(text: str, provider: str) -> Playlist:
 
 def _parse_extinf(line: str) -> tuple[str, dict[str, str]] | None:
     """``#EXTINF:-1 key="v" ...,Name`` -> (name, lower-cased attributes); None if nameless."""
-    pos = _DURATION.match(line, 8).end()  # type: ignore[union-attr]
     attrs: dict[str, str] = {}
+    fast = _FAST.match(line)
+    if fast is not None:
+        for key, value in _FAST_ATTR.findall(fast.group(1)):
+            attrs.setdefault(key.lower(), value.strip())
+        name = fast.group(2).strip() or attrs.get("tvg-name", "")
+        return (name, attrs) if name else None
+    pos = _DURATION.match(line, 8).end()  # type: ignore[union-attr]
+    attrs = {}
     end = len(line)
     name = ""
     while pos < end:

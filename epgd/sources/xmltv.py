@@ -15,6 +15,7 @@ page, a JSON error, an empty body, another XML root) raises ``SourceError``.
 from __future__ import annotations
 
 import datetime as _dt
+import io
 import re
 import zlib
 from collections.abc import Callable, Iterable
@@ -29,7 +30,7 @@ from epgd.sources.models import Guide, GuideChannel, Programme
 
 log = Logger(namespace="epgd.sources.xmltv")
 
-UTC = _dt.timezone.utc
+UTC = _dt.UTC
 
 # Zone abbreviations seen in real guides (XMLTV allows them; most tools emit offsets).
 NAMED_ZONES: dict[str, int] = {  # minutes east of UTC
@@ -123,19 +124,6 @@ def _text(el: Any) -> str:
     return text
 
 
-def _pick(candidates: list[tuple[str, str]]) -> str:
-    """The English text if there is one (``en``, ``en_NZ``, ``en-GB``), else the first."""
-    first = ""
-    for lang, text in candidates:
-        if not text:
-            continue
-        if lang[:2].lower() == "en":
-            return text
-        if not first:
-            first = text
-    return first
-
-
 class _GuideParser:
     """One parse: the string/time caches live here so that repeated values are shared."""
 
@@ -143,6 +131,7 @@ class _GuideParser:
         self.offset = offset
         self._strings: dict[str, str] = {}
         self._times: dict[str, _dt.datetime] = {}
+        self._tuples: dict[Any, Any] = {}  # categories and episode numbers repeat a lot
 
     def share(self, value: str) -> str:
         return self._strings.setdefault(value, value)
@@ -186,30 +175,27 @@ class _GuideParser:
                 stop = None
             if stop is not None and stop < start:
                 stop = None
-        titles: list[tuple[str, str]] = []
-        subs: list[tuple[str, str]] = []
-        descs: list[tuple[str, str]] = []
-        categories: list[tuple[str, str]] = []
+        titles: list[Any] = []
+        subs: list[Any] = []
+        descs: list[Any] = []
+        categories: list[Any] = []
+        episodes: list[Any] = []
         icon = ""
-        episodes: list[tuple[str, str]] = []
         for child in el:
             tag = child.tag
             if tag == "title":
-                titles.append((child.get("lang") or "", " ".join(_text(child).split())))
-            elif tag == "sub-title":
-                subs.append((child.get("lang") or "", " ".join(_text(child).split())))
+                titles.append(child)
             elif tag == "desc":
-                descs.append((child.get("lang") or "", _text(child).strip()))
+                descs.append(child)
+            elif tag == "sub-title":
+                subs.append(child)
             elif tag == "category":
-                categories.append((child.get("lang") or "", " ".join(_text(child).split())))
+                categories.append(child)
+            elif tag == "episode-num":
+                episodes.append(child)
             elif tag == "icon" and not icon:
                 icon = (child.get("src") or "").strip()
-            elif tag == "episode-num":
-                value = _text(child).strip()
-                if value:
-                    system = (child.get("system") or "onscreen").strip()
-                    episodes.append((self.share(system), value))
-        title = _pick(titles)
+        title = _pick(titles, _squeeze)
         if not title:
             return None
         return Programme(
@@ -217,18 +203,52 @@ class _GuideParser:
             start=start,
             stop=stop,
             title=self.share(title),
-            sub_title=self.share(_pick(subs)),
-            desc=self.share(_pick(descs)),
-            categories=self._categories(categories),
-            icon=self.share(icon),
-            episode_nums=tuple(episodes),
+            sub_title=_pick(subs, _squeeze) if subs else "",
+            desc=_pick(descs, str.strip) if descs else "",
+            categories=self._categories(categories) if categories else (),
+            icon=self.share(icon) if icon else "",
+            episode_nums=self._episodes(episodes) if episodes else (),
         )
 
-    def _categories(self, categories: list[tuple[str, str]]) -> tuple[str, ...]:
+    def _categories(self, elements: list[Any]) -> tuple[str, ...]:
         """English (or unlabelled) categories when there are any, else all; no duplicates."""
-        preferred = [t for lang, t in categories if t and (not lang or lang[:2].lower() == "en")]
-        chosen = preferred or [t for _, t in categories if t]
-        return tuple(self.share(t) for t in dict.fromkeys(chosen))
+        if len(elements) == 1:
+            text = _squeeze(_text(elements[0]))
+            single = (text,) if text else ()
+            return self._tuples.setdefault(single, single)  # type: ignore[no-any-return]
+        found = [(el.get("lang") or "", _squeeze(_text(el))) for el in elements]
+        preferred = [t for lang, t in found if t and (not lang or lang[:2].lower() == "en")]
+        chosen = tuple(dict.fromkeys(preferred or [t for _, t in found if t]))
+        return self._tuples.setdefault(chosen, chosen)  # type: ignore[no-any-return]
+
+    def _episodes(self, elements: list[Any]) -> tuple[tuple[str, str], ...]:
+        found = tuple(
+            ((el.get("system") or "onscreen").strip(), value)
+            for el in elements
+            if (value := _text(el).strip())
+        )
+        return self._tuples.setdefault(found, found)  # type: ignore[no-any-return]
+
+
+def _squeeze(text: str) -> str:
+    """One line, single spaces: titles and categories are compared and shown on one line."""
+    return " ".join(text.split())
+
+
+def _pick(elements: list[Any], clean: Callable[[str], str]) -> str:
+    """The English text if there is one (``en``, ``en_NZ``, ``en-GB``), else the first."""
+    if len(elements) == 1:
+        return clean(_text(elements[0]))
+    first = ""
+    for el in elements:
+        text = clean(_text(el))
+        if not text:
+            continue
+        if (el.get("lang") or "")[:2].lower() == "en":
+            return text
+        if not first:
+            first = text
+    return first
 
 
 def parse_guide(
@@ -261,8 +281,12 @@ def parse_guide(
         reason = _not_xmltv(head)
         if reason:
             raise SourceError(reason)
+        # libxml2 reads a plain file by itself much faster than through Python reads.
+        feed: Any = _Prefixed(head, stream)
+        if isinstance(stream, io.BufferedReader) and _plain_path(stream.name):
+            feed = stream.name
         context = etree.iterparse(
-            _Prefixed(head, stream),
+            feed,
             events=("end",),
             tag=("channel", "programme"),
             resolve_entities=False,
@@ -333,6 +357,11 @@ def parse_guide(
         programmes=tuple(_fill_stops(programmes)),
         skipped=skipped,
     )
+
+
+def _plain_path(path: Any) -> bool:
+    """A path libxml2 will not mistake for a URL or percent-decode."""
+    return isinstance(path, str) and path.isascii() and not any(c in path for c in "%:?#")
 
 
 def _one_line(error: BaseException) -> str:
