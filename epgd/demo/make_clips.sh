@@ -8,8 +8,9 @@
 # differ in what a decoder sees across a switch, as real providers' channels do: PMT PID,
 # elementary PIDs, service id and transport stream id.
 #
-# 12 s at 25 fps is 300 frames; 32 kHz audio makes 12 s exactly 375 AAC frames, so the
-# provider can loop a clip with continuous timestamps. A keyframe every second, and PAT/PMT
+# 12 s at 25 fps is 300 frames; at 32 kHz, 12 s is exactly 375 AAC frames. The encoder adds
+# one frame of priming, so 11.968 s of tone become those 375 frames: audio and video both
+# span exactly 12 s and the provider loops a clip with continuous timestamps. A keyframe every second, and PAT/PMT
 # written just before each keyframe (ffmpeg does so by itself; the long -pat_period keeps it
 # from adding any others): a PAT is a clean entry point, so a client joining at a PAT, or
 # epgd cutting over to this clip at a PAT, starts decoding without errors. Baseline profile
@@ -46,7 +47,7 @@ clip() {
     # shellcheck disable=SC2086
     ffmpeg -hide_banner -loglevel error -y \
         -f lavfi -i "$source" \
-        -f lavfi -i "sine=frequency=$freq:beep_factor=2:sample_rate=32000" \
+        -f lavfi -t 11.968 -i "sine=frequency=$freq:beep_factor=2:sample_rate=32000" \
         -t 12 -map 0:v -map 1:a -vf "$filter" -r 25 \
         $vcodec -b:v 200k -maxrate 260k -bufsize 260k -g 25 -keyint_min 25 -sc_threshold 0 \
         $acodec -ac 1 -ar 32000 \
