@@ -1,0 +1,441 @@
+"""
+One combined channel's stream: follows the schedule, carries the playing event's source to
+its clients, switches sources inside their connections.
+
+A switch subscribes to the new source while the old keeps flowing (make-before-break), holds
+the new bytes until a PAT (bounded), then cuts over at a packet boundary and lets go of the
+old. Fail-over walks the event's sources in order. Whenever clients wait for data they get
+null packets, so players keep the connection.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTime
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from epgd.config import StreamConfig
+from epgd.redact import Redactor
+from epgd.schedule.model import Event, Schedule, Source
+from epgd.stream.client import Client
+from epgd.stream.fanout import Fanout
+from epgd.stream.registry import ProviderFull, UpstreamRegistry
+from epgd.stream.ts import find_pat, null_packets, rfind_pat
+from epgd.stream.upstream import Upstream, backoff, last_segment
+
+#: a switch waits at most this long / this much for the new source's PAT, then cuts anyway
+PAT_WAIT_SECONDS = 2.0
+PAT_WAIT_BYTES = 1 << 20
+#: the recent packets (from the latest PAT) a joining client gets at once
+JOIN_MAX_BYTES = 4 << 20
+KEEPALIVE_EVERY = 0.5
+KEEPALIVE = null_packets(4)
+TICK = 0.25
+RATE_WINDOW = 5.0
+
+
+class _Tap:
+    """One subscription of a channel to an Upstream (a switch briefly has two)."""
+
+    def __init__(self, channel: ChannelStream, upstream: Upstream) -> None:
+        self.channel = channel
+        self.upstream = upstream
+
+    def write(self, data: bytes) -> None:
+        self.channel._tap_data(self, data)
+
+    def upstream_failed(self, upstream: Upstream, reason: str) -> None:
+        self.channel._tap_failed(self, reason)
+
+
+@implementer(IPushProducer)
+class ChannelStream:
+    """The live stream of one combined channel; the producer of its clients' fanout."""
+
+    log = Logger()
+
+    def __init__(
+        self,
+        channel_id: str,
+        clock: IReactorTime,
+        config: StreamConfig,
+        registry: UpstreamRegistry,
+        redactor: Redactor,
+        on_stopped: Callable[[ChannelStream], None] | None = None,
+    ) -> None:
+        self.channel_id = channel_id
+        self.clients = Fanout(producer=self)
+        self.event: Event | None = None
+        self.error: str | None = None
+        self.switches = 0
+        self.stopped = False
+        self._clock = clock
+        self._config = config
+        self._registry = registry
+        self._redactor = redactor
+        self._on_stopped = on_stopped
+        self._current: _Tap | None = None
+        self._pending: _Tap | None = None
+        self._pending_buf: list[bytes] = []
+        self._pending_bytes = 0
+        self._pat_timer: IDelayedCall | None = None
+        self._retry_call: IDelayedCall | None = None
+        self._retry_count = 0
+        self._source_index = 0
+        self._started_once = False
+        self._paused = False
+        self._join: list[bytes] = []
+        self._join_bytes = 0
+        self._flowed = False
+        self._sent_before = 0  # bytes_sent of clients already gone
+        self.bytes_in = 0
+        now = clock.seconds()
+        self.started_at = now
+        self.last_check = now
+        self.last_delivery = now
+        self._last_data = now
+        self._last_keepalive = now
+        self._rate: deque[tuple[float, int]] = deque([(now, 0)])
+        self._ticker = LoopingCall(self._tick)
+        self._ticker.clock = clock
+        self._ticker.start(TICK, now=False)
+
+    # -- schedule --------------------------------------------------------------------
+
+    def check(self, schedule: Schedule, now: float) -> None:
+        """Carry what the schedule says is playing now; switch if that changed."""
+        if self.stopped:
+            return
+        self.last_check = now
+        event = schedule.playing(self.channel_id, now, self._config.hold_after_end)
+        if event is None:
+            if self.event is not None:
+                self.log.info(
+                    "[PROXY] {channel} nothing playing after {title!r}; keeping clients "
+                    "with keepalive until the next event", channel=self.channel_id,
+                    title=self.event.title,
+                )
+                self.event = None
+                self._cancel_retry()
+                self._drop_sources()
+            return
+        if not event.sources:
+            self.event = event
+            self.error = f"event {event.title!r} has no source"
+            return
+        same = self.event is not None and event.key == self.event.key
+        urls = [s.url for s in event.sources]
+        self.event = event
+        if same and self.source_url in urls and self._current_or_pending_alive():
+            self._source_index = urls.index(self.source_url)  # type: ignore[arg-type]
+            return
+        if same and self._retry_call is not None:
+            return  # a retry is already due
+        self._source_index = 0
+        self._retry_count = 0
+        self._cancel_retry()
+        self._open(event.sources[0])
+
+    def _current_or_pending_alive(self) -> bool:
+        tap = self._pending or self._current
+        return tap is not None and tap.upstream.active
+
+    @property
+    def source_url(self) -> str | None:
+        """The URL clients get (or are about to get)."""
+        tap = self._pending or self._current
+        return tap.upstream.url if tap is not None else None
+
+    # -- switching -------------------------------------------------------------------
+
+    def _open(self, source: Source) -> None:
+        if self.stopped:
+            return
+        current = self._current
+        if current is not None and current.upstream.url == source.url and current.upstream.active:
+            self._cancel_pending()
+            return
+        if self._pending is not None and self._pending.upstream.url == source.url:
+            return
+        self._cancel_pending()
+        masked = self._redactor.mask(source.url)
+        if current is None and not self._started_once:
+            self.log.info("[PROXY] Starting proxy for {channel} -> {url}",
+                          channel=self.channel_id, url=masked)
+        elif current is not None:
+            self.log.info("[PROXY] {channel} switching from {old} to {new}",
+                          channel=self.channel_id, old=current.upstream.name,
+                          new=last_segment(source.url))
+        else:
+            self.log.info("[PROXY] {channel} connecting to {url}", channel=self.channel_id,
+                          url=masked)
+        registry = self._registry
+        if (
+            current is not None
+            and registry.get(source.url) is None
+            and not registry.has_room(source.provider)
+            and current.upstream.provider == source.provider
+            and registry.refs(current.upstream) == 1
+        ):
+            # Break-before-make: the old connection holds the provider's only free slot.
+            self.log.info(
+                "[PROXY] {channel} closing {old} first: provider {provider} allows "
+                "{limit} streams", channel=self.channel_id, old=current.upstream.name,
+                provider=source.provider, limit=registry.limit(source.provider),
+            )
+            self._current = None
+            self._release(current)
+            self._reset_join()
+        try:
+            upstream = registry.acquire(source, asking=self)
+        except ProviderFull as e:
+            self.error = str(e)
+            self.log.warn("[PROXY] {channel} cannot open {url}: {error}",
+                          channel=self.channel_id, url=masked, error=self.error)
+            self._schedule_retry()
+            return
+        tap = _Tap(self, upstream)
+        self._pending = tap
+        self._pending_buf = []
+        self._pending_bytes = 0
+        upstream.subscribe(tap)
+        upstream.start()
+
+    def _tap_data(self, tap: _Tap, data: bytes) -> None:
+        if tap is self._current:
+            self._deliver(data)
+        elif tap is self._pending:
+            if self._pat_timer is None:
+                self._pat_timer = self._clock.callLater(PAT_WAIT_SECONDS, self._pat_timeout)
+            position = find_pat(data)
+            if position != -1:
+                self._cut(data[position:] if position else data)
+                return
+            self._pending_buf.append(data)
+            self._pending_bytes += len(data)
+            if self._pending_bytes >= PAT_WAIT_BYTES:
+                self._pat_timeout()
+
+    def _pat_timeout(self) -> None:
+        """No PAT in time: cut at the first packet boundary of what the new source sent."""
+        self._pat_timer = None
+        if self._pending is not None:
+            self.log.info("[PROXY] {channel}: no PAT from {new} in time, cutting over anyway",
+                          channel=self.channel_id, new=self._pending.upstream.name)
+            self._cut(b"".join(self._pending_buf))
+
+    def _cut(self, first: bytes) -> None:
+        """The new source starts now, at a packet boundary (a PAT when there is one)."""
+        tap = self._pending
+        assert tap is not None
+        self._pending = None
+        self._cancel_pat_timer()
+        self._pending_buf = []
+        self._pending_bytes = 0
+        old, self._current = self._current, tap
+        if self._started_once:
+            self.switches += 1
+        self._started_once = True
+        self._retry_count = 0
+        self.error = None
+        tap.upstream.fanout.set_paused(tap, self._paused)
+        if old is not None:
+            self._release(old)
+        self._reset_join()
+        if first:
+            self._deliver(first)
+
+    def _tap_failed(self, tap: _Tap, reason: str) -> None:
+        if tap is self._pending:
+            self._pending = None
+            self._cancel_pat_timer()
+            self._pending_buf = []
+            self._pending_bytes = 0
+        elif tap is self._current:
+            self._current = None
+            self._reset_join()
+        else:
+            return
+        self._release(tap)
+        self.error = f"{tap.upstream.masked_url}: {reason}"
+        self._failover(tap.upstream.name)
+
+    def _failover(self, failed: str) -> None:
+        event = self.event
+        if event is None or self.stopped:
+            return
+        self._source_index += 1
+        if self._source_index < len(event.sources):
+            source = event.sources[self._source_index]
+            self.log.info("[PROXY] {channel} failing over from {old} to {new}",
+                          channel=self.channel_id, old=failed, new=last_segment(source.url))
+            self._open(source)
+            return
+        self._source_index = 0
+        self._schedule_retry()
+
+    def _schedule_retry(self) -> None:
+        self._cancel_retry()
+        self._retry_count += 1
+        delay = backoff(self._retry_count)
+        self.log.info("[PROXY] {channel} retrying in {delay:g}s: {error}",
+                      channel=self.channel_id, delay=delay, error=self.error)
+        self._retry_call = self._clock.callLater(delay, self._retry)
+
+    def _retry(self) -> None:
+        self._retry_call = None
+        if self.event is not None and self.event.sources and not self.stopped:
+            index = min(self._source_index, len(self.event.sources) - 1)
+            self._open(self.event.sources[index])
+
+    # -- data to clients -------------------------------------------------------------
+
+    def _deliver(self, data: bytes) -> None:
+        self.bytes_in += len(data)
+        self._join_add(data)
+        if len(self.clients):
+            self._flowed = True
+            self.clients.write(data)
+
+    def _join_add(self, data: bytes) -> None:
+        position = rfind_pat(data)
+        if position != -1:
+            self._join = [data[position:] if position else data]
+            self._join_bytes = len(data) - position
+        elif self._join:
+            self._join.append(data)
+            self._join_bytes += len(data)
+            if self._join_bytes > JOIN_MAX_BYTES:
+                self._reset_join()  # PATs too rare: joiners wait for the next one
+
+    def _reset_join(self) -> None:
+        self._join = []
+        self._join_bytes = 0
+
+    def add_client(self, client: Client) -> None:
+        """A new viewer starts at once, at the latest PAT of the recent packets."""
+        client.fanout = self.clients
+        self.clients.add(client, paused=client.paused)
+        initial = b"".join(self._join) if self._current is not None else b""
+        client.start(initial)
+        if initial and not client.detached:
+            self._flowed = True
+
+    def client_gone(self, client: Client) -> None:
+        self.clients.remove(client)
+        self._sent_before += client.bytes_sent
+
+    # -- IPushProducer (for the clients' fanout) -------------------------------------
+
+    def pauseProducing(self) -> None:
+        self._paused = True
+        if self._current is not None:
+            self._current.upstream.fanout.set_paused(self._current, True)
+
+    def resumeProducing(self) -> None:
+        self._paused = False
+        if self._current is not None:
+            self._current.upstream.fanout.set_paused(self._current, False)
+
+    def stopProducing(self) -> None:
+        self.stop("stopped")
+
+    # -- timers ----------------------------------------------------------------------
+
+    def _tick(self) -> None:
+        """Keepalive while clients wait for data; idle bookkeeping; bitrate samples."""
+        now = self._clock.seconds()
+        if self._flowed:
+            self._flowed = False
+            self.last_delivery = self._last_data = now
+        elif len(self.clients) and now - max(self._last_data, self._last_keepalive) >= (
+            KEEPALIVE_EVERY - 1e-6
+        ):
+            self._last_keepalive = now
+            self.clients.write(KEEPALIVE)
+        self._rate.append((now, self.bytes_in))
+        while len(self._rate) > 2 and now - self._rate[1][0] >= RATE_WINDOW:
+            self._rate.popleft()
+
+    def idle_for(self, now: float) -> float:
+        """Seconds since real data (not keepalive) last reached a client."""
+        return max(0.0, now - self.last_delivery) if not self._flowed else 0.0
+
+    @property
+    def bitrate_kbps(self) -> int:
+        (t0, b0), (t1, b1) = self._rate[0], self._rate[-1]
+        return int((b1 - b0) * 8 / 1000 / (t1 - t0)) if t1 > t0 else 0
+
+    @property
+    def bytes_sent(self) -> int:
+        return self._sent_before + sum(c.bytes_sent for c in self.clients.consumers)  # type: ignore[attr-defined]
+
+    @property
+    def provider_slots(self) -> set[str]:
+        """Providers whose connections this channel holds."""
+        return {t.upstream.provider for t in (self._current, self._pending) if t is not None}
+
+    def status(self, now: float) -> dict[str, Any]:
+        url = self.source_url
+        return {
+            "stream_url": self._redactor.mask(url) if url else None,
+            "event": self.event.title if self.event is not None else None,
+            "uptime_seconds": int(now - self.started_at),
+            "idle_seconds": int(self.idle_for(now)),
+            "last_check": self.last_check,
+            "clients": len(self.clients),
+            "bytes_sent": self.bytes_sent,
+            "bitrate_kbps": self.bitrate_kbps,
+            "switches": self.switches,
+            "error": self.error,
+        }
+
+    # -- teardown --------------------------------------------------------------------
+
+    def stop(self, reason: str = "stopped") -> None:
+        """End the stream: release the provider connections, finish every client."""
+        if self.stopped:
+            return
+        self.stopped = True
+        if self._ticker.running:
+            self._ticker.stop()
+        self._cancel_retry()
+        self._drop_sources()
+        for client in self.clients.consumers:
+            client.end(reason)  # type: ignore[attr-defined]
+        if self._on_stopped is not None:
+            self._on_stopped(self)
+
+    def _drop_sources(self) -> None:
+        self._cancel_pending()
+        current, self._current = self._current, None
+        if current is not None:
+            self._release(current)
+        self._reset_join()
+
+    def _cancel_pending(self) -> None:
+        pending, self._pending = self._pending, None
+        self._cancel_pat_timer()
+        self._pending_buf = []
+        self._pending_bytes = 0
+        if pending is not None:
+            self._release(pending)
+
+    def _release(self, tap: _Tap) -> None:
+        tap.upstream.unsubscribe(tap)
+        self._registry.release(tap.upstream)
+
+    def _cancel_pat_timer(self) -> None:
+        if self._pat_timer is not None and self._pat_timer.active():
+            self._pat_timer.cancel()
+        self._pat_timer = None
+
+    def _cancel_retry(self) -> None:
+        if self._retry_call is not None and self._retry_call.active():
+            self._retry_call.cancel()
+        self._retry_call = None

@@ -1,0 +1,215 @@
+"""
+One HTTP client of a channel stream: a streaming producer on its request, a bounded queue,
+coalesced writes.
+
+The socket tells the client when to stop (``pauseProducing``); the client tells its channel's
+fanout, which pauses the provider only when every client is paused. A client that falls
+``client_buffer`` bytes behind is dropped so it never slows the others.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTime
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.web.iweb import IRequest
+from zope.interface import implementer
+
+from epgd.stream.fanout import Fanout
+
+#: small writes are held at most this long before they go out anyway
+FLUSH_AFTER = 0.1
+
+
+def describe_peer(request: IRequest) -> str:
+    """``127.0.0.1:53412`` for log lines."""
+    try:
+        address = request.getClientAddress()
+        return f"{address.host}:{address.port}"  # type: ignore[attr-defined]
+    except Exception:
+        return "client"
+
+
+@implementer(IPushProducer)
+class Client:
+    """
+    One viewer. ``done`` fires (with ``b""``) when the stream ends for it, which lets Klein
+    finish the response; cancelling ``done`` (Klein does when the connection goes away)
+    detaches it.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        request: IRequest,
+        clock: IReactorTime,
+        chunk_size: int,
+        buffer_limit: int,
+        channel_id: str = "",
+        on_detach: Callable[[Client], None] | None = None,
+    ) -> None:
+        self.request = request
+        self.channel_id = channel_id
+        self.peer = describe_peer(request)
+        self.fanout: Fanout | None = None
+        self.bytes_sent = 0
+        self.detached = False
+        self.paused = False
+        self.reason = ""
+        self.done: Deferred[bytes] = Deferred(self._cancelled)
+        self._clock = clock
+        self._chunk_size = max(chunk_size, 1)
+        self._limit = buffer_limit
+        self._on_detach = on_detach
+        self._pending: list[bytes] = []
+        self._pending_bytes = 0
+        self._flush_call: IDelayedCall | None = None
+        self._registered = False
+        self.connected_at = clock.seconds()
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def start(self, initial: bytes = b"") -> None:
+        """Register on the request and send what a joiner gets at once (from a PAT)."""
+        finished = self.request.notifyFinish()
+        finished.addErrback(self._lost)
+        finished.addCallback(lambda _: self.detach("response finished"))
+        if self.detached:
+            return
+        if getattr(self.request, "_disconnected", False):
+            self.detach("connection closed before the stream started")
+            return
+        self.request.registerProducer(self, True)
+        self._registered = True
+        if initial:
+            self._pending.append(initial)
+            self._pending_bytes += len(initial)
+        self._flush()
+        if not self.bytes_sent and not self.detached:
+            self.request.write(b"")  # headers now: players see 200 at once
+
+    def end(self, reason: str = "stream stopped") -> None:
+        """The stream is over for this client: send what is queued and finish the response."""
+        if self.detached:
+            return
+        if not self.paused:
+            self._flush()
+        self.detach(reason)
+
+    def detach(self, reason: str, connection_gone: bool = False) -> None:
+        """
+        Release everything this client holds. Idempotent: reached from stopProducing, the
+        notifyFinish errback, the Deferred canceller, a drop and the channel's stop.
+        """
+        if self.detached:
+            return
+        self.detached = True
+        self.reason = reason
+        if self._flush_call is not None and self._flush_call.active():
+            self._flush_call.cancel()
+        self._flush_call = None
+        self._pending = []
+        self._pending_bytes = 0
+        if self.fanout is not None:
+            self.fanout.remove(self)
+        if self._registered:
+            self._registered = False
+            if not getattr(self.request, "_disconnected", False):
+                try:
+                    self.request.unregisterProducer()
+                except Exception:  # the request's channel is already gone
+                    pass
+        if self._on_detach is not None:
+            self._on_detach(self)
+        if not connection_gone and not self.done.called:
+            self.done.callback(b"")
+
+    def _cancelled(self, _: Deferred[bytes]) -> None:
+        self.detach("client went away", connection_gone=True)
+
+    def _lost(self, failure: Failure) -> None:
+        self.detach("client went away", connection_gone=True)
+
+    # -- IPushProducer ---------------------------------------------------------------
+
+    def pauseProducing(self) -> None:
+        if self.detached or self.paused:
+            return
+        self.paused = True
+        if self.fanout is not None:
+            self.fanout.set_paused(self, True)
+
+    def resumeProducing(self) -> None:
+        if self.detached or not self.paused:
+            return
+        self.paused = False
+        if self.fanout is not None:
+            self.fanout.set_paused(self, False)
+        if self._pending_bytes >= self._chunk_size:
+            self._flush()
+        elif self._pending and self._flush_call is None:
+            self._flush_call = self._clock.callLater(FLUSH_AFTER, self._timed_flush)
+
+    def stopProducing(self) -> None:
+        self.detach("client went away", connection_gone=True)
+
+    # -- data ------------------------------------------------------------------------
+
+    @property
+    def queued(self) -> int:
+        """Bytes waiting for this client: what a slow client costs in memory."""
+        return self._pending_bytes
+
+    def write(self, data: bytes) -> None:
+        """Whole packets from the channel; queued while the socket is full, bounded."""
+        if self.detached:
+            return
+        self._pending.append(data)
+        self._pending_bytes += len(data)
+        if self.paused:
+            if self._pending_bytes > self._limit:
+                self._drop()
+            return
+        if self._pending_bytes >= self._chunk_size:
+            self._flush()
+        elif self._flush_call is None:
+            self._flush_call = self._clock.callLater(FLUSH_AFTER, self._timed_flush)
+
+    def _timed_flush(self) -> None:
+        self._flush_call = None
+        if not self.paused:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._flush_call is not None:
+            if self._flush_call.active():
+                self._flush_call.cancel()
+            self._flush_call = None
+        if not self._pending or self.detached:
+            return
+        pending = self._pending
+        data = pending[0] if len(pending) == 1 else b"".join(pending)
+        self._pending = []
+        self._pending_bytes = 0
+        self.bytes_sent += len(data)
+        self.request.write(data)  # may call pauseProducing back
+
+    def _drop(self) -> None:
+        self.log.warn(
+            "[PROXY] {channel} dropping client {peer}: it fell {queued} bytes behind "
+            "(client_buffer {limit})",
+            channel=self.channel_id, peer=self.peer, queued=self._pending_bytes, limit=self._limit,
+        )
+        connection = getattr(self.request, "channel", None)
+        self.detach("too slow: fell more than client_buffer bytes behind")
+        # Close it too: a keep-alive connection would otherwise hold its unread buffers.
+        if connection is not None and hasattr(connection, "loseConnection"):
+            connection.loseConnection()
+
+    def __repr__(self) -> str:
+        return f"<Client {self.peer} on {self.channel_id}>"
+

@@ -1,0 +1,264 @@
+"""
+The stream manager: answers ``/stream/{id}.ts``, owns every channel stream and provider
+connection, enforces ``max_clients`` and ``max_streams``, re-checks the schedule every
+``check_interval`` and exactly at the next event boundary, and stops idle streams.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+from collections.abc import Callable
+from typing import Any
+
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IDelayedCall
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+from twisted.web.iweb import IRequest
+
+from epgd.config import Config
+from epgd.redact import Redactor
+from epgd.schedule.model import Schedule
+from epgd.stream.channel import ChannelStream
+from epgd.stream.client import Client
+from epgd.stream.registry import HTTPFactory, ProviderFull, UpstreamRegistry
+
+#: how often idle streams are looked for
+REAP_EVERY = 1.0
+
+
+def _iso(t: float) -> str:
+    return _dt.datetime.fromtimestamp(t, _dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _text(request: IRequest, code: int, line: str) -> bytes:
+    request.setResponseCode(code)
+    request.setHeader(b"Content-Type", b"text/plain; charset=utf-8")
+    return (line.replace("\n", " ") + "\n").encode("utf-8")
+
+
+class StreamManager(Service):
+    """Every live channel stream of this process."""
+
+    log = Logger()
+
+    def __init__(
+        self,
+        config: Config,
+        reactor: Any,
+        schedule: Callable[[], Schedule | None],
+        redactor: Redactor,
+        http_factory: HTTPFactory | None = None,
+    ) -> None:
+        self.config = config
+        self.reactor = reactor
+        self._schedule = schedule
+        self.redactor = redactor
+        self.registry = UpstreamRegistry(config, reactor, redactor, http_factory)
+        self.registry.make_room = self._make_room
+        self.channels: dict[str, ChannelStream] = {}
+        self._clients: set[Client] = set()
+        self._boundary: IDelayedCall | None = None
+        self._checker = LoopingCall(self._check_all)
+        self._checker.clock = reactor
+        self._reaper = LoopingCall(self._reap)
+        self._reaper.clock = reactor
+
+    # -- service ---------------------------------------------------------------------
+
+    def startService(self) -> None:
+        super().startService()
+        self._checker.start(self.config.stream.check_interval, now=False)
+        self._reaper.start(REAP_EVERY, now=False)
+
+    def stopService(self) -> Deferred[None]:
+        super().stopService()
+        for loop in (self._checker, self._reaper):
+            if loop.running:
+                loop.stop()
+        self._cancel_boundary()
+        for channel in list(self.channels.values()):
+            channel.stop("epgd is shutting down")
+        d = self.registry.close()
+        d.addCallback(lambda _: None)
+        return d
+
+    # -- requests --------------------------------------------------------------------
+
+    def serve(self, request: IRequest, channel_id: str) -> Any:
+        """The whole answer to ``GET``/``HEAD /stream/{channel_id}.ts``."""
+        now = self.reactor.seconds()
+        schedule = self._schedule()
+        if schedule is None or schedule.channel(channel_id) is None:
+            if schedule is None:
+                request.setHeader(b"Retry-After", b"10")
+                return _text(request, 503, "no schedule yet: provider data is still loading")
+            return _text(request, 404, f"unknown channel {channel_id!r}")
+        hold = self.config.stream.hold_after_end
+        channel = self.channels.get(channel_id)
+        event = schedule.playing(channel_id, now, hold)
+        if event is None:
+            upcoming = schedule.next(channel_id, now)
+            if upcoming is None:
+                request.setHeader(b"Retry-After", b"3600")
+                return _text(request, 503, f"nothing on {channel_id} now and nothing scheduled")
+            wait = max(1, math.ceil(upcoming.live_from - now))
+            request.setHeader(b"Retry-After", str(wait).encode("ascii"))
+            return _text(
+                request, 503,
+                f"nothing on {channel_id} now; next: {upcoming.title!r} at {_iso(upcoming.live_from)}",
+            )
+        if len(self._clients) >= self.config.server.max_clients:
+            request.setHeader(b"Retry-After", b"30")
+            return _text(
+                request, 503,
+                f"too many clients: server.max_clients is {self.config.server.max_clients}",
+            )
+        if channel is None and event is not None:
+            full = self._full_provider(event.sources, channel_id)
+            if full is not None:
+                request.setHeader(b"Retry-After", b"30")
+                return _text(request, 503, str(full))
+        request.setResponseCode(200)
+        request.setHeader(b"Content-Type", b"video/mp2t")
+        request.setHeader(b"Cache-Control", b"no-cache, no-store")
+        request.setHeader(b"Accept-Ranges", b"none")
+        if request.method == b"HEAD":
+            return b""
+        if channel is None:
+            channel = self._start(channel_id, schedule, now)
+        client = Client(
+            request, self.reactor, self.config.stream.chunk_size,
+            self.config.stream.client_buffer, channel_id, on_detach=self._client_gone,
+        )
+        self._clients.add(client)
+        channel.add_client(client)
+        return client.done
+
+    def _full_provider(self, sources: Any, channel_id: str) -> ProviderFull | None:
+        """
+        The limit a new stream would hit: only when no source of the event is already open
+        or has room, and no client-less stream can make room.
+        """
+        registry = self.registry
+        first: ProviderFull | None = None
+        for source in sources:
+            if registry.get(source.url) is not None or registry.has_room(source.provider):
+                return None
+            if self._make_room(source.provider, None) and registry.has_room(source.provider):
+                return None
+            if first is None:
+                first = ProviderFull(source.provider, registry.limit(source.provider))
+        return first
+
+    def _start(self, channel_id: str, schedule: Schedule, now: float) -> ChannelStream:
+        channel = ChannelStream(
+            channel_id, self.reactor, self.config.stream, self.registry, self.redactor,
+            on_stopped=self._channel_stopped,
+        )
+        self.channels[channel_id] = channel
+        channel.check(schedule, now)
+        self._arm_boundary(schedule, now)
+        return channel
+
+    def _client_gone(self, client: Client) -> None:
+        self._clients.discard(client)
+        channel = self.channels.get(client.channel_id)
+        if channel is not None:
+            channel.client_gone(client)
+
+    def _channel_stopped(self, channel: ChannelStream) -> None:
+        if self.channels.get(channel.channel_id) is channel:
+            del self.channels[channel.channel_id]
+
+    # -- control ---------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        now = self.reactor.seconds()
+        return {cid: channel.status(now) for cid, channel in sorted(self.channels.items())}
+
+    def stop(self, channel_id: str) -> bool:
+        channel = self.channels.get(channel_id)
+        if channel is None:
+            return False
+        self.log.info("[PROXY] {channel} stopped by request", channel=channel_id)
+        channel.stop("stopped by an administrator")
+        return True
+
+    def _make_room(self, provider: str, asking: object) -> bool:
+        """Stop one client-less stream holding a connection of ``provider``."""
+        for channel in list(self.channels.values()):
+            if channel is asking or len(channel.clients):
+                continue
+            if provider in channel.provider_slots:
+                self.log.info(
+                    "[PROXY] {channel} has no clients; stopping it to free a {provider} "
+                    "connection", channel=channel.channel_id, provider=provider,
+                )
+                channel.stop("stopped to free a provider connection")
+                return True
+        return False
+
+    # -- schedule --------------------------------------------------------------------
+
+    def schedule_changed(self, schedule: Schedule | None = None) -> None:
+        """A new schedule is in: re-check every active channel now, re-arm the boundary."""
+        self._check_all(schedule)
+
+    def _check_all(self, schedule: Schedule | None = None) -> None:
+        """Never raises: a LoopingCall dies on the first exception."""
+        try:
+            schedule = schedule if schedule is not None else self._schedule()
+            if schedule is None:
+                return
+            now = self.reactor.seconds()
+            for channel_id, channel in list(self.channels.items()):
+                if schedule.channel(channel_id) is None:
+                    self.log.info("[PROXY] {channel} is gone from the schedule, stopping",
+                                  channel=channel_id)
+                    channel.stop("the channel is gone from the schedule")
+                    continue
+                try:
+                    channel.check(schedule, now)
+                except Exception:
+                    self.log.failure("[PROXY] {channel} check failed", channel=channel_id)
+            self._arm_boundary(schedule, now)
+        except Exception:
+            self.log.failure("[PROXY] schedule check failed")
+
+    def _arm_boundary(self, schedule: Schedule, now: float) -> None:
+        """One timer at the next moment anything changes on an active channel."""
+        hold = self.config.stream.hold_after_end
+        times = [
+            t for t in (schedule.next_boundary(cid, now, hold) for cid in self.channels)
+            if t is not None
+        ]
+        self._cancel_boundary()
+        if times:
+            delay = max(0.0, min(times) - now)
+            self._boundary = self.reactor.callLater(delay, self._at_boundary)
+
+    def _at_boundary(self) -> None:
+        self._boundary = None
+        self._check_all()
+
+    def _cancel_boundary(self) -> None:
+        if self._boundary is not None and self._boundary.active():
+            self._boundary.cancel()
+        self._boundary = None
+
+    def _reap(self) -> None:
+        """Stop streams that delivered nothing to any client for idle_timeout; never raises."""
+        try:
+            now = self.reactor.seconds()
+            timeout = self.config.stream.idle_timeout
+            for channel_id, channel in list(self.channels.items()):
+                if channel.idle_for(now) >= timeout:
+                    self.log.info("[PROXY] {channel} idle for {seconds}s, stopping",
+                                  channel=channel_id, seconds=f"{timeout:g}")
+                    channel.stop("idle")
+        except Exception:
+            self.log.failure("[PROXY] idle check failed")
+

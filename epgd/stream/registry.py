@@ -1,0 +1,157 @@
+"""
+Who holds which provider connection: the Upstreams by URL (ref-counted, so one connection
+serves every channel that plays a URL), one HTTP client and pool per provider, and the
+``max_streams`` slot accounting (each open Upstream takes one slot of its provider).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from treq.client import HTTPClient
+from twisted.internet.defer import Deferred, DeferredList
+from twisted.web.client import Agent, HTTPConnectionPool
+
+from epgd.config import Config
+from epgd.redact import Redactor
+from epgd.schedule.model import Source
+from epgd.stream.upstream import HTTPGetter, Upstream
+
+
+class ProviderFull(Exception):
+    """Every connection the provider allows is in use by streams that have viewers."""
+
+    def __init__(self, provider: str, limit: int) -> None:
+        super().__init__(f"provider {provider!r} is at its limit of {limit} concurrent streams")
+        self.provider = provider
+        self.limit = limit
+
+
+HTTPFactory = Callable[[str], HTTPGetter]
+
+
+class UpstreamRegistry:
+    """Upstreams by URL and the provider connection budget."""
+
+    def __init__(
+        self,
+        config: Config,
+        reactor: object,
+        redactor: Redactor,
+        http_factory: HTTPFactory | None = None,
+    ) -> None:
+        self._config = config
+        self._reactor = reactor
+        self._redactor = redactor
+        self._http_factory = http_factory
+        self._by_url: dict[str, Upstream] = {}
+        self._refs: dict[Upstream, int] = {}
+        self._clients: dict[str, HTTPGetter] = {}
+        self._pools: list[HTTPConnectionPool] = []
+        self._closing: list[Deferred[None]] = []
+        #: called with (provider name, the stream asking) when the provider is full;
+        #: returns True if it stopped something to free a slot
+        self.make_room: Callable[[str, object], bool] = lambda provider, asking: False
+
+    # -- slots -----------------------------------------------------------------------
+
+    def limit(self, provider: str) -> int:
+        config = self._config.provider(provider)
+        return config.max_streams if config is not None else 0
+
+    def used(self, provider: str) -> int:
+        return sum(1 for u in self._by_url.values() if u.provider == provider)
+
+    def has_room(self, provider: str) -> bool:
+        limit = self.limit(provider)
+        return limit <= 0 or self.used(provider) < limit
+
+    # -- upstreams -------------------------------------------------------------------
+
+    def get(self, url: str) -> Upstream | None:
+        return self._by_url.get(url)
+
+    def refs(self, upstream: Upstream) -> int:
+        return self._refs.get(upstream, 0)
+
+    def upstreams(self) -> list[Upstream]:
+        return list(self._by_url.values())
+
+    def acquire(self, source: Source, asking: object = None) -> Upstream:
+        """
+        The running Upstream of ``source.url``, or a new (not yet started: subscribe, then
+        ``start()``) one; raises ``ProviderFull``.
+        """
+        upstream = self._by_url.get(source.url)
+        if upstream is None:
+            if not self.has_room(source.provider) and not (
+                self.make_room(source.provider, asking) and self.has_room(source.provider)
+            ):
+                raise ProviderFull(source.provider, self.limit(source.provider))
+            provider = self._config.provider(source.provider)
+            headers = {"User-Agent": self._config.stream.user_agent}
+            if provider is not None:
+                headers.update(provider.headers)
+            upstream = Upstream(
+                source.url, source.provider, self._http(source.provider), headers,
+                self._reactor, self._config.stream, self._redactor,  # type: ignore[arg-type]
+                on_failed=self._failed,
+            )
+            self._by_url[source.url] = upstream
+            self._refs[upstream] = 0
+        self._refs[upstream] = self._refs.get(upstream, 0) + 1
+        return upstream
+
+    def release(self, upstream: Upstream) -> None:
+        """One user less; the last one out closes the connection and frees its slot."""
+        count = self._refs.get(upstream)
+        if count is None:
+            return
+        if count > 1:
+            self._refs[upstream] = count - 1
+            return
+        del self._refs[upstream]
+        if self._by_url.get(upstream.url) is upstream:
+            del self._by_url[upstream.url]
+        self._track(upstream.close())
+
+    def _failed(self, upstream: Upstream) -> None:
+        """A failed Upstream holds no connection: free its URL and slot at once."""
+        if self._by_url.get(upstream.url) is upstream:
+            del self._by_url[upstream.url]
+
+    def _track(self, closing: Deferred[None]) -> None:
+        if closing.called:
+            return
+        self._closing.append(closing)
+        closing.addBoth(lambda _: self._closing.remove(closing) if closing in self._closing else None)
+
+    # -- HTTP ------------------------------------------------------------------------
+
+    def _http(self, provider: str) -> HTTPGetter:
+        """One HTTP client (one persistent pool) per provider; "" for manual URLs."""
+        client = self._clients.get(provider)
+        if client is None:
+            if self._http_factory is not None:
+                client = self._http_factory(provider)
+            else:
+                pool = HTTPConnectionPool(self._reactor, persistent=True)
+                self._pools.append(pool)
+                agent = Agent(
+                    self._reactor, connectTimeout=self._config.stream.connect_timeout, pool=pool
+                )
+                client = HTTPClient(agent)
+            self._clients[provider] = client
+        return client
+
+    def close(self) -> Deferred[object]:
+        """Close every Upstream and pool; fires when their connections are gone."""
+        for upstream in list(self._refs) + list(self._by_url.values()):
+            self._track(upstream.close())
+        self._by_url.clear()
+        self._refs.clear()
+        waits: list[Deferred[object]] = list(self._closing)  # type: ignore[arg-type]
+        waits += [pool.closeCachedConnections() for pool in self._pools]
+        self._pools.clear()
+        self._clients.clear()
+        return DeferredList(waits, consumeErrors=True)  # type: ignore[return-value]

@@ -1,0 +1,356 @@
+"""
+One provider connection per source URL, shared by every channel that plays it.
+
+An ``Upstream`` GETs the source unbuffered and hands whole MPEG-TS packets to its ``Fanout``;
+the body's transport is the fanout's producer, so when every channel (and through them every
+client) is paused, epgd stops reading from the provider socket (TCP backpressure). It judges
+the first bytes (non-2xx, HTML, playlists and garbage fail the source), notices silence, and
+reconnects after a drop mid-event with backoff before it gives up and tells its consumers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
+
+from twisted.internet.defer import CancelledError, Deferred, succeed
+from twisted.internet.defer import TimeoutError as DeferredTimeout
+from twisted.internet.error import TimeoutError as ConnectTimeout
+from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTime
+from twisted.internet.protocol import Protocol as TwistedProtocol
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.web.client import ResponseDone
+from twisted.web.http import PotentialDataLoss
+
+from epgd.config import StreamConfig
+from epgd.redact import Redactor
+from epgd.stream.fanout import Fanout
+from epgd.stream.ts import SNIFF_BYTES, Aligner, preview, sniff
+
+#: a connection that streamed this long resets the reconnect count
+STABLE_AFTER = 5.0
+BACKOFF_FIRST = 0.5
+BACKOFF_MAX = 8.0
+
+
+def backoff(attempt: int) -> float:
+    """Delay before the ``attempt``-th retry (1-based): 0.5 s doubling, at most 8 s."""
+    return float(min(BACKOFF_FIRST * 2 ** max(attempt - 1, 0), BACKOFF_MAX))
+
+
+def last_segment(url: str) -> str:
+    """``http://h/live/u/p/2.ts?x=1`` -> ``2.ts``: how switch log lines name sources."""
+    path = url.split("?", 1)[0].split("#", 1)[0].rstrip("/")
+    return path.rsplit("/", 1)[-1] or path
+
+
+class UpstreamConsumer(Protocol):
+    """What subscribes to an Upstream: a channel's tap."""
+
+    def write(self, data: bytes) -> None: ...
+
+    def upstream_failed(self, upstream: Upstream, reason: str) -> None: ...
+
+
+class HTTPGetter(Protocol):
+    """The part of ``treq.HTTPClient`` an Upstream uses."""
+
+    def get(self, url: str, **kwargs: Any) -> Deferred[Any]: ...
+
+
+class _Body(TwistedProtocol):
+    """Receives one response body; its transport is the pausable provider connection."""
+
+    def __init__(self, upstream: Upstream) -> None:
+        self.upstream = upstream
+        self.lost: Deferred[None] = Deferred()
+
+    def connectionMade(self) -> None:
+        self.upstream._body_started(self, self.transport)
+
+    def dataReceived(self, data: bytes) -> None:
+        self.upstream._data(self, data)
+
+    def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
+        self.upstream._body_lost(self, reason)
+        self.lost.callback(None)
+
+
+class _Discard(TwistedProtocol):
+    """Throws away an error response's body by closing its connection at once."""
+
+    def connectionMade(self) -> None:
+        self.transport.stopProducing()  # type: ignore[union-attr]
+
+
+class Upstream:
+    """One live provider stream, fanned out to the channels that play it."""
+
+    log = Logger()
+
+    def __init__(
+        self,
+        url: str,
+        provider: str,
+        http: HTTPGetter,
+        headers: Mapping[str, str],
+        clock: IReactorTime,
+        config: StreamConfig,
+        redactor: Redactor,
+        on_failed: Callable[[Upstream], None] | None = None,
+    ) -> None:
+        self.url = url
+        self.provider = provider
+        self.masked_url = redactor.mask(url)
+        self.name = last_segment(url)
+        self.fanout = Fanout()
+        self._http = http
+        self._headers = {k: [v] for k, v in headers.items()}
+        self._clock = clock
+        self._config = config
+        self._redactor = redactor
+        self._on_failed = on_failed
+        self._aligner = Aligner()
+        self._request: Deferred[Any] | None = None
+        self._body: _Body | None = None
+        self._head = b""
+        self._sniffed = False
+        self._watchdog: IDelayedCall | None = None
+        self._retry_call: IDelayedCall | None = None
+        self._seen_bytes = 0
+        self._seen_at = 0.0
+        self._attempt_at = 0.0
+        self.ever_streamed = False
+        self.streaming_since: float | None = None
+        self.retries = 0
+        self.state = "new"  # new, connecting, streaming, waiting, failed, closed
+        self.error: str | None = None
+        self.bytes_in = 0
+        self.opened_at = clock.seconds()
+
+    # -- public ----------------------------------------------------------------------
+
+    def subscribe(self, consumer: UpstreamConsumer, paused: bool = False) -> None:
+        self.fanout.add(consumer, paused)
+
+    def unsubscribe(self, consumer: UpstreamConsumer) -> None:
+        self.fanout.remove(consumer)
+
+    @property
+    def active(self) -> bool:
+        return self.state not in ("failed", "closed")
+
+    def start(self) -> None:
+        if self.state == "new":
+            self._connect()
+
+    def close(self) -> Deferred[None]:
+        """Stop for good; fires once the provider connection is gone."""
+        if self.state == "closed":
+            return succeed(None)
+        self.state = "closed"
+        self._cancel_timers()
+        for consumer in self.fanout.consumers:
+            self.fanout.remove(consumer)
+        if self._request is not None:
+            request, self._request = self._request, None
+            request.cancel()
+        body, self._body = self._body, None
+        self.fanout.set_producer(None)
+        if body is not None and body.transport is not None:
+            lost = body.lost
+            body.transport.stopProducing()
+            return lost
+        return succeed(None)
+
+    # -- connecting ------------------------------------------------------------------
+
+    def _connect(self) -> None:
+        self.state = "connecting" if not self.ever_streamed else "waiting"
+        self._head = b""
+        self._sniffed = False
+        self._aligner.reset()
+        self._attempt_at = self._clock.seconds()
+        try:
+            request = self._http.get(self.url, headers=self._headers, unbuffered=True)
+        except Exception as e:  # a malformed URL raises at once
+            self._attempt_failed(f"cannot request it: {self._redactor.mask(str(e))}")
+            return
+        self._request = request
+        request.addTimeout(self._config.connect_timeout, self._clock)
+        request.addCallbacks(self._response, self._request_failed, errbackArgs=(request,))
+
+    def _request_failed(self, failure: Failure, request: Deferred[Any]) -> None:
+        if self.state == "closed" or request is not self._request:
+            return
+        self._request = None
+        if failure.check(ConnectTimeout, DeferredTimeout, CancelledError):
+            reason = f"no answer within {self._config.connect_timeout:g}s"
+        else:
+            reason = self._redactor.mask(failure.getErrorMessage() or repr(failure.value))
+            reason = f"connection failed: {reason}"
+        self._attempt_failed(reason)
+
+    def _response(self, response: Any) -> None:
+        self._request = None
+        if self.state == "closed":
+            response.deliverBody(_Discard())
+            return
+        if not 200 <= response.code < 300:
+            phrase = (response.phrase or b"").decode("latin-1", "replace")
+            response.deliverBody(_Discard())
+            self._attempt_failed(f"HTTP {response.code} {phrase}".strip())
+            return
+        # connect_timeout bounds the wait for the first bytes, counted from the request
+        self._seen_bytes = self.bytes_in
+        self._seen_at = self._attempt_at
+        self._arm_watchdog()
+        response.deliverBody(_Body(self))
+
+    # -- body ------------------------------------------------------------------------
+
+    def _body_started(self, body: _Body, transport: IPushProducer) -> None:
+        if self.state == "closed":
+            transport.stopProducing()
+            return
+        self._body = body
+        self.fanout.set_producer(transport)
+
+    def _data(self, body: _Body, data: bytes) -> None:
+        if body is not self._body:
+            return
+        if not self._sniffed:
+            self._head += data
+            if len(self._head) < SNIFF_BYTES:
+                return
+            verdict = sniff(self._head)
+            if verdict is not None:
+                self._not_ts(verdict)
+                return
+            self._sniffed = True
+            data, self._head = self._head, b""
+            self.state = "streaming"
+            self.streaming_since = self._clock.seconds()
+            self.ever_streamed = True
+            self.error = None
+        packets = self._aligner.feed(data)
+        if packets:
+            self.bytes_in += len(packets)
+            self.fanout.write(packets)
+
+    def _not_ts(self, verdict: str) -> None:
+        """The source answered 2xx but with something a TS player cannot use."""
+        head = self._head
+        self._head = b""
+        self._drop_body()
+        self._attempt_failed(
+            f"sent {verdict}, not MPEG-TS: {self._redactor.mask(preview(head))!r}"
+        )
+
+    def _body_lost(self, body: _Body, reason: Failure | None) -> None:
+        if body is not self._body or self.state == "closed":
+            return
+        self._body = None
+        self.fanout.set_producer(None)
+        self._aligner.reset()  # never glue this connection's tail to the next one's head
+        self._cancel_watchdog()
+        clean = reason is None or reason.check(ResponseDone, PotentialDataLoss) is not None
+        if not self._sniffed:
+            verdict = sniff(self._head) if self._head else "no bytes at all"
+            if verdict is not None:
+                self._attempt_failed(f"ended after sending {verdict}")
+            else:
+                self._attempt_failed(f"ended after only {len(self._head)} bytes")
+            return
+        why = "ended" if clean else f"dropped ({self._redactor.mask(reason.getErrorMessage())})"  # type: ignore[union-attr]
+        self._retry(why, at_once=clean)
+
+    def _drop_body(self) -> None:
+        body, self._body = self._body, None
+        self.fanout.set_producer(None)
+        self._cancel_watchdog()
+        if body is not None and body.transport is not None:
+            body.transport.stopProducing()
+
+    # -- faults ----------------------------------------------------------------------
+
+    def _attempt_failed(self, reason: str) -> None:
+        """A connect attempt failed: fail over at once, or count it as a retry mid-event."""
+        self._cancel_watchdog()
+        if not self.ever_streamed:
+            self._fail(reason)
+        else:
+            self._retry(reason, at_once=False)
+
+    def _retry(self, why: str, at_once: bool) -> None:
+        now = self._clock.seconds()
+        if self.streaming_since is not None and now - self.streaming_since >= STABLE_AFTER:
+            self.retries = 0
+        self.streaming_since = None
+        self.retries += 1
+        if self.retries > self._config.reconnect_attempts:
+            self._fail(f"{why}; gave up after {self._config.reconnect_attempts} reconnects")
+            return
+        delay = 0.0 if at_once and self.retries == 1 else backoff(self.retries)
+        self.state = "waiting"
+        self.error = why
+        self.log.info(
+            "[PROXY] {url} {why}; reconnect {n}/{limit} in {delay:g}s",
+            url=self.masked_url, why=why, n=self.retries,
+            limit=self._config.reconnect_attempts, delay=delay,
+        )
+        self._retry_call = self._clock.callLater(delay, self._retry_now)
+
+    def _retry_now(self) -> None:
+        self._retry_call = None
+        if self.state != "closed":
+            self._connect()
+
+    def _fail(self, reason: str) -> None:
+        self.state = "failed"
+        self.error = reason
+        self._cancel_timers()
+        self.log.warn("[PROXY] source {url} failed: {reason}", url=self.masked_url, reason=reason)
+        if self._on_failed is not None:
+            self._on_failed(self)
+        for consumer in self.fanout.consumers:
+            consumer.upstream_failed(self, reason)  # type: ignore[attr-defined]
+
+    # -- silence ---------------------------------------------------------------------
+
+    def _arm_watchdog(self) -> None:
+        """
+        Checks for silence four times per ``connect_timeout`` instead of resetting a timer
+        on every chunk: the hot path only counts bytes.
+        """
+        self._cancel_watchdog()
+        self._watchdog = self._clock.callLater(self._config.connect_timeout / 4, self._watch)
+
+    def _watch(self) -> None:
+        self._watchdog = None
+        now = self._clock.seconds()
+        seen = self.bytes_in + len(self._head)
+        if seen != self._seen_bytes:
+            self._seen_bytes, self._seen_at = seen, now
+        elif now - self._seen_at >= self._config.connect_timeout - 1e-9:
+            timeout = self._config.connect_timeout
+            if self._sniffed:
+                self._drop_body()
+                self._retry(f"went silent for {timeout:g}s", at_once=False)
+            else:
+                self._drop_body()
+                self._attempt_failed(f"sent no stream within {timeout:g}s")
+            return
+        self._watchdog = self._clock.callLater(self._config.connect_timeout / 4, self._watch)
+
+    def _cancel_watchdog(self) -> None:
+        if self._watchdog is not None and self._watchdog.active():
+            self._watchdog.cancel()
+        self._watchdog = None
+
+    def _cancel_timers(self) -> None:
+        self._cancel_watchdog()
+        if self._retry_call is not None and self._retry_call.active():
+            self._retry_call.cancel()
+        self._retry_call = None
