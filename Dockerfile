@@ -1,0 +1,31 @@
+# epgd in a container. Untested here (no Docker engine on the build machines); read with care.
+#   docker build -t epgd .
+#   docker run -d -p 8080:8080 -v /srv/epgd/config:/config:ro -v epgd-state:/state epgd
+# /config/epgd.toml must set   [server] state_dir = "/state"   (see epgd.example.toml).
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+WORKDIR /src
+COPY . /src
+RUN pip install /src \
+    # Write Twisted's plugin cache now, while site-packages is writable.
+    && python -c "from twisted.plugin import IPlugin, getPlugins; list(getPlugins(IPlugin))" \
+    && rm -rf /src \
+    && useradd --system --uid 10001 --home-dir /state --shell /usr/sbin/nologin epgd \
+    && mkdir -p /state /config \
+    && chown epgd:epgd /state
+
+WORKDIR /state
+USER epgd
+VOLUME ["/state"]
+EXPOSE 8080
+
+HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
+    CMD ["python", "-c", "import sys, urllib.request; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8080/health', timeout=4).status == 200 else 1)"]
+
+STOPSIGNAL SIGTERM
+CMD ["twistd", "-n", "--pidfile=", "epgd", "--config", "/config/epgd.toml"]
