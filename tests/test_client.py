@@ -1,0 +1,111 @@
+"""One HTTP viewer: push producer, bounded queue, coalesced writes (epgd.stream.client)."""
+
+from __future__ import annotations
+
+from twisted.internet.task import Clock
+from twisted.logger import capturedLogs
+from twisted.trial.unittest import SynchronousTestCase
+
+from epgd.stream.client import Client
+from epgd.stream.fanout import Fanout
+from tests.streamfakes import FakeRequest, FakeTransport, finish_when_done
+from tests.tsutil import stream
+
+
+class ClientTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.request = FakeRequest()
+        self.gone: list[Client] = []
+        self.client = Client(self.request, self.clock, chunk_size=1880, buffer_limit=10_000,
+                             channel_id="nhl_1", on_detach=self.gone.append)
+        self.upstream = FakeTransport()
+        self.fanout = Fanout(self.upstream)
+        self.client.fanout = self.fanout
+        self.fanout.add(self.client)
+        finish_when_done(self.request, self.client.done)
+
+    def test_registers_as_streaming_producer_and_sends_headers_at_once(self) -> None:
+        self.client.start()
+        self.assertIs(self.request.producer, self.client)
+        self.assertTrue(self.request.streaming)
+        self.assertEqual(self.request.written, [b""])
+
+    def test_joiner_gets_the_initial_packets_at_once(self) -> None:
+        initial = stream(3)
+        self.client.start(initial)
+        self.assertEqual(self.request.body, initial)
+        self.assertEqual(self.client.bytes_sent, len(initial))
+
+    def test_small_writes_are_coalesced_then_flushed_after_100ms(self) -> None:
+        self.client.start()
+        data = stream(20)
+        self.client.write(data[:188])
+        self.client.write(data[188:376])
+        self.assertEqual(self.request.body, b"")
+        self.client.write(data[376:2068])  # reaches chunk_size: one write
+        self.assertEqual(self.request.written[1:], [data[:2068]])
+        self.client.write(data[2068:2256])
+        self.clock.advance(0.05)
+        self.assertEqual(self.request.body, data[:2068])
+        self.clock.advance(0.06)
+        self.assertEqual(self.request.body, data[:2256])
+        self.assertEqual(len(self.request.written[-1]) % 188, 0)
+
+    def test_paused_client_queues_then_catches_up(self) -> None:
+        self.client.start()
+        self.client.pauseProducing()
+        self.assertTrue(self.upstream.paused)  # the only consumer: backpressure upstream
+        data = stream(20)
+        self.client.write(data)
+        self.assertEqual(self.request.body, b"")
+        self.client.resumeProducing()
+        self.assertFalse(self.upstream.paused)
+        self.assertEqual(self.request.body, data)
+
+    def test_slow_client_is_dropped_past_its_buffer_and_memory_stays_bounded(self) -> None:
+        self.client.start()
+        self.client.pauseProducing()
+        chunk = stream(10)  # 1880 bytes
+        with capturedLogs() as events:
+            for _ in range(100):
+                self.client.write(chunk)
+                self.assertLessEqual(self.client.queued, 10_000 + len(chunk))
+        self.assertTrue(self.client.detached)
+        self.assertEqual(self.gone, [self.client])
+        self.assertNotIn(self.client, self.fanout)
+        self.assertTrue(self.request.finished)
+        self.assertIsNone(self.request.producer)
+        self.assertTrue(self.request.connection_closed)
+        self.assertTrue(any("dropping client" in str(e.get("log_format")) for e in events))
+
+    def test_disconnect_detaches_once(self) -> None:
+        self.client.start()
+        self.request.disconnect()
+        self.client.stopProducing()
+        self.client.done.cancel()
+        self.assertEqual(self.gone, [self.client])
+        self.assertNotIn(self.client, self.fanout)
+        self.client.write(stream(20))  # ignored, no error
+        self.assertFalse(self.request.finished)
+
+    def test_cancelling_done_detaches(self) -> None:
+        self.client.start()
+        self.client.done.cancel()
+        self.assertEqual(self.gone, [self.client])
+        self.assertIsNone(self.request.producer)
+
+    def test_end_flushes_then_finishes(self) -> None:
+        self.client.start()
+        data = stream(2)
+        self.client.write(data)
+        self.client.end()
+        self.assertEqual(self.request.body, data)
+        self.assertTrue(self.request.finished)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_start_after_disconnect_does_not_register(self) -> None:
+        self.request.disconnect()
+        self.client.start(stream(2))
+        self.assertIsNone(self.request.producer)
+        self.assertEqual(self.gone, [self.client])

@@ -1,0 +1,157 @@
+"""One provider connection: first bytes, silence, reconnects, fail-over signal (epgd.stream.upstream)."""
+
+from __future__ import annotations
+
+from twisted.internet.task import Clock
+from twisted.logger import capturedLogs
+from twisted.trial.unittest import SynchronousTestCase
+
+from epgd.config import StreamConfig
+from epgd.redact import Redactor
+from epgd.stream.upstream import Upstream, backoff, last_segment
+from tests.streamfakes import FakeHTTP
+from tests.tsutil import stream
+
+URL = "http://provider.test/live/alice/hunter22/7.ts"
+
+
+class Consumer:
+    def __init__(self) -> None:
+        self.data: list[bytes] = []
+        self.failures: list[str] = []
+
+    def write(self, data: bytes) -> None:
+        self.data.append(data)
+
+    def upstream_failed(self, upstream: Upstream, reason: str) -> None:
+        self.failures.append(reason)
+
+    @property
+    def body(self) -> bytes:
+        return b"".join(self.data)
+
+
+class UpstreamTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.http = FakeHTTP()
+        self.config = StreamConfig(connect_timeout=4, reconnect_attempts=3)
+        self.upstream = Upstream(
+            URL, "main", self.http, {"User-Agent": "UA/1", "Referer": "http://r/"}, self.clock,
+            self.config, Redactor.for_urls([URL]),
+        )
+        self.consumer = Consumer()
+        self.upstream.subscribe(self.consumer)
+        self.upstream.start()
+
+    def tearDown(self) -> None:
+        self.upstream.close()
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_streams_whole_packets_with_headers(self) -> None:
+        url, headers, _ = self.http.requests[0]
+        self.assertEqual(url, URL)
+        self.assertEqual(headers["User-Agent"], ["UA/1"])
+        self.assertEqual(headers["Referer"], ["http://r/"])
+        response = self.http.answer(URL)
+        data = stream(30)
+        for i in range(0, len(data), 1000):
+            response.send(data[i:i + 1000])
+        response.send(b"G")
+        self.assertEqual(self.consumer.body, data)
+        self.assertEqual(self.upstream.state, "streaming")
+
+    def test_html_with_status_200_is_a_failed_source(self) -> None:
+        response = self.http.answer(URL)
+        with capturedLogs() as events:
+            response.send(b"<!DOCTYPE html><html><title>Expired</title>" + b" " * 1000)
+        self.assertEqual(len(self.consumer.failures), 1)
+        self.assertIn("an HTML page", self.consumer.failures[0])
+        self.assertTrue(response.transport.stopped)
+        text = " ".join(str(e.get("reason", "")) + str(e.get("url", "")) for e in events)
+        self.assertIn("Expired", text)
+        self.assertNotIn("hunter22", text)
+        self.assertEqual(self.upstream.state, "failed")
+
+    def test_non_2xx_is_a_failed_source(self) -> None:
+        self.http.answer(URL, code=404)
+        self.assertEqual(len(self.consumer.failures), 1)
+        self.assertIn("HTTP 404", self.consumer.failures[0])
+
+    def test_no_answer_within_connect_timeout_fails(self) -> None:
+        self.clock.advance(4.01)
+        self.assertEqual(len(self.consumer.failures), 1)
+        self.assertIn("no answer within 4s", self.consumer.failures[0])
+
+    def test_no_first_bytes_within_connect_timeout_fails(self) -> None:
+        self.clock.advance(2)
+        self.http.answer(URL)
+        self.clock.advance(1.5)
+        self.assertEqual(self.consumer.failures, [])
+        self.clock.advance(1.1)  # 4 s after the request
+        self.assertEqual(len(self.consumer.failures), 1)
+
+    def test_drop_mid_event_reconnects_with_backoff_then_fails(self) -> None:
+        response = self.http.answer(URL)
+        response.send(stream(10))
+        response.drop()
+        delays = []
+        for attempt in range(1, 4):
+            self.assertEqual(self.http.count(URL), attempt)
+            before = self.clock.seconds()
+            while self.http.count(URL) == attempt:
+                self.clock.advance(0.25)
+            delays.append(self.clock.seconds() - before)
+            self.http.answer(URL, code=503)
+        self.assertEqual(delays, [0.5, 1.0, 2.0])
+        self.assertEqual(len(self.consumer.failures), 1)
+        self.assertIn("gave up after 3 reconnects", self.consumer.failures[0])
+
+    def test_clean_end_reconnects_at_once_and_glues_no_partial_packet(self) -> None:
+        first = self.http.answer(URL)
+        a = stream(10, fill=0xAA)
+        first.send(a[:-100])  # the provider rotates mid-packet
+        first.end()
+        self.clock.advance(0)
+        second = self.http.answer(URL)
+        b = stream(10, fill=0xBB)
+        second.send(b + b"G")
+        body = self.consumer.body
+        self.assertEqual(len(body) % 188, 0)
+        self.assertEqual(body, a[:9 * 188] + b)  # the 10th was cut short: never sent
+        self.assertEqual(self.consumer.failures, [])
+
+    def test_silence_counts_as_a_drop(self) -> None:
+        response = self.http.answer(URL)
+        response.send(stream(10))
+        self.clock.pump([0.25] * 15)
+        self.assertFalse(response.transport.stopped)
+        self.clock.pump([0.25] * 6)  # silent for connect_timeout (checked every timeout/4)
+        self.assertTrue(response.transport.stopped)
+        self.assertEqual(self.upstream.state, "waiting")
+        self.clock.advance(0.5)
+        self.assertEqual(self.http.count(URL), 2)
+
+    def test_every_consumer_paused_pauses_the_provider_socket(self) -> None:
+        response = self.http.answer(URL)
+        other = Consumer()
+        self.upstream.subscribe(other)
+        self.upstream.fanout.set_paused(self.consumer, True)
+        self.assertFalse(response.transport.paused)
+        self.upstream.fanout.set_paused(other, True)
+        self.assertTrue(response.transport.paused)
+
+    def test_close_stops_the_connection(self) -> None:
+        response = self.http.answer(URL)
+        response.send(stream(10))
+        self.upstream.close()
+        self.assertTrue(response.transport.stopped)
+        self.assertEqual(self.consumer.failures, [])
+
+
+class HelperTests(SynchronousTestCase):
+    def test_backoff_doubles_up_to_8(self) -> None:
+        self.assertEqual([backoff(n) for n in range(1, 7)], [0.5, 1, 2, 4, 8, 8])
+
+    def test_last_segment(self) -> None:
+        self.assertEqual(last_segment("http://h/live/u/p/2.ts?token=x"), "2.ts")
