@@ -118,7 +118,8 @@ class DemoProviderService(Service):
         if sock is None:  # restarted: bind the same port again
             self._port = self.reactor.listenTCP(self.port_number, self.site, interface="127.0.0.1")
         elif IReactorSocket.providedBy(self.reactor):
-            self._port = self.reactor.adoptStreamPort(sock.fileno(), socket.AF_INET, self.site)
+            self._port = self.reactor.adoptStreamPort(
+                sock.fileno(), socket.AF_INET, self.site)  # type: ignore[arg-type]
             sock.close()  # the port holds its own duplicate of the descriptor
         else:
             sock.close()
@@ -151,7 +152,7 @@ class DemoProviderService(Service):
             shutil.rmtree(self._owned_state_dir, ignore_errors=True)
         port, self._port = self._port, None
         if port is not None:
-            return port.stopListening()  # type: ignore[no-any-return]
+            return port.stopListening()
         return None
 
 

@@ -174,7 +174,7 @@ def _span(by_pid: dict[int, list[int]]) -> int:
         ordered = sorted(set(values))
         if len(ordered) < 2:
             continue
-        frame = min(b - a for a, b in zip(ordered, ordered[1:]))
+        frame = min(b - a for a, b in zip(ordered, ordered[1:], strict=False))
         best = max(best, ordered[-1] - ordered[0] + frame)
     return best
 

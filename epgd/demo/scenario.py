@@ -125,7 +125,7 @@ class Scenario:
         return events
 
     def _clock(self, t: float) -> str:
-        moment = _dt.datetime.fromtimestamp(t, _dt.timezone.utc)
+        moment = _dt.datetime.fromtimestamp(t, _dt.UTC)
         return moment.strftime("%I:%M:%S %p" if self.with_seconds else "%I:%M %p")
 
     def sports_events(self, now: float, include_gaps: bool = False) -> list[DemoEvent]:
@@ -208,7 +208,7 @@ class Scenario:
 
 
 def _xmltv_time(t: float) -> str:
-    return _dt.datetime.fromtimestamp(t, _dt.timezone.utc).strftime("%Y%m%d%H%M%S +0000")
+    return _dt.datetime.fromtimestamp(t, _dt.UTC).strftime("%Y%m%d%H%M%S +0000")
 
 
 def _minutes(seconds: float) -> str:
