@@ -11,6 +11,7 @@ from __future__ import annotations
 import gzip
 import io
 import os
+import zlib
 from typing import IO, Union
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -31,18 +32,49 @@ def open_raw(source: RawSource) -> IO[bytes]:
     A readable binary stream of ``source`` (bytes or a path), transparently gunzipped when
     the data starts with the gzip magic, so a 500 MB guide is never loaded whole.
     """
+    stream: IO[bytes]
     if isinstance(source, (bytes, bytearray, memoryview)):
-        data = bytes(source)
-        if data[:2] == GZIP_MAGIC:
-            return gzip.GzipFile(fileobj=io.BytesIO(data), mode="rb")  # type: ignore[return-value]
-        return io.BytesIO(data)
-    path = os.fspath(source)
+        stream = io.BytesIO(bytes(source))
+    else:
+        path = os.fspath(source)
+        try:
+            stream = open(path, "rb")  # noqa: SIM115 - the caller closes it
+        except OSError as e:
+            raise SourceError(f"cannot read {path}: {e.strerror or e}") from None
+    # Two layers at most: a server may gzip (Content-Encoding) a file that is a .gz already.
     try:
-        if is_gzip_file(path):
-            return gzip.open(path, "rb")  # type: ignore[return-value]
-        return open(path, "rb")  # noqa: SIM115 - the caller closes it
-    except OSError as e:
-        raise SourceError(f"cannot read {path}: {e.strerror or e}") from None
+        for _ in range(2):
+            if _peek(stream, 2) != GZIP_MAGIC:
+                break
+            stream = _ClosingGzip(stream)  # type: ignore[assignment]
+    except (OSError, EOFError, zlib.error) as e:
+        stream.close()
+        raise SourceError(f"corrupt gzip data: {e}") from None
+    return stream
+
+
+def _peek(stream: IO[bytes], size: int) -> bytes:
+    peek = getattr(stream, "peek", None)
+    if peek is not None:
+        return peek(size)[:size]
+    position = stream.tell()
+    data = stream.read(size)
+    stream.seek(position)
+    return data
+
+
+class _ClosingGzip(gzip.GzipFile):
+    """A GzipFile that also closes the stream it reads from."""
+
+    def __init__(self, inner: IO[bytes]) -> None:
+        super().__init__(fileobj=inner, mode="rb")
+        self._inner = inner
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self._inner.close()
 
 
 def is_gzip_file(path: str) -> bool:

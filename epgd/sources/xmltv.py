@@ -108,7 +108,7 @@ class _Prefixed:
         if self._head:
             data, self._head = self._head, b""
             return data
-        return self._stream.read(size)  # type: ignore[no-any-return]
+        return self._stream.read(size)
 
 
 def _text(el: Any) -> str:
@@ -215,11 +215,11 @@ class _GuideParser:
         if len(elements) == 1:
             text = _squeeze(_text(elements[0]))
             single = (text,) if text else ()
-            return self._tuples.setdefault(single, single)  # type: ignore[no-any-return]
+            return self._tuples.setdefault(single, single)
         found = [(el.get("lang") or "", _squeeze(_text(el))) for el in elements]
         preferred = [t for lang, t in found if t and (not lang or lang[:2].lower() == "en")]
         chosen = tuple(dict.fromkeys(preferred or [t for _, t in found if t]))
-        return self._tuples.setdefault(chosen, chosen)  # type: ignore[no-any-return]
+        return self._tuples.setdefault(chosen, chosen)
 
     def _episodes(self, elements: list[Any]) -> tuple[tuple[str, str], ...]:
         found = tuple(
@@ -227,7 +227,7 @@ class _GuideParser:
             for el in elements
             if (value := _text(el).strip())
         )
-        return self._tuples.setdefault(found, found)  # type: ignore[no-any-return]
+        return self._tuples.setdefault(found, found)
 
 
 def _squeeze(text: str) -> str:

@@ -1,0 +1,239 @@
+"""
+Downloading provider files: an http(s) URL through treq, or a local path (also ``file://``).
+
+The body is streamed into a temporary file next to its final place, never held in memory
+(guides reach 500 MB). What is stored is exactly what the server sent: a gzip body, whether
+from ``Content-Encoding: gzip`` or a ``.gz`` file, is recognised later by its magic bytes
+(``epgd.sources.open_raw``). Every message passes through the provider's ``Redactor``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from treq.client import HTTPClient
+from twisted.internet.defer import CancelledError, Deferred, TimeoutError, maybeDeferred
+from twisted.internet.error import ConnectError, ConnectingCancelledError, DNSLookupError
+from twisted.internet.interfaces import IReactorTime
+from twisted.internet.protocol import Protocol
+from twisted.internet.threads import deferToThreadPool
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.web.client import (
+    Agent,
+    HTTPConnectionPool,
+    PartialDownloadError,
+    ResponseDone,
+    ResponseFailed,
+    ResponseNeverReceived,
+)
+from twisted.web.http import PotentialDataLoss
+from twisted.web.http_headers import Headers
+from twisted.web.iweb import IResponse
+
+from epgd.redact import Redactor
+from epgd.sources import SourceError
+
+DOWNLOAD_TIMEOUT = 300.0  # seconds for a whole download
+CONNECT_TIMEOUT = 30.0
+MAX_BYTES = 4 << 30  # a provider streaming forever must not fill the disk
+
+
+class _FileBody(Protocol):
+    """Writes a response body to a file; ``done`` fires with the byte count."""
+
+    def __init__(self, out: Any, max_bytes: int) -> None:
+        self.out = out
+        self.max_bytes = max_bytes
+        self.received = 0
+        self.done: Deferred[int] = Deferred(lambda _: self._abort())
+
+    def _abort(self) -> None:
+        if self.transport is not None:
+            self.transport.stopProducing()  # type: ignore[attr-defined]
+
+    def dataReceived(self, data: bytes) -> None:
+        if self.done.called:
+            return
+        self.received += len(data)
+        if self.received > self.max_bytes:
+            self.done.errback(SourceError(f"more than {self.max_bytes >> 20} MB, gave up"))
+            self._abort()
+            return
+        try:
+            self.out.write(data)
+        except OSError as e:
+            self.done.errback(SourceError(f"cannot store it: {e.strerror or e}"))
+            self._abort()
+
+    def connectionLost(self, reason: Failure = Failure(ResponseDone())) -> None:  # noqa: B008
+        if self.done.called:
+            return
+        if reason.check(ResponseDone, PotentialDataLoss):
+            self.done.callback(self.received)
+        else:
+            self.done.errback(reason)
+
+
+class _Discard(Protocol):
+    """Drops the body of a failed response by closing its connection."""
+
+    def connectionMade(self) -> None:
+        self.transport.stopProducing()  # type: ignore[union-attr]
+
+
+def _local_path(source: str) -> str | None:
+    """The file path ``source`` names, or None when it is an http(s) URL."""
+    parts = urlsplit(source)
+    scheme = parts.scheme.lower()
+    if scheme in ("http", "https"):
+        return None
+    if scheme == "file":
+        return unquote(parts.path)
+    if len(scheme) > 1:  # "C:\\guide.xml" has a one-letter "scheme"
+        raise SourceError(f"unsupported URL scheme {scheme!r} (use http, https or a file path)")
+    return source
+
+
+class Fetcher:
+    """
+    Downloads one provider's files: one connection pool, one User-Agent and set of headers.
+    Timeouts run on ``clock`` (the reactor unless a test passes a ``task.Clock``).
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        reactor: Any,
+        user_agent: str,
+        headers: Mapping[str, str] | None = None,
+        redactor: Redactor | None = None,
+        *,
+        timeout: float = DOWNLOAD_TIMEOUT,
+        connect_timeout: float = CONNECT_TIMEOUT,
+        max_bytes: int = MAX_BYTES,
+        clock: IReactorTime | None = None,
+        run_in_thread: Callable[..., Deferred[Any]] | None = None,
+    ) -> None:
+        self.reactor = reactor
+        self.clock: IReactorTime = clock if clock is not None else reactor
+        self.redactor = redactor or Redactor()
+        self.timeout = timeout
+        self.max_bytes = max_bytes
+        self._pool = HTTPConnectionPool(reactor, persistent=True)
+        self._pool.maxPersistentPerHost = 2
+        self._client = HTTPClient(Agent(reactor, connectTimeout=connect_timeout, pool=self._pool))
+        self._headers = Headers({b"Accept-Encoding": [b"gzip"], b"Accept": [b"*/*"]})
+        self._headers.setRawHeaders(b"User-Agent", [user_agent.encode("utf-8")])
+        for name, value in (headers or {}).items():
+            self._headers.setRawHeaders(name.encode("utf-8"), [value.encode("utf-8")])
+        self._run_in_thread = run_in_thread or (
+            lambda f, *a, **kw: deferToThreadPool(reactor, reactor.getThreadPool(), f, *a, **kw)
+        )
+
+    def fetch(self, source: str, directory: str, what: str = "file") -> Deferred[str]:
+        """
+        Store ``source`` (URL or path) in a new temporary file in ``directory`` and fire with
+        that file's path; the caller renames or removes it. Fails with ``SourceError``
+        (``what`` names the file in the message: "playlist", "guide").
+        """
+        label = f"{what} {self.redactor.mask(source)}"
+        try:
+            path = _local_path(source)
+            os.makedirs(directory, exist_ok=True)
+            fd, temp = tempfile.mkstemp(dir=directory, prefix=f".{what}-", suffix=".part")
+        except SourceError as e:
+            return _failed(SourceError(f"{label}: {e}"))
+        except OSError as e:
+            return _failed(SourceError(f"{label}: cannot write to {directory}: {e.strerror}"))
+        out = os.fdopen(fd, "wb")
+        if path is not None:
+            out.close()
+            d: Deferred[Any] = self._run_in_thread(_copy, path, temp)
+        else:
+            d = self._download(source, out)
+            d.addTimeout(self.timeout, self.clock)
+            d.addBoth(_closing(out))
+
+        def failed(failure: Failure) -> Failure:
+            _remove(temp)
+            return Failure(SourceError(f"{label}: {self._reason(failure)}"))
+
+        d.addCallbacks(lambda _: temp, failed)
+        return d
+
+    def _download(self, url: str, out: Any) -> Deferred[int]:
+        d = self._client.get(url, headers=self._headers, unbuffered=True)
+
+        def received(response: IResponse) -> Deferred[int]:
+            if not 200 <= response.code < 300:
+                response.deliverBody(_Discard())
+                phrase = (response.phrase or b"").decode("latin-1", "replace")
+                raise SourceError(f"HTTP {response.code} {phrase}".strip())
+            body = _FileBody(out, self.max_bytes)
+            response.deliverBody(body)
+            return body.done
+
+        return d.addCallback(received)
+
+    def _reason(self, failure: Failure) -> str:
+        """One masked line saying why a download failed."""
+        error = failure.value
+        if isinstance(error, SourceError):
+            text = str(error)
+        elif isinstance(error, TimeoutError):
+            text = f"no complete answer within {self.timeout:g} s"
+        elif isinstance(error, CancelledError):
+            text = "cancelled"
+        elif isinstance(error, ConnectingCancelledError):
+            text = "timed out connecting"
+        elif isinstance(error, (DNSLookupError, ConnectError)):
+            text = f"cannot connect: {error}"
+        elif isinstance(error, (ResponseNeverReceived, ResponseFailed, PartialDownloadError)):
+            reasons = getattr(error, "reasons", None) or []
+            detail = "; ".join(str(r.value) for r in reasons if isinstance(r, Failure))
+            text = "connection lost before the download completed" + (
+                f" ({detail})" if detail else "")
+        elif isinstance(error, FileNotFoundError):
+            text = "no such file"
+        elif isinstance(error, OSError):
+            text = error.strerror or str(error)
+        else:
+            text = f"{error.__class__.__name__}: {error}"
+        return " ".join(self.redactor.mask(text).split())
+
+    def close(self) -> Deferred[None]:
+        """Close idle provider connections (on service stop; trial wants a clean reactor)."""
+        return maybeDeferred(self._pool.closeCachedConnections)
+
+
+def _copy(path: str, temp: str) -> int:
+    shutil.copyfile(path, temp)
+    return os.path.getsize(temp)
+
+
+def _closing(out: Any) -> Callable[[Any], Any]:
+    def close(result: Any) -> Any:
+        out.close()
+        return result
+
+    return close
+
+
+def _remove(path: str) -> None:
+    try:
+        os.remove(path)
+    except OSError:
+        pass
+
+
+def _failed(error: Exception) -> Deferred[Any]:
+    d: Deferred[Any] = Deferred()
+    d.errback(error)
+    return d
