@@ -16,6 +16,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from epgd.config import EventConfig, LineupConfig
 from epgd.schedule.events import (
     GuideIndex,
+    NameMatch,
     NameTimeError,
     Window,
     guide_events,
@@ -25,19 +26,20 @@ from epgd.schedule.events import (
     parse_name,
     title_passes,
 )
-from epgd.sources.models import Guide, GuideChannel, ProviderChannel, Programme
+from epgd.sources.models import Guide, GuideChannel, Programme, ProviderChannel
 
 UTC = dt.UTC
 NEW_YORK = ZoneInfo("America/New_York")
 NAMES = os.path.join(os.path.dirname(__file__), "data", "names")
 
 
-def at(*args: int, tz: dt.tzinfo = UTC) -> dt.datetime:
-    return dt.datetime(*args, tzinfo=tz)
+def at(year: int, month: int, day: int, hour: int = 0, minute: int = 0,
+       tz: dt.tzinfo = UTC) -> dt.datetime:
+    return dt.datetime(year, month, day, hour, minute, tzinfo=tz)
 
 
-def ts(*args: int, tz: dt.tzinfo = UTC) -> float:
-    return at(*args, tz=tz).timestamp()
+def ts(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> float:
+    return at(year, month, day, hour, minute).timestamp()
 
 
 def chan(name: str, provider: str = "main", group: str = "", tvg_id: str = "",
@@ -161,20 +163,22 @@ class ParseNameTests(SynchronousTestCase):
     now = ts(2025, 12, 12, 15, 0)
 
     def parse(self, pattern: str, name: str, zone: dt.tzinfo = NEW_YORK, now: float | None = None,
-              formats: tuple[str, ...] = ("%I:%M %p", "%I:%M%p", "%H:%M")) -> object:
+              formats: tuple[str, ...] = ("%I:%M %p", "%I:%M%p", "%H:%M")) -> NameMatch | None:
         lineup = LineupConfig(id="x", name_pattern=pattern, name_time_formats=formats)
         return parse_name(lineup, name, zone, self.now if now is None else now)
 
-    def start(self, *args: object, **kwargs: object) -> dt.datetime:
-        match = self.parse(*args, **kwargs)  # type: ignore[arg-type]
-        assert match is not None and match.start is not None, match  # type: ignore[attr-defined]
-        return match.start  # type: ignore[attr-defined, no-any-return]
+    def start(self, pattern: str, name: str, zone: dt.tzinfo = NEW_YORK, now: float | None = None,
+              formats: tuple[str, ...] = ("%I:%M %p", "%I:%M%p", "%H:%M")) -> dt.datetime:
+        match = self.parse(pattern, name, zone, now, formats)
+        assert match is not None and match.start is not None, match
+        return match.start
 
     def test_12h_time_with_zone_suffix_outside_the_group(self) -> None:
         match = self.parse(NHL_PATTERN, "NHL 01: Bruins VS Leafs @ 8:00PM ET")
-        self.assertEqual(match.title, "Bruins VS Leafs")  # type: ignore[attr-defined]
+        assert match is not None
+        self.assertEqual(match.title, "Bruins VS Leafs")
         # 8 PM Eastern (EST in December) = 01:00 UTC next day
-        self.assertEqual(match.start, at(2025, 12, 13, 1, 0))  # type: ignore[attr-defined]
+        self.assertEqual(match.start, at(2025, 12, 13, 1, 0))
 
     def test_same_name_in_utc(self) -> None:
         start = self.start(NHL_PATTERN, "NHL 01: Bruins VS Leafs @ 8:00PM ET", zone=UTC)
@@ -214,7 +218,7 @@ class ParseNameTests(SynchronousTestCase):
             (rf"^(?P<title>.+?) - {time} EST - \((?P<date>[\d/]+)\)$",
              "ACB : Leyma Basquet Coruña vs UCAM Murcia - 12:00 PM EST - (01/19/2025)",
              at(2025, 1, 19, 17, 0)),
-            (rf"^\d+ - (?P<date>\d+/\d+) (?P<time>\d+[ap]m) (?P<title>.+)$",
+            (r"^\d+ - (?P<date>\d+/\d+) (?P<time>\d+[ap]m) (?P<title>.+)$",
              "07 - 8/14 7pm Broncos at Falcons", at(2025, 8, 14, 23, 0)),
             (r"^Channel Number \d+ : (?P<title>.+) \((?P<date>[\d-]+) (?P<time>[\d:]+)\)$",
              "Channel Number 1 : Women's Swimming Press Conference (2025-08-11 11:30:00)",
@@ -234,10 +238,12 @@ class ParseNameTests(SynchronousTestCase):
 
     def test_no_time_group_means_live_from_first_seen(self) -> None:
         match = self.parse(r"^ESPN\+ \d+ (?P<title>.+)$", "ESPN+ 110 Youngstown State vs. Akron")
-        self.assertEqual(match.title, "Youngstown State vs. Akron")  # type: ignore[attr-defined]
-        self.assertIsNone(match.start)  # type: ignore[attr-defined]
+        assert match is not None
+        self.assertEqual(match.title, "Youngstown State vs. Akron")
+        self.assertIsNone(match.start)
         optional = r"^NHL \d+: (?P<title>.+?)(?: @ (?P<time>\d+:\d+ [AP]M))?$"
-        self.assertIsNone(self.parse(optional, "NHL 03: Kings vs Ducks").start)  # type: ignore
+        self.assertEqual(self.parse(optional, "NHL 03: Kings vs Ducks"),
+                         NameMatch(title="Kings vs Ducks", start=None))
 
     def test_empty_slots_and_non_matching_names_are_no_event(self) -> None:
         pattern = r"^(?:NHL|MLB) \d+:\s*(?P<title>.*?)(?: @ (?P<time>\d+:\d+ ?[AP]M).*)?$"
@@ -260,7 +266,7 @@ class RealNamesTests(SynchronousTestCase):
     now = ts(2025, 12, 12, 15, 0)
 
     def run_pattern(self, pattern: str, names: list[str],
-                    formats: tuple[str, ...] = ("%I:%M %p", "%I:%M%p")) -> dict[str, object]:
+                    formats: tuple[str, ...] = ("%I:%M %p", "%I:%M%p")) -> dict[str, NameMatch]:
         lineup = LineupConfig(id="x", name_pattern=pattern, name_time_formats=formats)
         found = {}
         for name in names:
@@ -278,14 +284,14 @@ class RealNamesTests(SynchronousTestCase):
         falcons = found["NFL Game Pass 02: Falcons @ Buccaneers (Prime Vision with Next Gen "
                         "Stats) @ 08:15 PM ET"]
         # "@" inside the title is kept; the last "@ time" is the time
-        self.assertEqual(falcons.title,  # type: ignore[attr-defined]
+        self.assertEqual(falcons.title,
                          "Falcons @ Buccaneers (Prime Vision with Next Gen Stats)")
-        self.assertEqual(falcons.start, at(2025, 12, 13, 1, 15))  # type: ignore[attr-defined]
+        self.assertEqual(falcons.start, at(2025, 12, 13, 1, 15))
         blues = found["NHL 01: Chicago Blackhawks  vs  St. Louis Blues @ 08:00 PM ET"]
-        self.assertEqual(blues.title,  # type: ignore[attr-defined]
+        self.assertEqual(blues.title,
                          "Chicago Blackhawks vs St. Louis Blues")
         army = found["NCAAB 01: Army vs UMBC @ Dec 12 06:00 PM ET"]
-        self.assertEqual(army.start, at(2025, 12, 12, 23, 0))  # type: ignore[attr-defined]
+        self.assertEqual(army.start, at(2025, 12, 12, 23, 0))
         for name in ("NHL 07:", "PPV EVENT 04", "ESPN Plus 017", "60 Minutes", "[NHL-13]"):
             self.assertNotIn(name, found)
 
@@ -294,7 +300,7 @@ class RealNamesTests(SynchronousTestCase):
                                  r"(?P<time>\d{1,2}(?::?\d{2})?PM) ET$",
                                  hand_written_names(), formats=("%I%p", "%I%M%p", "%I:%M%p"))
         self.assertEqual(
-            {m.title: m.start for m in found.values()},  # type: ignore[attr-defined]
+            {m.title: m.start for m in found.values()},
             {"ALVAREZ VS SEALS UNDERCARDS": at(2025, 12, 13, 0),
              "UFC 246 MCGREGOR VS. COWBOY 30FPS": at(2025, 12, 12, 23, 15),
              "RAGE IN THE CAGE OKC 71": at(2025, 12, 13, 2),
@@ -318,10 +324,11 @@ class RealNamesTests(SynchronousTestCase):
         found = self.run_pattern(pattern, names)
         self.assertEqual(set(names) - set(found), {"Last updated at 08:34 PM EST"})
         sunday = found["Spain - La Liga : Getafe vs Barcelona - 03:00 PM EST - (01/19/2025)"]
-        self.assertEqual(sunday.title, "Spain - La Liga : Getafe vs Barcelona")  # type: ignore
-        self.assertEqual(sunday.start, at(2025, 1, 19, 20, 0))  # type: ignore[attr-defined]
+        self.assertEqual(sunday.title, "Spain - La Liga : Getafe vs Barcelona")
+        self.assertEqual(sunday.start, at(2025, 1, 19, 20, 0))
         for match in found.values():
-            start = match.start  # type: ignore[attr-defined]
+            start = match.start
+            assert start is not None
             self.assertTrue(at(2025, 1, 17) <= start < at(2025, 1, 21), match)
 
     def test_daddylive_playlist_form_with_leading_time(self) -> None:
@@ -329,8 +336,8 @@ class RealNamesTests(SynchronousTestCase):
             r"^(?:\d{1,2}:\d{2} [AP]M - )?(?P<title>.+?) - (?P<time>\d{1,2}:\d{2} [AP]M) "
             r"E[SD]?T - \((?P<date>\d{2}/\d{2}/\d{4})\)$", hand_written_names())
         jets = found["1:01 PM - New York Jets vs. Buffalo Bills - 01:01 PM EST - (12/29/2024)"]
-        self.assertEqual(jets.title, "New York Jets vs. Buffalo Bills")  # type: ignore
-        self.assertEqual(jets.start, at(2024, 12, 29, 18, 1))  # type: ignore[attr-defined]
+        self.assertEqual(jets.title, "New York Jets vs. Buffalo Bills")
+        self.assertEqual(jets.start, at(2024, 12, 29, 18, 1))
 
 
 class LiveStopTests(SynchronousTestCase):

@@ -106,7 +106,7 @@ class KeyTests(SynchronousTestCase):
         old = {"l:a:show": Record("l", "show", T0, T0 + HOUR, "l_1"),
                "l:b:show": Record("l", "show", T0 + 2 * HOUR, T0 + 3 * HOUR, "l_2")}
         groups = merge([cand("Show", 2 * HOUR + 60, rank=(0, 1)), cand("Show", 60)])
-        keys = dict(zip((g[0].start for g in groups), assign_keys("l", groups, old)))
+        keys = dict(zip((g[0].start for g in groups), assign_keys("l", groups, old), strict=True))
         self.assertEqual(keys, {moment(60): "l:a:show", moment(2 * HOUR + 60): "l:b:show"})
 
     def test_minted_key_never_reuses_a_remembered_one(self) -> None:
@@ -187,23 +187,23 @@ class PackPropertyTests(SynchronousTestCase):
         # no overlaps on a channel, lanes sorted by start
         for lane in placed.values():
             self.assertEqual(lane, sorted(lane, key=lambda e: e.live_from))
-            for a, b in zip(lane, lane[1:]):
+            for a, b in zip(lane, lane[1:], strict=False):
                 self.assertLessEqual(a.live_until, b.live_from)
         # an unplaced event really fits nowhere
         for event in unplaced:
             for lane in placed.values():
                 self.assertTrue(any(overlaps(event, other) for other in lane))
         for event in events:
-            lane = previous.get(event.key)
-            if lane not in lanes:
+            old = previous.get(event.key)
+            if old is None or old not in lanes:
                 continue
-            rivals = [o for o in events if o is not event and previous.get(o.key) == lane]
+            rivals = [o for o in events if o is not event and previous.get(o.key) == old]
             # sticky: no rival for its old channel -> it keeps it
             if not any(overlaps(event, o) for o in rivals):
-                self.assertEqual(on.get(event.key), lane, event)
+                self.assertEqual(on.get(event.key), old, event)
             # a live event never moves unless another live event claims the same channel
             if event.is_live(now) and not any(o.is_live(now) for o in rivals):
-                self.assertEqual(on.get(event.key), lane, event)
+                self.assertEqual(on.get(event.key), old, event)
 
     @settings(max_examples=200, deadline=None)
     @given(scenarios(), st.randoms(use_true_random=False))

@@ -123,7 +123,7 @@ class _Builder:
         groups = merge(self.candidates(lineup))
         keys = assign_keys(lineup.id, groups, self.state.records)
         events = [make_event(key, group, lineup.pre_padding, lineup.post_padding)
-                  for key, group in zip(keys, groups)]
+                  for key, group in zip(keys, groups, strict=True)]
         ids = lineup.channel_ids()
         lanes, unplaced = pack(ids, events, self.state.assignments(), self.now)
         channels = [

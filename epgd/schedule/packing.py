@@ -158,7 +158,7 @@ def assign_keys(lineup: str, groups: Sequence[Sequence[Candidate]],
     starts = [g[0].start.timestamp() for g in groups]
     titles = [normalize_title(g[0].title) for g in groups]
     pairs = []
-    for i, (title, start) in enumerate(zip(titles, starts)):
+    for i, (title, start) in enumerate(zip(titles, starts, strict=True)):
         for key, record in previous.get(title, ()):
             distance = abs(record.start - start)
             if distance <= MATCH_WINDOW:
