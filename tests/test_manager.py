@@ -1,0 +1,186 @@
+"""The stream manager: answers, limits, timers, idle reaper, status (epgd.stream.manager)."""
+
+from __future__ import annotations
+
+from twisted.internet.task import Clock
+from twisted.logger import capturedLogs
+from twisted.trial.unittest import SynchronousTestCase
+
+from epgd.config import Config, ProviderConfig, ServerConfig, StreamConfig
+from epgd.redact import Redactor
+from epgd.schedule.model import Channel, Schedule
+from epgd.stream.manager import StreamManager
+from tests.streamfakes import FakeHTTP, FakeRequest, finish_when_done
+from tests.test_channel import BASE, T0, event, fills, log_text, schedule
+from tests.tsutil import stream
+
+STATUS_KEYS = {"stream_url", "event", "uptime_seconds", "idle_seconds", "last_check", "clients",
+               "bytes_sent", "bitrate_kbps", "switches", "error"}
+
+
+class ManagerTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.clock.advance(T0)
+        self.http = FakeHTTP()
+        self.current: Schedule | None = schedule(
+            event("Bruins vs Rangers", 0, 100, "1.ts"), event("Kings vs Ducks", 100, 200, "2.ts"),
+            event("Late game", 1000, 1100, "3.ts"),
+        )
+        self.make()
+
+    def make(self, max_clients: int = 500, max_streams: int = 0, idle: float = 300) -> None:
+        self.config = Config(
+            server=ServerConfig(max_clients=max_clients),
+            stream=StreamConfig(check_interval=5, idle_timeout=idle, hold_after_end=0),
+            providers=(ProviderConfig("main", BASE + "get.php", max_streams=max_streams),),
+        )
+        self.manager = StreamManager(self.config, self.clock, lambda: self.current,
+                                     Redactor.for_urls([BASE]),
+                                     http_factory=lambda provider: self.http)
+        self.manager.startService()
+        self.addCleanup(self.stop_manager)
+
+    def stop_manager(self) -> None:
+        if self.manager.running:
+            d = self.manager.stopService()
+            self.successResultOf(d)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def get(self, channel_id: str = "nhl_1", method: bytes = b"GET") -> tuple[FakeRequest, object]:
+        request = FakeRequest(method)
+        result = self.manager.serve(request, channel_id)
+        if not isinstance(result, bytes):
+            finish_when_done(request, result)  # type: ignore[arg-type]
+        return request, result
+
+    def at(self, seconds: float) -> None:
+        self.clock.advance(T0 + seconds - self.clock.seconds())
+
+    def test_unknown_channel_is_404(self) -> None:
+        request, body = self.get("nope_9")
+        self.assertEqual(request.code, 404)
+        self.assertEqual(body, b"unknown channel 'nope_9'\n")
+
+    def test_nothing_playing_is_503_with_retry_after_and_next_event(self) -> None:
+        self.at(300)
+        request, body = self.get()
+        self.assertEqual(request.code, 503)
+        self.assertEqual(request.headers[b"retry-after"], b"700")
+        self.assertIn(b"'Late game' at 2027-01-15T08:16:40Z", body)  # type: ignore[operator]
+        self.assertEqual(body.count(b"\n"), 1)  # type: ignore[union-attr]
+
+    def test_head_answers_headers_only_and_opens_nothing(self) -> None:
+        request, body = self.get(method=b"HEAD")
+        self.assertEqual((request.code, body), (200, b""))
+        self.assertEqual(request.headers[b"content-type"], b"video/mp2t")
+        self.assertEqual(self.http.requests, [])
+
+    def test_stream_is_served_and_shared(self) -> None:
+        first, _ = self.get()
+        second, _ = self.get()
+        self.assertEqual(self.http.count(BASE + "1.ts"), 1)
+        self.http.answer(BASE + "1.ts").send(stream(20) + b"G")
+        self.clock.advance(0.1)
+        self.assertEqual(first.body, stream(20))
+        self.assertEqual(first.body, second.body)
+        self.assertEqual(first.headers[b"content-type"], b"video/mp2t")
+        self.assertNotIn(b"content-length", first.headers)
+
+    def test_max_clients_is_503(self) -> None:
+        self.stop_manager()
+        self.make(max_clients=1)
+        self.get()
+        request, body = self.get()
+        self.assertEqual(request.code, 503)
+        self.assertIn(b"max_clients", body)  # type: ignore[operator]
+
+    def test_provider_full_is_503_naming_provider_and_limit(self) -> None:
+        self.stop_manager()
+        self.current = schedule(event("A", 0, 100, "1.ts"))
+        two = schedule(event("A", 0, 100, "1.ts")).channels[0]
+        other = Channel("nhl_2", "NHL 2", 2, "nhl", "NHL", events=(event("B", 0, 100, "9.ts"),))
+        self.current = Schedule(self.current.generated_at, (two, other))
+        self.make(max_streams=1)
+        self.get("nhl_1")
+        request, body = self.get("nhl_2")
+        self.assertEqual(request.code, 503)
+        self.assertIn(b"'main' is at its limit of 1", body)  # type: ignore[operator]
+
+    def test_a_stream_without_clients_makes_room(self) -> None:
+        self.stop_manager()
+        one = schedule(event("A", 0, 100, "1.ts")).channels[0]
+        other = Channel("nhl_2", "NHL 2", 2, "nhl", "NHL", events=(event("B", 0, 100, "9.ts"),))
+        self.current = Schedule(one.events[0].start, (one, other))
+        self.make(max_streams=1)
+        first, done = self.get("nhl_1")
+        done.cancel()  # type: ignore[attr-defined]
+        request, _ = self.get("nhl_2")
+        self.assertEqual(request.code, 200)
+        self.assertNotIn("nhl_1", self.manager.status())
+
+    def test_switch_happens_at_the_boundary_not_the_next_check(self) -> None:
+        request, _ = self.get()
+        self.http.answer(BASE + "1.ts").send(stream(20, fill=0xAA) + b"G")
+        self.at(99.9)
+        self.assertEqual(self.http.count(BASE + "2.ts"), 0)
+        with capturedLogs() as events:
+            self.at(100.0)
+        self.assertEqual(self.http.count(BASE + "2.ts"), 1)
+        self.assertIn("[PROXY] nhl_1 switching from 1.ts to 2.ts", log_text(events))
+        self.http.answer(BASE + "2.ts").send(stream(20, fill=0xBB) + b"G")
+        self.clock.advance(0.1)  # small writes are coalesced for up to 100 ms
+        self.assertIn(0xBB, fills(request.body))
+        self.assertEqual(self.manager.status()["nhl_1"]["switches"], 1)
+
+    def test_schedule_changed_rechecks_at_once(self) -> None:
+        self.get()
+        self.http.answer(BASE + "1.ts").send(stream(20) + b"G")
+        self.current = schedule(event("Moved up", -10, 200, "5.ts"))
+        self.manager.schedule_changed(self.current)
+        self.assertEqual(self.http.count(BASE + "5.ts"), 1)
+
+    def test_idle_stream_stops_and_logs(self) -> None:
+        request, done = self.get()
+        self.http.answer(BASE + "1.ts").send(stream(20) + b"G")
+        done.cancel()  # type: ignore[attr-defined]
+        with capturedLogs() as events:
+            self.clock.pump([1.0] * 301)
+        self.assertIn("[PROXY] nhl_1 idle for 300s, stopping", log_text(events))
+        self.assertEqual(self.manager.status(), {})
+
+    def test_status_has_exactly_the_spec_keys_and_masks(self) -> None:
+        request, _ = self.get()
+        self.http.answer(BASE + "1.ts").send(stream(50) + b"G")
+        self.clock.pump([0.25] * 8)
+        status = self.manager.status()["nhl_1"]
+        self.assertEqual(set(status), STATUS_KEYS)
+        self.assertEqual(status["stream_url"], "http://provider.test/live/***/***/1.ts")
+        self.assertEqual(status["event"], "Bruins vs Rangers")
+        self.assertEqual(status["clients"], 1)
+        self.assertEqual(status["bytes_sent"], len(request.body))
+        self.assertGreaterEqual(status["bytes_sent"], 50 * 188)
+        self.assertIsInstance(status["last_check"], float)
+
+    def test_stop_ends_clients_and_is_false_when_not_active(self) -> None:
+        request, _ = self.get()
+        self.assertTrue(self.manager.stop("nhl_1"))
+        self.assertTrue(request.finished)
+        self.assertFalse(self.manager.stop("nhl_1"))
+
+    def test_stop_service_leaves_no_timer_or_connection(self) -> None:
+        request, _ = self.get()
+        response = self.http.answer(BASE + "1.ts")
+        response.send(stream(20) + b"G")
+        self.successResultOf(self.manager.stopService())
+        self.assertTrue(response.transport.stopped)
+        self.assertTrue(request.finished)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_disconnect_frees_the_client_slot(self) -> None:
+        self.stop_manager()
+        self.make(max_clients=1)
+        request, _ = self.get()
+        request.disconnect()
+        again, _ = self.get()
+        self.assertEqual(again.code, 200)
