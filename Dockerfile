@@ -11,8 +11,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /src
 COPY . /src
+# Install, then write Twisted's plugin cache while site-packages is still writable.
 RUN pip install /src \
-    # Write Twisted's plugin cache now, while site-packages is writable.
     && python -c "from twisted.plugin import IPlugin, getPlugins; list(getPlugins(IPlugin))" \
     && rm -rf /src \
     && useradd --system --uid 10001 --home-dir /state --shell /usr/sbin/nologin epgd \
