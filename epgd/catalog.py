@@ -32,6 +32,7 @@ from epgd.schedule.events import lineup_takes
 from epgd.schedule.model import Schedule
 from epgd.schedule.packing import PackingState
 from epgd.sources import SourceError
+from epgd.sources.feed import ProviderFeed
 from epgd.sources.models import ProviderChannel, ProviderData
 
 REPUBLISH_INTERVAL = 3600.0  # move the epg.xml window on at least this often
@@ -41,12 +42,23 @@ ASSIGNMENTS = "assignments.json"
 class FeedLike(Protocol):
     """What the Catalog needs of ``epgd.sources.feed.ProviderFeed``."""
 
-    loaded: bool
-    last_refresh: _dt.datetime | None
-    error: str | None
-    channels: int
-    programmes: int
-    data: ProviderData | None
+    @property
+    def loaded(self) -> bool: ...
+
+    @property
+    def last_refresh(self) -> _dt.datetime | None: ...
+
+    @property
+    def error(self) -> str | None: ...
+
+    @property
+    def channels(self) -> int: ...
+
+    @property
+    def programmes(self) -> int: ...
+
+    @property
+    def data(self) -> ProviderData | None: ...
 
     def load_cached(self) -> Deferred[ProviderData | None]: ...
 
@@ -59,9 +71,7 @@ FeedFactory = Callable[..., FeedLike]
 
 
 def default_feed_factory(reactor: Any, provider: ProviderConfig, **kwargs: Any) -> FeedLike:
-    from epgd.sources.feed import ProviderFeed
-
-    return ProviderFeed(reactor, provider, **kwargs)  # type: ignore[no-any-return]
+    return ProviderFeed(reactor, provider, **kwargs)
 
 
 def one_line(failure: Failure, mask: Callable[[str], str]) -> str:
@@ -236,8 +246,9 @@ class Catalog(Service):
         message = one_line(failure, self.redactor.mask)
         self._errors[name] = message
         self._untried.discard(name)
-        self.log.warn("provider {provider} refresh failed: {error}", provider=name,
-                      error=message)
+        if not failure.check(SourceError):  # a SourceError was logged by the feed itself
+            self.log.error("provider {provider} refresh failed: {error}", provider=name,
+                           error=message)
         # Once every provider was tried, publish even without data, so the playlist is there.
         if self._published is None and not self._untried and not self._stopping:
             self._rebuild("first fetch round")

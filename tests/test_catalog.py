@@ -9,7 +9,7 @@ from typing import Any
 
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import Clock
-from twisted.logger import capturedLogs, formatEvent
+from twisted.logger import LogLevel, capturedLogs, formatEvent
 from twisted.trial.unittest import SynchronousTestCase
 
 from epgd.catalog import Catalog, build_once, http_base_url
@@ -191,16 +191,12 @@ class CatalogTests(SynchronousTestCase):
         first = catalog.published()
         self.clock.advance(INTERVAL)
         self.assertEqual(feed.refreshes, 2)
-        with capturedLogs() as events:
-            feed.fail(f"cannot fetch {PLAYLIST_URL}: connection refused")
+        feed.fail(f"cannot fetch {PLAYLIST_URL}: connection refused")
         self.assertIs(catalog.published(), first, "the last good schedule stays")
         health = catalog.health()
         self.assertEqual(health["status"], "degraded")
         self.assertIn("connection refused", health["providers"]["main"]["error"])
         self.assertTrue(health["providers"]["main"]["loaded"])
-        lines = [formatEvent(e) for e in events]
-        self.assertEqual(len(lines), 1, lines)
-        self.assertIn("refresh failed", lines[0])
         self.clock.advance(INTERVAL)
         self.assertEqual(feed.refreshes, 3, "the loop keeps going after a failure")
         self.clock.advance(60)
@@ -239,6 +235,20 @@ class CatalogTests(SynchronousTestCase):
         self.assertEqual(feed.refreshes, 2)
         feed.fail("boom")
         self.assertIsNone(self.successResultOf(again), "a failed fetch is not an error here")
+
+    def test_unexpected_feed_error_logged_once_and_shown(self) -> None:
+        catalog, feed = self.start()
+        with capturedLogs() as events:
+            feed.pending.pop(0).errback(RuntimeError(f"bug near {PLAYLIST_URL}"))
+        lines = [formatEvent(e) for e in events if e["log_level"] >= LogLevel.warn]
+        self.assertEqual(len(lines), 1, lines)
+        self.assertIn("RuntimeError: bug near", lines[0])
+        self.assertNotIn(PASSWORD, lines[0])
+        error = catalog.health()["providers"]["main"]["error"]
+        self.assertTrue(error.startswith("RuntimeError: bug near http://provider.example/"))
+        self.assertNotIn(PASSWORD, error)
+        self.clock.advance(INTERVAL)
+        self.assertEqual(feed.refreshes, 2)
 
     def test_manual_events_without_provider_data(self) -> None:
         manual = EventConfig(lineup="nhl_ppv", title="Manual Fight", start=T0 + _dt.timedelta(hours=1),
