@@ -351,18 +351,21 @@ async def _fetch_or_cached(name: str, feed: FeedLike, mask: Callable[[str], str]
         data: ProviderData = await maybeDeferred(feed.refresh)
         return data
     except Exception:
-        message = one_line(Failure(), mask)
+        failure = Failure()
+    message = one_line(failure, mask)
+    # The feed logged a SourceError already; say only what happens next.
+    said = "" if failure.check(SourceError) else f" ({message})"
     try:
         cached: ProviderData | None = await maybeDeferred(feed.load_cached)
     except Exception:
         cached = None
     if cached is None:
         errors.append(f"{name}: {message}")
-        Catalog.log.warn("provider {provider}: {error}; no cached data either",
-                         provider=name, error=message)
+        Catalog.log.warn("provider {provider}: fetch failed{said} and no cached data either",
+                         provider=name, said=said)
     else:
-        Catalog.log.warn("provider {provider}: {error}; using its cached data",
-                         provider=name, error=message)
+        Catalog.log.warn("provider {provider}: fetch failed{said}, using its cached data",
+                         provider=name, said=said)
     return cached
 
 

@@ -16,13 +16,12 @@ from lxml import etree
 
 from epgd.schedule.model import Channel, Event, Schedule
 
-UTC = _dt.timezone.utc
+UTC = _dt.UTC
 DAY = 86400.0
 # Fillers are cut at these boundaries (POSIX multiples) so no guide row holds a week-long block.
 FILLER_BLOCK = 6 * 3600.0
 GRID = 3600.0  # the guide starts at the hour that holds "now"
 NOTHING = "No events scheduled"
-DOCTYPE = '<!DOCTYPE tv SYSTEM "xmltv.dtd">'
 
 # Characters XML 1.0 cannot carry; provider titles do contain them now and then.
 _INVALID_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
@@ -140,6 +139,5 @@ def render_xmltv(
             etree.SubElement(element, "icon", src=xml_text(channel.logo))
     for channel in schedule.channels:
         _channel_programmes(root, channel, window, filler, zone)
-    return etree.tostring(
-        root, xml_declaration=True, encoding="UTF-8", pretty_print=True, doctype=DOCTYPE
-    )
+    # No DOCTYPE: a relative "xmltv.dtd" would send validating readers looking for it.
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
