@@ -15,6 +15,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from epgd.config import EventConfig, LineupConfig
 from epgd.schedule.events import (
+    REFRESH_MARGIN,
     GuideIndex,
     NameMatch,
     NameTimeError,
@@ -341,12 +342,15 @@ class RealNamesTests(SynchronousTestCase):
 
 
 class LiveStopTests(SynchronousTestCase):
-    def test_stop_is_default_duration_then_stretched_in_whole_steps(self) -> None:
-        lineup = LineupConfig(id="x", default_duration=3600)
-        self.assertEqual(live_stop(lineup, 1000.0, 1000.0), 4600.0)
-        self.assertEqual(live_stop(lineup, 1000.0, 4599.0), 4600.0)
-        self.assertEqual(live_stop(lineup, 1000.0, 4600.0), 8200.0)
-        self.assertEqual(live_stop(lineup, 1000.0, 9000.0), 11800.0)
+    def test_default_duration_or_past_the_next_refresh_whichever_is_later(self) -> None:
+        lineup = LineupConfig(id="x", default_duration=3 * 3600)
+        # first seen now, refreshed hourly: default_duration decides
+        self.assertEqual(live_stop(lineup, 1000.0, 1000.0, 3600), 1000.0 + 3 * 3600)
+        # still shown 5 h later: live until after the next refresh can tell
+        self.assertEqual(live_stop(lineup, 1000.0, 1000.0 + 5 * 3600, 3600),
+                         1000.0 + 6 * 3600 + REFRESH_MARGIN)
+        # a provider refreshed every 6 h keeps it live past default_duration from the start
+        self.assertGreater(live_stop(lineup, 1000.0, 1000.0, 21600), 1000.0 + 21600)
 
 
 class ManualEventTests(SynchronousTestCase):

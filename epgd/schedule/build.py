@@ -116,7 +116,9 @@ class _Builder:
         if match.start is None:
             first_seen = self.first_seen.get(seen_key, self.state.first_seen.get(seen_key, self.now))
             self.first_seen[seen_key] = first_seen
-        event = name_event(lineup, channel, rank, match, first_seen, self.now)
+        provider = self.config.provider(channel.provider)
+        refresh = provider.refresh_interval if provider is not None else lineup.default_duration
+        event = name_event(lineup, channel, rank, match, first_seen, self.now, refresh)
         return event if self.window.keeps(lineup, event.start, event.stop) else None
 
     def lineup(self, lineup: LineupConfig) -> tuple[list[Channel], list[Event]]:

@@ -66,9 +66,15 @@ def lineup_takes(lineup: LineupConfig, channel: ProviderChannel) -> bool:
 
 def title_passes(lineup: LineupConfig, title: str) -> bool:
     """``match_title`` must match and ``exclude_title`` (when set) must not."""
-    if not _search(lineup.match_title, title):
+    return _title_passes(lineup.match_title, lineup.exclude_title, title)
+
+
+@functools.lru_cache(maxsize=65536)
+def _title_passes(match_title: str, exclude_title: str, title: str) -> bool:
+    # Cached: a week of guide repeats the same titles across days and mirror channels.
+    if not _search(match_title, title):
         return False
-    return not (lineup.exclude_title and _search(lineup.exclude_title, title))
+    return not (exclude_title and _search(exclude_title, title))
 
 
 @frozen
@@ -100,6 +106,13 @@ class Window:
         if stop.timestamp() + lineup.post_padding + self.hold_after_end <= self.now:
             return False
         return start.timestamp() <= self.now + self.days * 86400
+
+    def bounds(self, lineup: LineupConfig) -> tuple[_dt.datetime, _dt.datetime]:
+        """(stop must be after, start must not be after): ``keeps`` as two datetimes, for speed."""
+        earliest_stop = self.now - lineup.post_padding - self.hold_after_end
+        latest_start = self.now + self.days * 86400
+        return (_dt.datetime.fromtimestamp(earliest_stop, UTC),
+                _dt.datetime.fromtimestamp(latest_start, UTC))
 
 
 def _stop_or_default(lineup: LineupConfig, start: _dt.datetime,
@@ -152,14 +165,23 @@ def guide_events(lineup: LineupConfig, channel: ProviderChannel, rank: tuple[int
                  index: GuideIndex, window: Window) -> list[Candidate]:
     """§5.1: every programme of the linked guide channel whose title passes the lineup's filters."""
     source = Source(provider=channel.provider, channel=channel.name, url=channel.url)
+    earliest_stop, latest_start = window.bounds(lineup)
     found = []
+    # This loop sees every programme of every linked channel: cheap datetime comparisons
+    # first, everything else only for what survives the window.
     for programme in index.programmes_for(channel):
+        start = programme.start if programme.start.tzinfo else _utc(programme.start)
+        if start > latest_start:
+            continue
+        stop = programme.stop
+        if stop is not None and stop.tzinfo is None:
+            stop = _utc(stop)
+        stop = _stop_or_default(lineup, start, stop)
+        if stop <= earliest_stop:
+            continue
+        start, stop = _utc(start), _utc(stop)
         title = " ".join(programme.title.split())
         if not title or not title_passes(lineup, title):
-            continue
-        start = _utc(programme.start)
-        stop = _stop_or_default(lineup, start, _utc(programme.stop) if programme.stop else None)
-        if not window.keeps(lineup, start, stop):
             continue
         found.append(Candidate(
             lineup=lineup.id, title=title, start=start, stop=stop, source=source, rank=rank,
@@ -257,28 +279,33 @@ def parse_name(lineup: LineupConfig, name: str, zone: _dt.tzinfo, now: float) ->
     return NameMatch(title=title, start=_local_start(zone, now, clock, date))
 
 
-def live_stop(lineup: LineupConfig, first_seen: float, now: float) -> float:
+REFRESH_MARGIN = 900.0  # seconds a fetch and rebuild may lag behind refresh_interval
+
+
+def live_stop(lineup: LineupConfig, first_seen: float, now: float,
+              refresh_interval: float) -> float:
     """
-    Stop of a name event without a time: first seen + default_duration, stretched by whole
-    default_durations while the playlist still shows it, so it stays live until a refresh
-    no longer does — and does not change on every refresh.
+    Stop of a name event without a time: first seen + default_duration, but never before
+    the next refresh (plus a margin) can say whether the playlist still shows it — such an
+    event is live "until a refresh no longer shows it" (SPEC §5.2).
     """
-    step = max(lineup.default_duration, 60.0)
-    stop = first_seen + step
-    if stop <= now:
-        stop += ((now - stop) // step + 1) * step
-    return stop
+    return max(first_seen + lineup.default_duration, now + refresh_interval + REFRESH_MARGIN)
 
 
 def name_event(lineup: LineupConfig, channel: ProviderChannel, rank: tuple[int, int],
-               match: NameMatch, first_seen: float, now: float) -> Candidate:
-    """The event a parsed name describes; ``first_seen`` is used only when it has no time."""
+               match: NameMatch, first_seen: float, now: float,
+               refresh_interval: float) -> Candidate:
+    """
+    The event a parsed name describes; ``first_seen`` and ``refresh_interval`` (of the
+    channel's provider) matter only when the name has no time.
+    """
     if match.start is not None:
         start = match.start
         stop = start + _dt.timedelta(seconds=lineup.default_duration)
     else:
         start = _dt.datetime.fromtimestamp(first_seen, UTC)
-        stop = _dt.datetime.fromtimestamp(live_stop(lineup, first_seen, now), UTC)
+        stop = _dt.datetime.fromtimestamp(
+            live_stop(lineup, first_seen, now, refresh_interval), UTC)
     return Candidate(lineup=lineup.id, title=match.title, start=start, stop=stop,
                      source=Source(provider=channel.provider, channel=channel.name, url=channel.url),
                      rank=rank)

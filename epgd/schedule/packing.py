@@ -187,8 +187,10 @@ def make_event(key: str, group: Sequence[Candidate], pre_padding: float,
     """Title and times from the first source; other details from the first that has them."""
     first = group[0]
     sources: list[Source] = []
+    urls: set[str] = set()
     for candidate in group:
-        if candidate.source.url and all(s.url != candidate.source.url for s in sources):
+        if candidate.source.url and candidate.source.url not in urls:
+            urls.add(candidate.source.url)
             sources.append(candidate.source)
 
     def detail(name: str) -> Any:
