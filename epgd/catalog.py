@@ -235,11 +235,7 @@ class Catalog(Service):
     def _refreshed(self, data: ProviderData, name: str) -> None:
         self._errors.pop(name, None)
         self._untried.discard(name)
-        feed = self.feeds[name]
-        self.log.info("provider {provider} refreshed: {channels} channels, "
-                      "{programmes} programmes", provider=name,
-                      channels=feed.channels, programmes=feed.programmes)
-        if not self._stopping:
+        if not self._stopping:  # the feed has logged its figures
             self._rebuild(f"refresh of {name}")
 
     def _refresh_failed(self, failure: Failure, name: str) -> None:
