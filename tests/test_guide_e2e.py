@@ -18,13 +18,14 @@ from lxml import etree
 from twisted.internet import reactor as _reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.task import deferLater
-from twisted.logger import formatEvent, globalLogPublisher
+from twisted.logger import ILogObserver, formatEvent, globalLogPublisher
 from twisted.trial.unittest import TestCase
 from twisted.web.client import Agent, HTTPConnectionPool, readBody
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import IRequest
 from twisted.web.resource import Resource
 from twisted.web.server import Site
+from zope.interface import provider
 
 from epgd.catalog import Catalog
 from epgd.config import Config, GuideConfig, LineupConfig, ProviderConfig, ServerConfig
@@ -121,6 +122,7 @@ class GuideEndToEndTests(TestCase):
     def setUp(self) -> None:
         self.log_lines: list[str] = []
 
+        @provider(ILogObserver)
         def observe(event: dict[str, Any]) -> None:
             text = formatEvent(event) or ""
             if "log_failure" in event:
@@ -256,6 +258,6 @@ class GuideEndToEndTests(TestCase):
 
         # Credentials never leave the process (SPEC §9).
         everything = self.bodies + [line.encode() for line in self.log_lines]
-        for text in everything:
-            self.assertNotIn(USER.encode(), text)
-            self.assertNotIn(PASSWORD.encode(), text)
+        for blob in everything:
+            self.assertNotIn(USER.encode(), blob)
+            self.assertNotIn(PASSWORD.encode(), blob)

@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+from unittest import SkipTest
 
 from lxml import etree
 from twisted.trial.unittest import SynchronousTestCase
@@ -14,7 +15,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from epgd.publish.xmltv import render_xmltv
 from epgd.schedule.model import Channel, Event, Schedule, Source
 
-UTC = _dt.timezone.utc
+UTC = _dt.UTC
 DTD_PATH = os.path.join(os.path.dirname(__file__), "data", "xmltv.dtd")
 NOW = _dt.datetime(2026, 11, 24, 1, 20, tzinfo=UTC)  # guide grid starts at 01:00
 
@@ -65,7 +66,7 @@ class XmltvTests(SynchronousTestCase):
 
     def test_valid_for_xmllint(self) -> None:
         if shutil.which("xmllint") is None:
-            raise self.skipTest("xmllint is not installed")  # type: ignore[misc]
+            raise SkipTest("xmllint is not installed")
         with tempfile.NamedTemporaryFile(suffix=".xml", delete=False) as handle:
             handle.write(self.render(self.full()))
         self.addCleanup(os.unlink, handle.name)
@@ -102,7 +103,7 @@ class XmltvTests(SynchronousTestCase):
         # Contiguous from the 01:00 grid start to now + 1 day, no overlaps.
         self.assertEqual(rows[0][0], "20261124010000 +0000")
         self.assertEqual(rows[-1][1], "20261125012000 +0000")
-        for before, after in zip(rows, rows[1:]):
+        for before, after in zip(rows, rows[1:], strict=False):
             self.assertEqual(before[1], after[0])
         titles = [r[2] for i, r in enumerate(rows) if i == 0 or rows[i - 1][2] != r[2]]
         self.assertEqual(titles[:4], ["Next: Early at 03:00", "Early",
