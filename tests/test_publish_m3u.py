@@ -9,7 +9,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from epgd.publish.m3u import render_playlist
 from epgd.schedule.model import Channel, Event, Schedule, Source
 
-UTC = _dt.timezone.utc
+UTC = _dt.UTC
 T0 = _dt.datetime(2026, 11, 24, 1, 0, tzinfo=UTC)
 
 

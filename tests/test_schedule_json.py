@@ -17,7 +17,7 @@ from epgd.publish.schedule_json import render_schedule_json
 from epgd.redact import Redactor
 from epgd.schedule.model import Channel, Event, Schedule, Source
 
-UTC = _dt.timezone.utc
+UTC = _dt.UTC
 BASE = _dt.datetime(2026, 11, 24, 1, 0, tzinfo=UTC)
 MASK = Redactor.for_urls(["http://provider.example/get.php?username=joe&password=s3cret"])
 

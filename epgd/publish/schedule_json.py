@@ -14,7 +14,7 @@ from typing import Any
 
 from epgd.schedule.model import Channel, Event, Schedule
 
-UTC = _dt.timezone.utc
+UTC = _dt.UTC
 DAY = 86400.0
 
 
