@@ -222,7 +222,7 @@ class RoundTripTests(SynchronousTestCase):
         text = ("\ufeff" if bom else "") + newline.join(lines)
         channels = parse_playlist(text.encode("utf-8"), "p").channels
         self.assertEqual(len(channels), len(entries))
-        for channel, entry in zip(channels, entries):
+        for channel, entry in zip(channels, entries, strict=True):
             self.assertEqual(channel.name, entry["name"])
             self.assertEqual(channel.url, entry["url"])
             self.assertEqual(channel.tvg_id, entry["tvg-id"])

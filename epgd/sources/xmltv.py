@@ -97,18 +97,42 @@ def _not_xmltv(head: bytes) -> str | None:
     return None
 
 
-class _Prefixed:
-    """A file-like that replays the bytes already sniffed, then the rest of the stream."""
+class _Reader:
+    """
+    What iterparse reads from: replays the sniffed head, then the stream. A gzip stream cut
+    short (or corrupt) ends the data instead of failing it, so the programmes before the break
+    are kept; ``error`` says what happened.
+    """
 
-    def __init__(self, head: bytes, stream: Any) -> None:
-        self._head = head
+    def __init__(self, stream: Any) -> None:
         self._stream = stream
+        self._read = getattr(stream, "read1", stream.read)  # read1: no data lost on a break
+        self._head = b""
+        self.error: str | None = None
+
+    def head(self, size: int) -> bytes:
+        parts: list[bytes] = []
+        got = 0
+        while got < size:
+            data = self.read(size - got)
+            if not data:
+                break
+            parts.append(data)
+            got += len(data)
+        self._head = b"".join(parts)
+        return self._head
 
     def read(self, size: int = -1) -> bytes:
         if self._head:
             data, self._head = self._head, b""
             return data
-        return self._stream.read(size)
+        if self.error is not None:
+            return b""
+        try:
+            return self._read(size if size and size > 0 else 1 << 16)
+        except (OSError, EOFError, zlib.error) as e:
+            self.error = _one_line(e)
+            return b""
 
 
 def _text(el: Any) -> str:
@@ -274,15 +298,13 @@ def parse_guide(
     npending = 0
     skipped = 0
     with open_raw(source) as stream:
-        try:
-            head = stream.read(8192)
-        except (OSError, EOFError, zlib.error) as e:
-            raise SourceError(f"guide is unreadable: {e}") from None
+        reader = _Reader(stream)
+        head = reader.head(8192)
         reason = _not_xmltv(head)
         if reason:
-            raise SourceError(reason)
+            raise SourceError(reader.error and f"guide is unreadable: {reader.error}" or reason)
         # libxml2 reads a plain file by itself much faster than through Python reads.
-        feed: Any = _Prefixed(head, stream)
+        feed: Any = reader
         if isinstance(stream, io.BufferedReader) and _plain_path(stream.name):
             feed = stream.name
         context = etree.iterparse(
@@ -341,10 +363,10 @@ def parse_guide(
             if context.root is None:
                 raise SourceError(f"guide is not XMLTV: {_one_line(e)}") from None
             log.warn("guide cut short, keeping what came before: {error}", error=_one_line(e))
-        except (OSError, EOFError, zlib.error) as e:
+        if reader.error is not None:
             if context.root is None:
-                raise SourceError(f"guide is unreadable: {_one_line(e)}") from None
-            log.warn("guide cut short, keeping what came before: {error}", error=_one_line(e))
+                raise SourceError(f"guide is unreadable: {reader.error}")
+            log.warn("guide cut short, keeping what came before: {error}", error=reader.error)
         root = context.root
     if root is None:
         raise SourceError("guide is not XMLTV: no <tv> element")
