@@ -20,7 +20,7 @@ setup(
     package_data={"epgd.demo": ["*.ts", "*.sh", "clips/*.ts", "clips/*.sh"]},
     include_package_data=True,
     install_requires=["twisted>=23.10", "treq>=23.11", "klein>=23.5", "lxml>=4.9", "attrs>=23.1", "tzdata"],
-    extras_require={"test": ["hypothesis", "coverage"]},
+    extras_require={"test": ["hypothesis", "coverage", "psutil"]},
     classifiers=[
         "Framework :: Twisted",
         "Programming Language :: Python :: 3.11",
