@@ -2,9 +2,10 @@
 Downloading provider files: an http(s) URL through treq, or a local path (also ``file://``).
 
 The body is streamed into a temporary file next to its final place, never held in memory
-(guides reach 500 MB). What is stored is exactly what the server sent: a gzip body, whether
-from ``Content-Encoding: gzip`` or a ``.gz`` file, is recognised later by its magic bytes
-(``epgd.sources.open_raw``). Every message passes through the provider's ``Redactor``.
+(guides reach 500 MB). ``Content-Encoding: gzip`` is asked for and undone on the fly by treq
+(``ContentDecoderAgent``); a body that is itself a ``.gz`` file is stored as it is and
+recognised later by its magic bytes (``epgd.sources.open_raw``). Every message passes through
+the provider's ``Redactor``.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from treq.client import HTTPClient
-from twisted.internet.defer import CancelledError, Deferred, TimeoutError, maybeDeferred
+from twisted.internet.defer import CancelledError, Deferred, maybeDeferred
 from twisted.internet.error import ConnectError, ConnectingCancelledError, DNSLookupError
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.protocol import Protocol
@@ -62,7 +63,8 @@ class _FileBody(Protocol):
             return
         self.received += len(data)
         if self.received > self.max_bytes:
-            self.done.errback(SourceError(f"more than {self.max_bytes >> 20} MB, gave up"))
+            limit = f"{self.max_bytes >> 20} MB" if self.max_bytes >= 1 << 20 else f"{self.max_bytes} bytes"
+            self.done.errback(SourceError(f"larger than {limit}, gave up"))
             self._abort()
             return
         try:
@@ -126,10 +128,10 @@ class Fetcher:
         self.redactor = redactor or Redactor()
         self.timeout = timeout
         self.max_bytes = max_bytes
-        self._pool = HTTPConnectionPool(reactor, persistent=True)
-        self._pool.maxPersistentPerHost = 2
+        # Fetches are hours apart: nothing is gained by keeping idle connections open.
+        self._pool = HTTPConnectionPool(reactor, persistent=False)
         self._client = HTTPClient(Agent(reactor, connectTimeout=connect_timeout, pool=self._pool))
-        self._headers = Headers({b"Accept-Encoding": [b"gzip"], b"Accept": [b"*/*"]})
+        self._headers = Headers({b"Accept": [b"*/*"]})
         self._headers.setRawHeaders(b"User-Agent", [user_agent.encode("utf-8")])
         for name, value in (headers or {}).items():
             self._headers.setRawHeaders(name.encode("utf-8"), [value.encode("utf-8")])
@@ -153,17 +155,26 @@ class Fetcher:
         except OSError as e:
             return _failed(SourceError(f"{label}: cannot write to {directory}: {e.strerror}"))
         out = os.fdopen(fd, "wb")
+        expired: list[bool] = []
         if path is not None:
             out.close()
             d: Deferred[Any] = self._run_in_thread(_copy, path, temp)
         else:
             d = self._download(source, out)
-            d.addTimeout(self.timeout, self.clock)
-            d.addBoth(_closing(out))
+
+            def expire() -> None:
+                expired.append(True)
+                d.cancel()
+
+            d.addBoth(_closing(out, self.clock.callLater(self.timeout, expire)))
 
         def failed(failure: Failure) -> Failure:
             _remove(temp)
-            return Failure(SourceError(f"{label}: {self._reason(failure)}"))
+            if expired:
+                reason = f"no complete answer within {self.timeout:g} s"
+            else:
+                reason = self._reason(failure)
+            return Failure(SourceError(f"{label}: {reason}"))
 
         d.addCallbacks(lambda _: temp, failed)
         return d
@@ -187,8 +198,6 @@ class Fetcher:
         error = failure.value
         if isinstance(error, SourceError):
             text = str(error)
-        elif isinstance(error, TimeoutError):
-            text = f"no complete answer within {self.timeout:g} s"
         elif isinstance(error, CancelledError):
             text = "cancelled"
         elif isinstance(error, ConnectingCancelledError):
@@ -218,8 +227,10 @@ def _copy(path: str, temp: str) -> int:
     return os.path.getsize(temp)
 
 
-def _closing(out: Any) -> Callable[[Any], Any]:
+def _closing(out: Any, timer: Any) -> Callable[[Any], Any]:
     def close(result: Any) -> Any:
+        if timer.active():
+            timer.cancel()
         out.close()
         return result
 
