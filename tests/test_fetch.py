@@ -62,6 +62,7 @@ class FakeProviderSite:
 
         self.resource = _Provider()
         self.site = Site(self.resource)
+        self.site.log = lambda request: None  # type: ignore[method-assign]  # the provider's own log
         self._connections: list[tuple[Any, Deferred[None]]] = []
         build = self.site.buildProtocol
 
@@ -194,7 +195,9 @@ class FetcherTests(TestCase):
                                          SourceError)
         port = self.provider.port.getHost().port
         self.assertEqual(str(error), f"playlist http://127.0.0.1:{port}/get.php?username=***"
-                                     f"&password=***&type=m3u_plus: HTTP 404 Not Found")
+                                     f"&password=***&type=m3u_plus failed: HTTP 404 Not Found")
+        masked_again = Redactor.for_urls([self.url]).mask(str(error))
+        self.assertEqual(masked_again, str(error))
         self.assertEqual(self.leftovers(), [])
 
     @inlineCallbacks
@@ -257,7 +260,7 @@ class FetcherTests(TestCase):
                 self.assertEqual(f.read(), PLAYLIST)
         error = yield self.assertFailure(
             self.fetcher.fetch(source + ".missing", self.directory, "playlist"), SourceError)
-        self.assertEqual(str(error), f"playlist {source}.missing: no such file")
+        self.assertEqual(str(error), f"playlist {source}.missing failed: no such file")
         error = yield self.assertFailure(
             self.fetcher.fetch("ftp://provider.example/list.m3u", self.directory, "playlist"),
             SourceError)

@@ -145,7 +145,9 @@ class Fetcher:
         that file's path; the caller renames or removes it. Fails with ``SourceError``
         (``what`` names the file in the message: "playlist", "guide").
         """
-        label = f"{what} {self.redactor.mask(source)}"
+        # The URL is followed by a space: masking the message again (as callers may) must not
+        # eat into the text after a masked query value.
+        label = f"{what} {self.redactor.mask(source)} failed"
         try:
             path = _local_path(source)
             os.makedirs(directory, exist_ok=True)
@@ -206,6 +208,8 @@ class Fetcher:
             text = f"cannot connect: {error}"
         elif isinstance(error, (ResponseNeverReceived, ResponseFailed, PartialDownloadError)):
             reasons = getattr(error, "reasons", None) or []
+            if any(isinstance(r, Failure) and r.check(CancelledError) for r in reasons):
+                return "cancelled"
             detail = "; ".join(str(r.value) for r in reasons if isinstance(r, Failure))
             text = "connection lost before the download completed" + (
                 f" ({detail})" if detail else "")
