@@ -126,7 +126,7 @@ class ValuesTests(SynchronousTestCase):
                                             stop=start + _dt.timedelta(hours=2), url="http://x/1.ts"))
 
     def test_event_from_provider_channel(self) -> None:
-        start = _dt.datetime(2026, 11, 24, 19, tzinfo=_dt.timezone.utc)
+        start = _dt.datetime(2026, 11, 24, 19, tzinfo=_dt.UTC)
         data = config_with(event=[{"lineup": "nhl_ppv", "title": "G", "start": start,
                                    "provider": "main", "channel": "NHL 07"}])
         (event,) = parse_config(data, "f").events
@@ -269,7 +269,7 @@ class ErrorTests(SynchronousTestCase):
         self.assertNotIn("alice", message)
 
     def test_events(self) -> None:
-        start = _dt.datetime(2026, 11, 24, 19, tzinfo=_dt.timezone.utc)
+        start = _dt.datetime(2026, 11, 24, 19, tzinfo=_dt.UTC)
         event = {"lineup": "nhl_ppv", "title": "Game", "start": start, "url": "http://x/1.ts"}
         self.assertIn('event[0].lineup: unknown lineup "nba" (known: "nhl_ppv")',
                       self.error(config_with(event=[{**event, "lineup": "nba"}])))
