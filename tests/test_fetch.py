@@ -167,6 +167,16 @@ class FetcherTests(TestCase):
         self.assertEqual(headers.getRawHeaders(b"referer"), [b"http://provider.example/"])
 
     @inlineCallbacks
+    def test_redirect_is_followed(self) -> Any:
+        """Providers often answer get.php with a redirect to a CDN."""
+        self.provider.serve("/cdn/list.m3u", PLAYLIST)
+        self.provider.serve("/get.php", b"", code=302,
+                            headers={b"Location": self.provider.url("/cdn/list.m3u").encode()})
+        path = yield self.fetcher.fetch(self.url, self.directory, "playlist")
+        with open(path, "rb") as f:
+            self.assertEqual(f.read(), PLAYLIST)
+
+    @inlineCallbacks
     def test_gzip_content_encoding(self) -> Any:
         """Asked for, and undone while storing."""
         self.provider.serve("/xmltv.php", gzip.compress(GUIDE), headers={

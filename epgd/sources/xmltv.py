@@ -372,8 +372,6 @@ def parse_guide(
         raise SourceError("guide is not XMLTV: no <tv> element")
     if root.tag != "tv":
         raise SourceError(f"guide is not XMLTV: the root element is <{root.tag}>, not <tv>")
-    # Programmes of ids never declared were already asked about by id (and refused).
-    del pending
     return Guide(
         channels=tuple(channels),
         programmes=tuple(_fill_stops(programmes)),
