@@ -18,7 +18,7 @@ SECRET_PARAMS = frozenset({"username", "password", "user", "pass", "token", "key
 _XTREAM_PATH = re.compile(r"/(live|movie|series|timeshift)/([^/?#]+)/([^/?#]+)/")
 _USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/?#@\s]*@")
 _QUERY_SECRET = re.compile(
-    r"(?P<name>[?&;](?:" + "|".join(sorted(SECRET_PARAMS)) + r"))=(?P<value>[^&#\s\"'<>]*)",
+    r"(?P<name>[?&;](?:" + "|".join(sorted(SECRET_PARAMS)) + r"))=(?P<value>\*\*\*|[^&#\s\"'<>]*[^&#\s\"'<>:,.;)\]])",
     re.IGNORECASE,
 )
 

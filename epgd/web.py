@@ -19,6 +19,7 @@ from twisted.logger import Logger
 from twisted.web.iweb import IRequest
 
 from epgd.config import Config
+from epgd.publish.m3u import for_ffmpeg
 
 
 class PublishedOutputs(Protocol):
@@ -129,7 +130,10 @@ class EpgdApi:
         if isinstance(outputs, bytes):
             return outputs
         request.setHeader(b"Content-Type", b"audio/x-mpegurl; charset=utf-8")
-        return outputs.playlist(self.base_url(request))
+        request.setHeader(b"Vary", b"User-Agent")
+        playlist = outputs.playlist(self.base_url(request))
+        agent = request.getHeader(b"user-agent") or b""
+        return for_ffmpeg(playlist) if agent.startswith(b"Lavf/") else playlist
 
     def _guide(self, request: IRequest, always_gzip: bool) -> bytes:
         outputs = self._outputs(request)

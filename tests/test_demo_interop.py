@@ -217,12 +217,6 @@ class DemoInteropTests(TestCase):
         self.assertIn("video", probe.stdout)
         self.assertIn("audio", probe.stdout)
 
-    test_ffprobe_opens_the_playlist.todo = (  # type: ignore[attr-defined]
-        "ffmpeg opens an M3U only as HLS: it needs an #EXT-X- tag to detect one, and even "
-        "with -f hls a first line other than exactly '#EXTM3U'; SPEC 6.1's "
-        "'#EXTM3U x-tvg-url=... url-tvg=...' header is refused as invalid data"
-    )
-
     @defer.inlineCallbacks
     def test_ffprobe_opens_the_first_entry_of_the_playlist(self) -> Any:
         ffprobe = tool("ffprobe")

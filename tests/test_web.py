@@ -122,6 +122,17 @@ class GuideTests(ApiTestCase):
         self.assertTrue(self.header(response, "Content-Type").startswith("audio/x-mpegurl"))
         self.assertIn(b"http://epgd.example:8080/stream/a_1.ts", body)
 
+    def test_playlist_for_ffmpeg_is_hls_shaped(self) -> None:
+        """ffprobe/ffmpeg (User-Agent Lavf/...) open an M3U only when it looks like HLS."""
+        _, body = self.request("GET", "/playlist.m3u", {"User-Agent": "Lavf/59.27.100"})
+        lines = body.decode().splitlines()
+        self.assertEqual(lines[0], "#EXTM3U")
+        self.assertIn("#EXT-X-TARGETDURATION:10", lines)
+        self.assertIn("http://epgd.example:8080/stream/a_1.ts", lines)
+        self.assertEqual(lines[-1], "#EXT-X-ENDLIST")
+        _, vlc = self.request("GET", "/playlist.m3u", {"User-Agent": "VLC/3.0.20 LibVLC/3.0.20"})
+        self.assertNotIn(b"#EXT-X-", vlc)
+
     def test_playlist_uses_base_url(self) -> None:
         self.use(make_config(base_url="http://nordvpn:8080/"))
         _, body = self.request("GET", "/playlist.m3u")

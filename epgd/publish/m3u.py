@@ -51,3 +51,20 @@ def render_playlist(schedule: Schedule, base_url: str) -> bytes:
     lines = [f'#EXTM3U x-tvg-url="{guide}" url-tvg="{guide}"\n']
     lines.extend(_entry(channel, base) for channel in schedule.channels)
     return "".join(lines).encode("utf-8")
+
+
+def for_ffmpeg(playlist: bytes) -> bytes:
+    """
+    The same playlist in a form FFmpeg's HLS demuxer opens (``ffprobe -i .../playlist.m3u``).
+
+    FFmpeg reads an M3U only as HLS: the first line must be exactly ``#EXTM3U`` and an
+    ``#EXT-X-`` tag must appear, so the ``x-tvg-url`` header that IPTV players want would be
+    refused. Each entry becomes a "segment" and FFmpeg plays the first channel, which is
+    what a user probing the playlist expects.
+    """
+    _header, _, entries = playlist.partition(b"\n")
+    return (
+        b"#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:10\n#EXT-X-PLAYLIST-TYPE:VOD\n"
+        + entries
+        + b"#EXT-X-ENDLIST\n"
+    )
