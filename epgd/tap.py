@@ -121,6 +121,8 @@ def build_service(
     listen = tuple(listen)
     if listen:
         config = evolve(config, server=evolve(config.server, listen=listen))
+        if demo:
+            demo_service.config = config  # its start-up log names the URLs to open
 
     redactor = Redactor.for_urls(provider_urls(config))
     catalog = Catalog(config, reactor, redactor)
