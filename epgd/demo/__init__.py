@@ -157,7 +157,7 @@ class DemoProviderService(Service):
 
 
 def demo_setup(reactor: Any, base: Config | None,
-               event_length: float = DEFAULT_EVENT_LENGTH) -> tuple[Config, IService]:
+               event_length: float = DEFAULT_EVENT_LENGTH) -> tuple[Config, DemoProviderService]:
     """
     The demo Config and the service running its provider. The provider's port is bound
     now (see the module docstring); ``event_length`` is how long each event lasts (tests
