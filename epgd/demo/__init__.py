@@ -22,7 +22,7 @@ import socket
 import tempfile
 from typing import Any
 
-from twisted.application.service import IService, Service
+from twisted.application.service import Service
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IListeningPort, IReactorSocket
 from twisted.logger import Logger
