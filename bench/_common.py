@@ -1,0 +1,240 @@
+"""
+What the stream benchmarks share: the fake provider and epgd each in a process of their own
+(so epgd's CPU and RSS are its alone), many raw-socket stream readers in the benchmark's own
+process, and psutil figures.
+
+``python bench/_common.py serve SPEC_JSON`` is the epgd side: a StreamManager + EpgdApi built
+from a schedule given on the command line, listening on 127.0.0.1, printing ``PORT n``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from typing import Any
+
+import psutil
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+PACKET = 188
+NULL_PID = 0x1FFF
+A_PIDS = frozenset({0x100, 0x101, 0x102})
+B_PIDS = frozenset({0x200, 0x201, 0x202})
+
+
+# -- processes ----------------------------------------------------------------------------
+
+class Child:
+    """A child process whose first stdout line is its address; killed on exit."""
+
+    def __init__(self, argv: list[str], name: str) -> None:
+        self.log = tempfile.NamedTemporaryFile(prefix=f"bench-{name}-", suffix=".log", delete=False)
+        self.proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=self.log,
+                                     text=True)
+        line = self.proc.stdout.readline() if self.proc.stdout else ""
+        if not line:
+            raise SystemExit(f"{name} did not start; see {self.log.name}")
+        self.first_line = line.split()
+        self.ps = psutil.Process(self.proc.pid)
+
+    def cpu_seconds(self) -> float:
+        times = self.ps.cpu_times()
+        return times.user + times.system
+
+    def rss_mb(self) -> float:
+        return self.ps.memory_info().rss / 1e6
+
+    def connections_to(self, port: int) -> int:
+        return sum(1 for c in self.ps.net_connections(kind="tcp")
+                   if c.raddr and c.raddr.port == port and c.status == psutil.CONN_ESTABLISHED)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc.stdout:
+            self.proc.stdout.close()
+        self.log.close()
+        os.unlink(self.log.name)
+
+
+def provider(rate: float | None, first_byte_delay: float = 0.0) -> tuple[Child, str, str]:
+    """The fake provider serving clips a and b; returns it and their URLs."""
+    child = Child([sys.executable, "-m", "tests.fakeprovider",
+                   "unlimited" if rate is None else str(rate), str(first_byte_delay)], "provider")
+    url_a, url_b = child.first_line
+    return child, url_a, url_b
+
+
+def epgd(playlist_url: str, channels: dict[str, list[dict[str, Any]]],
+         **stream: Any) -> tuple[Child, int]:
+    """epgd serving ``channels`` ({id: [{title, start, stop, urls}]}); returns it and its port."""
+    spec = {"playlist": playlist_url, "channels": channels, "stream": stream}
+    child = Child([sys.executable, os.path.join(HERE, "_common.py"), "serve", json.dumps(spec)],
+                  "epgd")
+    return child, int(child.first_line[1])
+
+
+def port_of(url: str) -> int:
+    return int(url.split("/")[2].split(":")[1])
+
+
+def playlist_of(url: str) -> str:
+    """An Xtream playlist URL with the stream URL's credentials (so epgd masks them)."""
+    parts = url.split("/")
+    return f"{parts[0]}//{parts[2]}/get.php?username={parts[4]}&password={parts[5]}"
+
+
+# -- readers ------------------------------------------------------------------------------
+
+class Reader:
+    """One raw HTTP/1.0 stream reader; counts body bytes, optionally keeps (time, chunk)."""
+
+    def __init__(self, host: str, port: int, path: str, keep: bool = False) -> None:
+        self.sock = socket.create_connection((host, port), timeout=5)
+        self.sock.sendall(f"GET {path} HTTP/1.0\r\nHost: bench\r\n\r\n".encode())
+        self.sock.setblocking(False)
+        self.sent_at = time.monotonic()
+        self.head = b""
+        self.in_body = False
+        self.status = 0
+        self.body = 0
+        self.first_byte_at: float | None = None
+        self.closed = False
+        self.keep = keep
+        self.chunks: list[tuple[float, bytes]] = []
+
+    def feed(self, data: bytes, now: float) -> None:
+        if not self.in_body:
+            self.head += data
+            if b"\r\n\r\n" not in self.head:
+                return
+            self.head, data = self.head.split(b"\r\n\r\n", 1)
+            self.status = int(self.head.split()[1])
+            self.in_body = True
+        if data:
+            if self.first_byte_at is None:
+                self.first_byte_at = now
+            self.body += len(data)
+            if self.keep:
+                self.chunks.append((now, data))
+
+
+class Readers:
+    """Many readers on one selector: cheap enough to read hundreds of streams in one process."""
+
+    def __init__(self) -> None:
+        self.selector = selectors.DefaultSelector()
+        self.readers: list[Reader] = []
+        self._buffer = bytearray(1 << 18)
+
+    def open(self, host: str, port: int, path: str, keep: bool = False) -> Reader:
+        reader = Reader(host, port, path, keep)
+        self.readers.append(reader)
+        self.selector.register(reader.sock, selectors.EVENT_READ, reader)
+        return reader
+
+    def run(self, seconds: float, until: Callable[[], bool] | None = None) -> None:
+        """Read for ``seconds`` (or until ``until()`` holds)."""
+        view = memoryview(self._buffer)
+        deadline = time.monotonic() + seconds
+        while (now := time.monotonic()) < deadline:
+            if until is not None and until():
+                return
+            for key, _ in self.selector.select(min(0.05, deadline - now)):
+                reader: Reader = key.data
+                try:
+                    n = reader.sock.recv_into(view)
+                except (BlockingIOError, InterruptedError):
+                    continue
+                except OSError:
+                    n = 0
+                if n == 0:
+                    reader.closed = True
+                    self.selector.unregister(reader.sock)
+                    continue
+                if reader.first_byte_at is not None and not reader.keep:
+                    reader.body += n  # the hot path: count, copy nothing
+                    continue
+                reader.feed(bytes(view[:n]), time.monotonic())
+
+    def close(self) -> None:
+        for reader in self.readers:
+            if not reader.closed:
+                self.selector.unregister(reader.sock)
+            reader.sock.close()
+        self.readers = []
+        self.selector.close()
+
+
+def pids(data: bytes) -> list[int]:
+    return [((data[i + 1] & 0x1F) << 8) | data[i + 2] for i in range(0, len(data) - 187, PACKET)]
+
+
+def event(title: str, start: float, stop: float, *urls: str) -> dict[str, Any]:
+    return {"title": title, "start": start, "stop": stop, "urls": list(urls)}
+
+
+# -- the epgd side ------------------------------------------------------------------------
+
+def serve(spec: dict[str, Any]) -> None:
+    """Run epgd's stream half on 127.0.0.1 (no catalog: the schedule comes from ``spec``)."""
+    import datetime as dt
+
+    from twisted.internet import reactor
+    from twisted.logger import globalLogBeginner, textFileLogObserver
+    from twisted.web.server import Site
+
+    from epgd.config import Config, LineupConfig, ProviderConfig, ServerConfig, StreamConfig
+    from epgd.redact import Redactor
+    from epgd.schedule.model import Channel, Event, Schedule, Source
+    from epgd.stream.manager import StreamManager
+    from epgd.web import EpgdApi
+    from tests.streamhelpers import FakeCatalog
+
+    globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stderr)], redirectStandardIO=False)
+    utc = dt.timezone.utc
+    stream = {"check_interval": 1.0, "hold_after_end": 0.0, **spec["stream"]}
+    config = Config(server=ServerConfig(listen=(), max_clients=10_000),
+                    stream=StreamConfig(**stream),
+                    providers=(ProviderConfig(name="main", playlist=spec["playlist"]),),
+                    lineups=(LineupConfig(id="bench", channels=len(spec["channels"])),))
+    channels = []
+    for number, (cid, events) in enumerate(sorted(spec["channels"].items()), start=1):
+        built = tuple(
+            Event(key=f"{cid}-{i}", lineup="bench", title=e["title"],
+                  start=dt.datetime.fromtimestamp(e["start"], utc),
+                  stop=dt.datetime.fromtimestamp(e["stop"], utc),
+                  sources=tuple(Source("main", e["title"], u) for u in e["urls"]))
+            for i, e in enumerate(events))
+        channels.append(Channel(id=cid, name=cid, number=number, lineup="bench", group="Bench",
+                                events=built))
+    schedule = Schedule(generated_at=dt.datetime.now(utc), channels=tuple(channels))
+    manager = StreamManager(config, reactor, lambda: schedule,
+                            Redactor.for_urls([spec["playlist"]]))
+    api = EpgdApi(config, FakeCatalog(), manager, reactor)
+    site = Site(api.app.resource())
+    site.log = lambda request: None  # type: ignore[method-assign]  # no access log per client
+    manager.startService()
+    port = reactor.listenTCP(0, site, interface="127.0.0.1", backlog=1024)
+    print("PORT", port.getHost().port, flush=True)
+    reactor.run()
+
+
+if __name__ == "__main__" and sys.argv[1:2] == ["serve"]:
+    serve(json.loads(sys.argv[2]))
