@@ -50,7 +50,7 @@ class ChannelTests(SynchronousTestCase):
 
     def make(self, max_streams: int) -> None:
         self.config = Config(
-            stream=StreamConfig(connect_timeout=4, hold_after_end=60),
+            stream=StreamConfig(connect_timeout=4, hold_after_end=60, chunk_size=188),
             providers=(ProviderConfig("main", BASE + "get.php", max_streams=max_streams),),
         )
         self.registry = UpstreamRegistry(self.config, self.clock, Redactor.for_urls([BASE]),
@@ -61,7 +61,7 @@ class ChannelTests(SynchronousTestCase):
 
     def client(self) -> tuple[Client, FakeRequest]:
         request = FakeRequest()
-        client = Client(request, self.clock, chunk_size=1, buffer_limit=1 << 20,
+        client = Client(request, self.clock, buffer_limit=1 << 20,
                         channel_id="nhl_1", on_detach=self.channel.client_gone)
         finish_when_done(request, client.done)
         self.channel.add_client(client)
@@ -198,6 +198,26 @@ class ChannelTests(SynchronousTestCase):
         self.channel.check(sched, self.clock.seconds())
         self.http.answer(BASE + "2.ts").send(stream(20, fill=0xBB) + b"G")
         self.assertIn(0xBB, fills(request.body))
+
+    def test_small_chunks_are_coalesced_once_for_every_client(self) -> None:
+        self.channel.stop()
+        self.config = Config(stream=StreamConfig(chunk_size=1880))
+        self.channel = ChannelStream("nhl_1", self.clock, self.config.stream, self.registry,
+                                     Redactor())
+        self.addCleanup(self.channel.stop)
+        self.channel.check(schedule(event("one", 0, 100, "1.ts")), self.clock.seconds())
+        _, request = self.client()
+        response = self.http.answer(BASE + "1.ts")
+        data = stream(30)
+        response.send(data[:1000])
+        self.assertEqual(request.body, b"")  # 940 bytes: less than chunk_size
+        response.send(data[1000:2500])  # 13 packets (2444 bytes) ready: one write
+        self.assertEqual(request.written[1:], [data[:2444]])
+        response.send(data[2500:3000])  # 2 more packets: held up to 100 ms
+        self.clock.advance(0.05)
+        self.assertEqual(request.body, data[:2444])
+        self.clock.advance(0.05)
+        self.assertEqual(request.body, data[:2820])
 
     def test_stop_finishes_clients_and_leaves_nothing_behind(self) -> None:
         sched = schedule(event("one", 0, 100, "1.ts"))

@@ -17,7 +17,7 @@ class ClientTests(SynchronousTestCase):
         self.clock = Clock()
         self.request = FakeRequest()
         self.gone: list[Client] = []
-        self.client = Client(self.request, self.clock, chunk_size=1880, buffer_limit=10_000,
+        self.client = Client(self.request, self.clock, buffer_limit=10_000,
                              channel_id="nhl_1", on_detach=self.gone.append)
         self.upstream = FakeTransport()
         self.fanout = Fanout(self.upstream)
@@ -37,20 +37,13 @@ class ClientTests(SynchronousTestCase):
         self.assertEqual(self.request.body, initial)
         self.assertEqual(self.client.bytes_sent, len(initial))
 
-    def test_small_writes_are_coalesced_then_flushed_after_100ms(self) -> None:
+    def test_writes_go_straight_out_while_the_socket_takes_them(self) -> None:
         self.client.start()
         data = stream(20)
-        self.client.write(data[:188])
-        self.client.write(data[188:376])
-        self.assertEqual(self.request.body, b"")
-        self.client.write(data[376:2068])  # reaches chunk_size: one write
-        self.assertEqual(self.request.written[1:], [data[:2068]])
-        self.client.write(data[2068:2256])
-        self.clock.advance(0.05)
-        self.assertEqual(self.request.body, data[:2068])
-        self.clock.advance(0.06)
-        self.assertEqual(self.request.body, data[:2256])
-        self.assertEqual(len(self.request.written[-1]) % 188, 0)
+        self.client.write(data[:1880])
+        self.client.write(data[1880:])
+        self.assertEqual(self.request.written[1:], [data[:1880], data[1880:]])
+        self.assertEqual(self.client.bytes_sent, len(data))
 
     def test_paused_client_queues_then_catches_up(self) -> None:
         self.client.start()
@@ -59,9 +52,10 @@ class ClientTests(SynchronousTestCase):
         data = stream(20)
         self.client.write(data)
         self.assertEqual(self.request.body, b"")
+        self.client.write(data)
         self.client.resumeProducing()
         self.assertFalse(self.upstream.paused)
-        self.assertEqual(self.request.body, data)
+        self.assertEqual(self.request.written[1:], [data + data])  # one write
 
     def test_slow_client_is_dropped_past_its_buffer_and_memory_stays_bounded(self) -> None:
         self.client.start()

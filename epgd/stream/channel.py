@@ -22,7 +22,7 @@ from zope.interface import implementer
 from epgd.config import StreamConfig
 from epgd.redact import Redactor
 from epgd.schedule.model import Event, Schedule, Source
-from epgd.stream.client import Client
+from epgd.stream.client import FLUSH_AFTER, Client
 from epgd.stream.fanout import Fanout
 from epgd.stream.registry import ProviderFull, UpstreamRegistry
 from epgd.stream.ts import find_pat, null_packets, rfind_pat
@@ -92,6 +92,9 @@ class ChannelStream:
         self._join: list[bytes] = []
         self._join_bytes = 0
         self._flowed = False
+        self._out: list[bytes] = []
+        self._out_bytes = 0
+        self._out_timer: IDelayedCall | None = None
         self._sent_before = 0  # bytes_sent of clients already gone
         self.bytes_in = 0
         now = clock.seconds()
@@ -188,6 +191,7 @@ class ChannelStream:
                 "{limit} streams", channel=self.channel_id, old=current.upstream.name,
                 provider=source.provider, limit=registry.limit(source.provider),
             )
+            self._flush_out()
             self._current = None
             self._release(current)
             self._reset_join()
@@ -233,6 +237,7 @@ class ChannelStream:
         """The new source starts now, at a packet boundary (a PAT when there is one)."""
         tap = self._pending
         assert tap is not None
+        self._flush_out()  # the old source's last bytes go out before the new one's
         self._pending = None
         self._cancel_pat_timer()
         self._pending_buf = []
@@ -257,6 +262,7 @@ class ChannelStream:
             self._pending_buf = []
             self._pending_bytes = 0
         elif tap is self._current:
+            self._flush_out()
             self._current = None
             self._reset_join()
         else:
@@ -296,7 +302,29 @@ class ChannelStream:
     # -- data to clients -------------------------------------------------------------
 
     def _deliver(self, data: bytes) -> None:
+        """
+        Coalesce here, once for every client, to at least ``chunk_size`` bytes (or 100 ms):
+        each client then writes what it gets straight through, with no timer of its own.
+        """
         self.bytes_in += len(data)
+        self._out.append(data)
+        self._out_bytes += len(data)
+        if self._out_bytes >= self._config.chunk_size:
+            self._flush_out()
+        elif self._out_timer is None:
+            self._out_timer = self._clock.callLater(FLUSH_AFTER, self._flush_out)
+
+    def _flush_out(self) -> None:
+        if self._out_timer is not None:
+            if self._out_timer.active():
+                self._out_timer.cancel()
+            self._out_timer = None
+        if not self._out:
+            return
+        out = self._out
+        data = out[0] if len(out) == 1 else b"".join(out)
+        self._out = []
+        self._out_bytes = 0
         self._join_add(data)
         if len(self.clients):
             self._flowed = True
@@ -357,6 +385,7 @@ class ChannelStream:
             KEEPALIVE_EVERY - 1e-6
         ):
             self._last_keepalive = now
+            self._flush_out()
             self.clients.write(KEEPALIVE)
         self._rate.append((now, self.bytes_in))
         while len(self._rate) > 2 and now - self._rate[1][0] >= RATE_WINDOW:
@@ -412,6 +441,7 @@ class ChannelStream:
             self._on_stopped(self)
 
     def _drop_sources(self) -> None:
+        self._flush_out()
         self._cancel_pending()
         current, self._current = self._current, None
         if current is not None:

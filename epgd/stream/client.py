@@ -1,6 +1,6 @@
 """
-One HTTP client of a channel stream: a streaming producer on its request, a bounded queue,
-coalesced writes.
+One HTTP client of a channel stream: a streaming producer on its request and a bounded queue.
+Writes arrive already coalesced by the channel (once for every client), so they go straight out.
 
 The socket tells the client when to stop (``pauseProducing``); the client tells its channel's
 fanout, which pauses the provider only when every client is paused. A client that falls
@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTime
+from twisted.internet.interfaces import IPushProducer, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
@@ -20,7 +20,7 @@ from zope.interface import implementer
 
 from epgd.stream.fanout import Fanout
 
-#: small writes are held at most this long before they go out anyway
+#: small writes are held at most this long before they go out anyway (see the channel)
 FLUSH_AFTER = 0.1
 
 
@@ -47,7 +47,6 @@ class Client:
         self,
         request: IRequest,
         clock: IReactorTime,
-        chunk_size: int,
         buffer_limit: int,
         channel_id: str = "",
         on_detach: Callable[[Client], None] | None = None,
@@ -61,13 +60,10 @@ class Client:
         self.paused = False
         self.reason = ""
         self.done: Deferred[bytes] = Deferred(self._cancelled)
-        self._clock = clock
-        self._chunk_size = max(chunk_size, 1)
         self._limit = buffer_limit
         self._on_detach = on_detach
         self._pending: list[bytes] = []
         self._pending_bytes = 0
-        self._flush_call: IDelayedCall | None = None
         self._registered = False
         self.connected_at = clock.seconds()
 
@@ -109,9 +105,6 @@ class Client:
             return
         self.detached = True
         self.reason = reason
-        if self._flush_call is not None and self._flush_call.active():
-            self._flush_call.cancel()
-        self._flush_call = None
         self._pending = []
         self._pending_bytes = 0
         if self.fanout is not None:
@@ -149,10 +142,7 @@ class Client:
         self.paused = False
         if self.fanout is not None:
             self.fanout.set_paused(self, False)
-        if self._pending_bytes >= self._chunk_size:
-            self._flush()
-        elif self._pending and self._flush_call is None:
-            self._flush_call = self._clock.callLater(FLUSH_AFTER, self._timed_flush)
+        self._flush()
 
     def stopProducing(self) -> None:
         self.detach("client went away", connection_gone=True)
@@ -168,27 +158,17 @@ class Client:
         """Whole packets from the channel; queued while the socket is full, bounded."""
         if self.detached:
             return
+        if not self.paused:
+            self.bytes_sent += len(data)
+            self.request.write(data)  # may call pauseProducing back
+            return
         self._pending.append(data)
         self._pending_bytes += len(data)
-        if self.paused:
-            if self._pending_bytes > self._limit:
-                self._drop()
-            return
-        if self._pending_bytes >= self._chunk_size:
-            self._flush()
-        elif self._flush_call is None:
-            self._flush_call = self._clock.callLater(FLUSH_AFTER, self._timed_flush)
-
-    def _timed_flush(self) -> None:
-        self._flush_call = None
-        if not self.paused:
-            self._flush()
+        if self._pending_bytes > self._limit:
+            self._drop()
 
     def _flush(self) -> None:
-        if self._flush_call is not None:
-            if self._flush_call.active():
-                self._flush_call.cancel()
-            self._flush_call = None
+        """Send what queued up while paused, as one write."""
         if not self._pending or self.detached:
             return
         pending = self._pending

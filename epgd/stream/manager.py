@@ -130,8 +130,8 @@ class StreamManager(Service):
         if channel is None:
             channel = self._start(channel_id, schedule, now)
         client = Client(
-            request, self.reactor, self.config.stream.chunk_size,
-            self.config.stream.client_buffer, channel_id, on_detach=self._client_gone,
+            request, self.reactor, self.config.stream.client_buffer, channel_id,
+            on_detach=self._client_gone,
         )
         self._clients.add(client)
         channel.add_client(client)
