@@ -100,6 +100,7 @@ class ServeTests(E2ETestCase):
         second = await epgd.fetch("/stream/test_1.ts")
         self.assertEqual(second.status, 503)
         self.assertEqual(second.text().count("\n"), 1, second.text())
+        self.assert_no_credentials(second.text())
         await first.wait_bytes(first.received + 50_000)  # the first one is untouched
 
     async def test_head_answers_headers_only(self) -> None:

@@ -98,6 +98,7 @@ class SwitchTests(E2ETestCase):
         self.assertEqual(refused.text().count("\n"), 1, refused.text())
         self.assertEqual(self.provider.requests["b"], 0)
         self.assertFalse(watching.is_closed)
+        self.assert_no_credentials(refused.text())
 
     async def test_a_stream_without_clients_makes_room_at_the_limit(self) -> None:
         url_a = self.provider.stream("a", "a")
