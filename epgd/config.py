@@ -187,6 +187,8 @@ def check_listen(description: str) -> str | None:
             port = int(args[0] if args else kwargs.get("port", ""))
             if not 0 <= port <= 65535:
                 return f"port {port} is out of range 0-65535"
+        if prefix.lower() == "unix" and not (args[0] if args else kwargs.get("address", "")):
+            return "a unix socket needs a path, like unix:/run/epgd.sock"
         if prefix == "systemd":
             _check_systemd(*args, **kwargs)
         elif not isinstance(kind, str):
@@ -218,6 +220,8 @@ def _show(value: Any) -> str:
         return "a table"
     if isinstance(value, (_dt.datetime, _dt.date, _dt.time)):
         text = value.isoformat()
+    elif isinstance(value, float) and not math.isfinite(value):
+        text = str(value)  # "inf", "-inf", "nan": TOML's spelling, not JSON's "Infinity"
     else:
         try:
             text = json.dumps(value, ensure_ascii=False)
@@ -428,7 +432,9 @@ class _Parser:
         for header, text in headers.items():
             if not _HEADER_NAME.fullmatch(header):
                 self.fail(f"{key}.headers", "not a valid HTTP header name", header)
-            if not isinstance(text, str) or any(c in text for c in "\r\n\x00"):
+            if not isinstance(text, str):
+                self.fail(f"{key}.headers.{header}", "must be a string", text)
+            if any(c in text for c in "\r\n\x00"):
                 self.fail(f"{key}.headers.{header}", "must be a one-line string", shown=False)
         return ProviderConfig(
             name=name,

@@ -7,8 +7,11 @@ from __future__ import annotations
 import copy
 import datetime as _dt
 import os
+import re
+import tomllib
 from typing import Any
 
+from attrs import fields
 from twisted.trial.unittest import SynchronousTestCase
 
 from epgd.config import (
@@ -22,6 +25,10 @@ from epgd.config import (
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 EXAMPLE = os.path.join(os.path.dirname(HERE), "epgd.example.toml")
+# The TOML block of SPEC.md §3, verbatim: the contract's own statement of every key and default.
+SPEC_BLOCK = os.path.join(HERE, "data", "spec_config.toml")
+# Keys whose value in SPEC §3 is an example, not a default (they are required or vary).
+SPEC_EXAMPLE_VALUES = {"provider": {"name", "playlist", "guide"}, "lineup": {"id", "name"}}
 
 MINIMAL: dict[str, Any] = {
     "provider": [{"name": "main", "playlist": "http://p.example/get.php?username=alice&password=s3cret"}],
@@ -90,6 +97,25 @@ class DefaultsTests(SynchronousTestCase):
     def test_path_remembered(self) -> None:
         self.assertEqual(self.config.path, "epgd.toml")
 
+    def test_defaults_equal_spec_block(self) -> None:
+        """
+        Every value SPEC §3 shows as a default (all but its example names and URLs) is what
+        an omitted key gets, so the code cannot drift from the contract.
+        """
+        spec = load_config(SPEC_BLOCK)
+        self.assertEqual(spec.server, self.config.server)
+        self.assertEqual(spec.stream, self.config.stream)
+        self.assertEqual(spec.guide, self.config.guide)
+        for kind, ours, theirs in (("provider", self.config.providers[0], spec.providers[0]),
+                                   ("lineup", self.config.lineups[0], spec.lineups[0])):
+            for attribute in fields(type(ours)):
+                if attribute.name not in SPEC_EXAMPLE_VALUES[kind]:
+                    self.assertEqual(getattr(ours, attribute.name), getattr(theirs, attribute.name),
+                                     f"{kind}.{attribute.name}")
+        (event,) = spec.events
+        assert event.stop is not None
+        self.assertEqual(event.stop - event.start, _dt.timedelta(hours=3))
+
 
 class ValuesTests(SynchronousTestCase):
     """Accepted forms of values."""
@@ -132,6 +158,31 @@ class ValuesTests(SynchronousTestCase):
         (event,) = parse_config(data, "f").events
         self.assertEqual((event.provider, event.channel, event.url), ("main", "NHL 07", ""))
 
+    def test_example_file_has_every_spec_key_with_a_comment(self) -> None:
+        """
+        epgd.example.toml shows each key of SPEC §3 in its section, under a comment; where its
+        value is not the default, that comment names the default.
+        """
+        with open(SPEC_BLOCK, "rb") as f:
+            spec = tomllib.load(f)
+        with open(EXAMPLE, "rb") as f:
+            example = tomllib.load(f)
+        documented = example_keys()
+        for section, value in spec.items():
+            spec_tables = value if isinstance(value, list) else [value]
+            example_tables = example[section] if isinstance(example[section], list) else [example[section]]
+            shown = {k: v for table in reversed(example_tables) for k, v in table.items()}
+            for table in spec_tables:
+                for key, default in table.items():
+                    self.assertIn(key, shown, f"[{section}] {key} is missing from the example")
+                    comment = documented.get((section, key))
+                    self.assertTrue(comment, f"[{section}] {key} has no comment in the example")
+                    if shown[key] != default and key not in SPEC_EXAMPLE_VALUES.get(section, ()):
+                        if section in ("server", "stream", "guide"):
+                            self.fail(f"[{section}] {key} = {shown[key]!r} in the example, default {default!r}")
+                        if section != "event":
+                            self.assertIn("default", comment.lower(), f"[{section}] {key}: {comment}")
+
     def test_example_file_loads_with_every_key(self) -> None:
         config = load_config(EXAMPLE)
         self.assertIsInstance(config, Config)
@@ -149,6 +200,26 @@ class ValuesTests(SynchronousTestCase):
                     "default_duration", "pre_padding", "post_padding", "lineup", "title", "start",
                     "stop", "url", "provider", "channel"):
             self.assertIn(f"\n{key} = ", text)
+
+
+def example_keys() -> dict[tuple[str, str], str]:
+    """(section, key) -> the comment lines just above its first line in epgd.example.toml."""
+    found: dict[tuple[str, str], str] = {}
+    section, comment = "", ""
+    with open(EXAMPLE, encoding="utf-8") as f:
+        for line in f:
+            line = line.strip()
+            if line.startswith("#"):
+                comment += line + " "
+                continue
+            header = re.fullmatch(r"\[\[?([a-z_]+)\]\]?", line)
+            if header:
+                section = header.group(1)
+            key = re.match(r"([a-z_]+) = ", line)
+            if key:
+                found.setdefault((section, key.group(1)), comment.strip())
+            comment = ""
+    return found
 
 
 class ErrorTests(SynchronousTestCase):
@@ -191,6 +262,8 @@ class ErrorTests(SynchronousTestCase):
                       self.error(config_with(stream={"client_buffer": 1000})))
         self.assertIn("lineup[0].pre_padding", self.lineup_error(pre_padding=-1))
         self.assertIn("stream.hold_after_end", self.error(config_with(stream={"hold_after_end": float("nan")})))
+        self.assertEqual(self.error(config_with(stream={"idle_timeout": float("inf")})),
+                         "epgd.toml: stream.idle_timeout: must be a positive number of seconds, got inf")
         self.assertIn("guide.days", self.error(config_with(guide={"days": "7"})))
         self.assertIn('guide.filler: must be true or false, got "yes"', self.error(config_with(guide={"filler": "yes"})))
 
@@ -243,6 +316,10 @@ class ErrorTests(SynchronousTestCase):
                       self.error(config_with(server={"listen": "tcp:http"})))
         self.assertIn("out of range", self.error(config_with(server={"listen": "tcp:70000"})))
         self.assertIn("server.listen: must be", self.error(config_with(server={"listen": []})))
+        self.assertIn("server.listen: not a Twisted endpoint string (a unix socket needs a path",
+                      self.error(config_with(server={"listen": "unix:"})))
+        self.assertIsNone(check_listen("unix:/run/epgd.sock"))
+        self.assertIsNone(check_listen("tcp6:8080:interface=\\:\\:1"))
         self.assertIsNone(check_listen("systemd:domain=INET:index=0"))
         self.assertIsNotNone(check_listen("systemd:domain=INET"))
 
@@ -254,7 +331,11 @@ class ErrorTests(SynchronousTestCase):
     def test_provider_values(self) -> None:
         data = config_with()
         data["provider"][0]["headers"] = {"Referer": 5}
+        self.assertEqual(self.error(data), "epgd.toml: provider[0].headers.Referer: must be a string, got 5")
+        data["provider"][0]["headers"] = {"Referer": "a\r\nX-Injected: 1"}
         self.assertEqual(self.error(data), "epgd.toml: provider[0].headers.Referer: must be a one-line string")
+        data["provider"][0]["headers"] = {"Bad Name": "x"}
+        self.assertEqual(self.error(data), 'epgd.toml: provider[0].headers: not a valid HTTP header name, got "Bad Name"')
         data["provider"][0]["headers"] = "Referer: x"
         self.assertIn("provider[0].headers: must be a table of strings", self.error(data))
         data = config_with(provider=[{"name": "m", "playlist": "ftp://alice:s3cret@host/list.m3u"}])
@@ -308,6 +389,7 @@ class LoadTests(SynchronousTestCase):
         path = self.write('[[provider]]\nname = "p"\nplaylist = "l.m3u"\n[[lineup]]\nid = "a"\n'
                           '[[event]]\nlineup = "a"\ntitle = "T"\nstart = 2026-11-24T19:00:00-05:00\nurl = "u.ts"\n')
         (event,) = load_config(path).events
+        assert event.stop is not None
         self.assertEqual(event.stop - event.start, _dt.timedelta(hours=3))
         self.assertEqual(event.start.utcoffset(), _dt.timedelta(hours=-5))
 
