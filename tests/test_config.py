@@ -175,7 +175,7 @@ class ValuesTests(SynchronousTestCase):
             for table in spec_tables:
                 for key, default in table.items():
                     self.assertIn(key, shown, f"[{section}] {key} is missing from the example")
-                    comment = documented.get((section, key))
+                    comment = documented.get((section, key), "")
                     self.assertTrue(comment, f"[{section}] {key} has no comment in the example")
                     if shown[key] != default and key not in SPEC_EXAMPLE_VALUES.get(section, ()):
                         if section in ("server", "stream", "guide"):
