@@ -127,6 +127,37 @@ class FeedTests(SynchronousTestCase):
         self.assertIsNone(feed.error)
         self.assertIn(b"NHL 09", self.cached("playlist.m3u"))
 
+    def test_cut_short_guide_never_replaces_a_whole_one(self) -> None:
+        """A download that broke off (no </tv>, or a gzip stream cut) is malformed data."""
+        feed = self.feed()
+        good = self.successResultOf(feed.refresh())
+        self.reactor.advance(60)
+        cut = GUIDE[: GUIDE.index("<programme channel=\"x8\"")]
+        for broken in (cut.encode(), gzip.compress(GUIDE.encode())[:-30]):
+            self.write("guide.xml", broken)
+            self.failureResultOf(feed.refresh(), SourceError)
+            self.assertIs(feed.data, good)
+            assert feed.error is not None
+            self.assertIn("guide is cut short", feed.error)
+            self.assertEqual(self.cached("guide.xml"), GUIDE.encode())
+
+    def test_cut_short_guide_used_when_there_is_nothing_better(self) -> None:
+        """With no whole guide yet, the programmes before the break beat none; /health says so."""
+        cut = GUIDE[: GUIDE.index("<programme channel=\"x8\"")]
+        self.write("guide.xml", cut)
+        feed = self.feed()
+        data = self.successResultOf(feed.refresh())
+        assert data.guide is not None
+        self.assertEqual([p.title for p in data.guide.programmes], ["Bruins vs Rangers"])
+        self.assertEqual(feed.error, "guide cut short, using the 1 programmes before the break: "
+                                     "the data ends before </tv>")
+        # A later cut guide replaces the earlier cut one; a whole one clears the error.
+        self.successResultOf(feed.refresh())
+        self.write("guide.xml", GUIDE)
+        self.successResultOf(feed.refresh())
+        self.assertIsNone(feed.error)
+        self.assertEqual(feed.programmes, 2)
+
     def test_empty_playlist_is_a_failure(self) -> None:
         feed = self.feed()
         self.successResultOf(feed.refresh())

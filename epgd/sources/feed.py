@@ -180,7 +180,10 @@ class ProviderFeed:
             if self.provider.guide:
                 guide = await self._fetcher.fetch(self.provider.guide, self.directory, "guide")
                 temps.append(guide)
-            data = await self._run(self._parse, playlist, guide)
+            previous = self.data.guide if self.data is not None else None
+            # A cut-short guide must not replace a whole one; it may replace another cut one.
+            data = await self._run(self._parse, playlist, guide,
+                                   previous is not None and not previous.cut_short)
             self._commit(playlist, guide)
             temps.clear()
         except BaseException as e:  # noqa: BLE001 - any failure keeps the last good data
@@ -195,13 +198,18 @@ class ProviderFeed:
             for temp in temps:
                 _remove(temp)
         self._install(data, _dt.datetime.fromtimestamp(self.clock.seconds(), _dt.UTC))
+        if data.guide is not None and data.guide.cut_short:
+            self.error = self.redactor.mask(
+                f"guide cut short, using the {len(data.guide.programmes)} programmes before "
+                f"the break: {data.guide.cut_short}")
         self.log.info(
             "provider {provider}: refreshed, {channels} channels, {programmes} programmes",
             provider=self.provider.name, channels=self.channels, programmes=self.programmes,
         )
         return data
 
-    def _parse(self, playlist_path: str, guide_path: str | None) -> ProviderData:
+    def _parse(self, playlist_path: str, guide_path: str | None,
+               need_whole_guide: bool = False) -> ProviderData:
         """Runs in a thread: both files parsed, or SourceError."""
         playlist = parse_playlist(playlist_path, self.provider.name)
         if not playlist.channels:
@@ -213,6 +221,9 @@ class ProviderFeed:
                 offset=self.provider.guide_offset,
                 wanted=guide_filter(playlist, self.wanted_channel),
             )
+            if guide.cut_short and need_whole_guide:
+                raise SourceError(f"guide is cut short ({guide.cut_short}); "
+                                  "the last good guide is whole")
         return ProviderData(provider=self.provider.name, playlist=playlist, guide=guide)
 
     def _commit(self, playlist: str, guide: str | None) -> None:

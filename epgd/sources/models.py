@@ -61,6 +61,7 @@ class Guide:
     channels: tuple[GuideChannel, ...]
     programmes: tuple[Programme, ...]
     skipped: int = 0  # malformed programmes passed over
+    cut_short: str = ""  # why the data ended before </tv> (truncated download); "" when whole
 
 
 @frozen

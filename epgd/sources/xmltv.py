@@ -47,6 +47,9 @@ NAMED_ZONES: dict[str, int] = {  # minutes east of UTC
 #: real guides need none; this bounds memory for a huge guide that declares none at all).
 MAX_PENDING = 100_000
 
+TAIL = 4096  # bytes kept to see whether a guide ends with its closing </tv>
+_ROOT_END = re.compile(rb"</\s*tv\s*>\Z")
+
 _TIME = re.compile(
     r"\s*(?P<digits>\d{8}(?:\d\d){0,3})\s*"
     r"(?:(?P<sign>[+-])(?P<hh>\d\d):?(?P<mm>\d\d)|(?P<name>[A-Za-z]{1,5}))?\s*$"
@@ -109,6 +112,7 @@ class _Reader:
         self._read = getattr(stream, "read1", stream.read)  # read1: no data lost on a break
         self._head = b""
         self.error: str | None = None
+        self.tail = b""  # the last bytes read: does the document end with </tv>?
 
     def head(self, size: int) -> bytes:
         parts: list[bytes] = []
@@ -129,10 +133,12 @@ class _Reader:
         if self.error is not None:
             return b""
         try:
-            return self._read(size if size and size > 0 else 1 << 16)
+            data: bytes = self._read(size if size and size > 0 else 1 << 16)
         except (OSError, EOFError, zlib.error) as e:
             self.error = _one_line(e)
             return b""
+        self.tail = data[-TAIL:] if len(data) >= TAIL else (self.tail + data)[-TAIL:]
+        return data
 
 
 def _text(el: Any) -> str:
@@ -307,6 +313,7 @@ def parse_guide(
         feed: Any = reader
         if isinstance(stream, io.BufferedReader) and _plain_path(stream.name):
             feed = stream.name
+        cut_short = ""
         context = etree.iterparse(
             feed,
             events=("end",),
@@ -362,12 +369,19 @@ def parse_guide(
         except etree.XMLSyntaxError as e:
             if context.root is None:
                 raise SourceError(f"guide is not XMLTV: {_one_line(e)}") from None
-            log.warn("guide cut short, keeping what came before: {error}", error=_one_line(e))
+            cut_short = _one_line(e)
         if reader.error is not None:
             if context.root is None:
                 raise SourceError(f"guide is unreadable: {reader.error}")
-            log.warn("guide cut short, keeping what came before: {error}", error=reader.error)
+            cut_short = reader.error
         root = context.root
+        utf16 = head[:2] in (b"\xff\xfe", b"\xfe\xff")
+        if not cut_short and root is not None and not utf16:
+            tail = _file_tail(feed) if isinstance(feed, str) else reader.tail
+            if not ends_whole(tail):
+                cut_short = "the data ends before </tv>"
+        if cut_short and root is not None:
+            log.warn("guide cut short, keeping what came before: {error}", error=cut_short)
     if root is None:
         raise SourceError("guide is not XMLTV: no <tv> element")
     if root.tag != "tv":
@@ -376,7 +390,30 @@ def parse_guide(
         channels=tuple(channels),
         programmes=tuple(_fill_stops(programmes)),
         skipped=skipped,
+        cut_short=cut_short,
     )
+
+
+def _file_tail(path: str) -> bytes:
+    with open(path, "rb") as f:
+        f.seek(max(0, f.seek(0, 2) - TAIL))
+        return f.read()
+
+
+def ends_whole(tail: bytes) -> bool:
+    """
+    Whether data ending in ``tail`` ends with the root's ``</tv>`` (trailing whitespace,
+    comments and PIs allowed). The recovering parser closes a cut document by itself, so
+    this is how a truncated download is told from a whole one.
+    """
+    text = tail.rstrip()
+    while text.endswith((b"-->", b"?>")):
+        opener = b"<!--" if text.endswith(b"-->") else b"<?"
+        index = text.rfind(opener)
+        if index < 0:
+            return False
+        text = text[:index].rstrip()
+    return _ROOT_END.search(text) is not None
 
 
 def _plain_path(path: Any) -> bool:
