@@ -133,7 +133,7 @@ class _Reader:
         if self.error is not None:
             return b""
         try:
-            data: bytes = self._read(size if size and size > 0 else 1 << 16)
+            data = self._read(size if size and size > 0 else 1 << 16)
         except (OSError, EOFError, zlib.error) as e:
             self.error = _one_line(e)
             return b""
