@@ -135,7 +135,7 @@ class ChannelStream:
         urls = [s.url for s in event.sources]
         self.event = event
         if same and self.source_url in urls and self._current_or_pending_alive():
-            self._source_index = urls.index(self.source_url)  # type: ignore[arg-type]
+            self._source_index = urls.index(self.source_url or "")
             return
         if same and self._retry_call is not None:
             return  # a retry is already due

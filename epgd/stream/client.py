@@ -10,6 +10,7 @@ fanout, which pauses the provider only when every client is paused. A client tha
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IPushProducer, IReactorTime
@@ -28,7 +29,7 @@ def describe_peer(request: IRequest) -> str:
     """``127.0.0.1:53412`` for log lines."""
     try:
         address = request.getClientAddress()
-        return f"{address.host}:{address.port}"  # type: ignore[attr-defined]
+        return f"{address.host}:{address.port}"
     except Exception:
         return "client"
 
@@ -51,7 +52,8 @@ class Client:
         channel_id: str = "",
         on_detach: Callable[[Client], None] | None = None,
     ) -> None:
-        self.request = request
+        # IRequest does not declare the IConsumer half (registerProducer) Request has.
+        self.request: Any = request
         self.channel_id = channel_id
         self.peer = describe_peer(request)
         self.fanout: Fanout | None = None

@@ -81,9 +81,7 @@ class StreamManager(Service):
         self._cancel_boundary()
         for channel in list(self.channels.values()):
             channel.stop("epgd is shutting down")
-        d = self.registry.close()
-        d.addCallback(lambda _: None)
-        return d
+        return self.registry.close().addCallback(lambda _: None)
 
     # -- requests --------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ serves every channel that plays a URL), one HTTP client and pool per provider, a
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import cast
 
 from treq.client import HTTPClient
 from twisted.internet.defer import Deferred, DeferredList
@@ -124,24 +125,31 @@ class UpstreamRegistry:
         if closing.called:
             return
         self._closing.append(closing)
-        closing.addBoth(lambda _: self._closing.remove(closing) if closing in self._closing else None)
+        closing.addBoth(self._closed, closing)
+
+    def _closed(self, result: object, closing: Deferred[None]) -> object:
+        if closing in self._closing:
+            self._closing.remove(closing)
+        return result
 
     # -- HTTP ------------------------------------------------------------------------
 
     def _http(self, provider: str) -> HTTPGetter:
         """One HTTP client (one persistent pool) per provider; "" for manual URLs."""
-        client = self._clients.get(provider)
-        if client is None:
-            if self._http_factory is not None:
-                client = self._http_factory(provider)
-            else:
-                pool = HTTPConnectionPool(self._reactor, persistent=True)
-                self._pools.append(pool)
-                agent = Agent(
-                    self._reactor, connectTimeout=self._config.stream.connect_timeout, pool=pool
-                )
-                client = HTTPClient(agent)
-            self._clients[provider] = client
+        existing = self._clients.get(provider)
+        if existing is not None:
+            return existing
+        client: HTTPGetter
+        if self._http_factory is not None:
+            client = self._http_factory(provider)
+        else:
+            pool = HTTPConnectionPool(self._reactor, persistent=True)
+            self._pools.append(pool)
+            agent = Agent(
+                self._reactor, connectTimeout=self._config.stream.connect_timeout, pool=pool
+            )
+            client = cast(HTTPGetter, HTTPClient(agent))
+        self._clients[provider] = client
         return client
 
     def close(self) -> Deferred[object]:

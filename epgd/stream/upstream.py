@@ -16,7 +16,7 @@ from typing import Any, Protocol
 from twisted.internet.defer import CancelledError, Deferred, succeed
 from twisted.internet.defer import TimeoutError as DeferredTimeout
 from twisted.internet.error import TimeoutError as ConnectTimeout
-from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTime
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.protocol import Protocol as TwistedProtocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -160,7 +160,7 @@ class Upstream:
         self.fanout.set_producer(None)
         if body is not None and body.transport is not None:
             lost = body.lost
-            body.transport.stopProducing()
+            body.transport.stopProducing()  # type: ignore[attr-defined]
             return lost
         return succeed(None)
 
@@ -210,7 +210,7 @@ class Upstream:
 
     # -- body ------------------------------------------------------------------------
 
-    def _body_started(self, body: _Body, transport: IPushProducer) -> None:
+    def _body_started(self, body: _Body, transport: Any) -> None:
         if self.state == "closed":
             transport.stopProducing()
             return
@@ -271,7 +271,7 @@ class Upstream:
         self.fanout.set_producer(None)
         self._cancel_watchdog()
         if body is not None and body.transport is not None:
-            body.transport.stopProducing()
+            body.transport.stopProducing()  # type: ignore[attr-defined]
 
     # -- faults ----------------------------------------------------------------------
 
