@@ -1,7 +1,9 @@
 # epgd in a container. Untested here (no Docker engine on the build machines); read with care.
 #   docker build -t epgd .
 #   docker run -d -p 8080:8080 -v /srv/epgd/config:/config:ro -v epgd-state:/state epgd
-# /config/epgd.toml must set   [server] state_dir = "/state"   (see epgd.example.toml).
+# In /config/epgd.toml set   [server] state_dir = "/state"   (see epgd.example.toml); the default
+# "./state" lands in the volume too (the working directory is /state), as /state/state.
+# Try it without a config:   docker run --rm -p 8080:8080 epgd twistd -n --pidfile= epgd --demo
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -24,6 +26,7 @@ USER epgd
 VOLUME ["/state"]
 EXPOSE 8080
 
+# /health is 503 until provider data was loaded once; the check assumes epgd listens on port 8080.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
     CMD ["python", "-c", "import sys, urllib.request; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8080/health', timeout=4).status == 200 else 1)"]
 
