@@ -16,7 +16,7 @@ from epgd.tap import build_service
 application = service.Application("epgd")
 
 try:
-    _config = load_config(os.environ.get("EPGD_CONFIG", "epgd.toml"))
+    _config = load_config(os.environ.get("EPGD_CONFIG") or "epgd.toml")  # set but empty: the default too
 except ConfigError as _error:
     print(str(_error), file=sys.stderr)
     raise SystemExit(1) from None

@@ -153,6 +153,8 @@ _MAX_SHOWN = 80
 
 def load_config(path: str) -> Config:
     """Read and validate a TOML file; every problem is one ``ConfigError`` line."""
+    if not path:
+        raise ConfigError("epgd: the configuration file name is empty")
     try:
         with open(path, "rb") as f:
             raw = f.read()

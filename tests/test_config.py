@@ -398,6 +398,11 @@ class LoadTests(SynchronousTestCase):
             load_config("/nonexistent/epgd.toml")
         self.assertEqual(str(caught.exception), "/nonexistent/epgd.toml: cannot read the file: No such file or directory")
 
+    def test_empty_path(self) -> None:
+        with self.assertRaises(ConfigError) as caught:
+            load_config("")
+        self.assertEqual(str(caught.exception), "epgd: the configuration file name is empty")
+
     def test_syntax_error(self) -> None:
         path = self.write("[server]\nlisten = \n")
         with self.assertRaises(ConfigError) as caught:

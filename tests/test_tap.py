@@ -240,6 +240,12 @@ class ProcessTests(SynchronousTestCase):
             "/nonexistent/epgd.toml: cannot read the file: No such file or directory",
         )
 
+    def test_tac_empty_env_means_default_file(self) -> None:
+        self.assertOneLineFailure(
+            run_twistd(self.workdir(), "-ny", os.path.join(ROOT, "epgd.tac"), "--pidfile=", env={"EPGD_CONFIG": ""}),
+            "epgd.toml: cannot read the file: No such file or directory",
+        )
+
     def serve_and_stop(self, process: subprocess.Popen[str], log: str) -> str:
         """
         Wait for the listener, check /health answers 503 starting, SIGTERM, clean exit.
