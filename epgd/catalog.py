@@ -18,8 +18,9 @@ from typing import Any, Protocol
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, gatherResults, maybeDeferred
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import IReactorThreads, IReactorTime
 from twisted.internet.task import LoopingCall
+from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -68,6 +69,7 @@ class FeedLike(Protocol):
 
 
 FeedFactory = Callable[..., FeedLike]
+RunInThread = Callable[..., "Deferred[Any]"]
 
 
 def default_feed_factory(reactor: Any, provider: ProviderConfig, **kwargs: Any) -> FeedLike:
@@ -99,6 +101,16 @@ def make_feeds(config: Config, reactor: Any, redactor: Redactor,
     }
 
 
+def default_runner(reactor: Any) -> RunInThread:
+    """
+    Where schedule builds run: the reactor's thread pool, so that a build over a huge guide
+    never stalls streams and requests; inline when the reactor has no threads (``task.Clock``).
+    """
+    if IReactorThreads.providedBy(reactor):
+        return lambda f, *a, **kw: deferToThreadPool(reactor, reactor.getThreadPool(), f, *a, **kw)
+    return maybeDeferred
+
+
 class Catalog(Service):
     """Provider data in, the current Schedule and its Published outputs out."""
 
@@ -110,10 +122,14 @@ class Catalog(Service):
         reactor: IReactorTime,
         redactor: Redactor,
         feed_factory: FeedFactory | None = None,
+        run_in_thread: RunInThread | None = None,
     ) -> None:
         self.config = config
         self.reactor = reactor
         self.redactor = redactor
+        self._run = run_in_thread or default_runner(reactor)
+        self._building = False
+        self._build_again: str | None = None  # why another build was asked for meanwhile
         self.feeds = make_feeds(config, reactor, redactor, feed_factory or default_feed_factory)
         self.state = PackingState.empty()
         self.state_path = os.path.join(config.server.state_dir, ASSIGNMENTS)
@@ -252,21 +268,49 @@ class Catalog(Service):
     # -- building and publishing ---------------------------------------------------------
 
     def _rebuild(self, why: str) -> None:
+        """
+        Build, save and render in a thread (a big guide takes seconds), one build at a time;
+        a build asked for meanwhile runs once the current one is done, with the newest data.
+        """
+        if self._building:
+            self._build_again = why
+            return
+        self._building = True
         data = {name: feed.data for name, feed in self.feeds.items() if feed.data is not None}
         now = self.reactor.seconds()
+        d = self._run(self._build, data, self.state, now)
+        d.addCallbacks(self._built, self._build_failed, callbackArgs=(why,),
+                       errbackArgs=(why,))
+        d.addErrback(lambda f: self.log.failure("publishing the schedule after {why}", f,
+                                                why=why))
+        d.addBoth(self._build_done)
+
+    def _build(self, data: dict[str, ProviderData], state: PackingState,
+               now: float) -> tuple[Schedule, PackingState, Published | None]:
+        """Runs in a thread: pure work and the state file, nothing the reactor owns."""
+        schedule, state = build_schedule(self.config, data, state, now)
         try:
-            schedule, self.state = build_schedule(self.config, data, self.state, now)
-        except Exception as e:
-            self.log.error("building the schedule after {why} failed: {error}", why=why,
-                           error=self.redactor.mask(f"{type(e).__name__}: {e}"))
-            return
-        try:
-            self.state.save(self.state_path)
+            state.save(self.state_path)
         except OSError as e:
             self.log.warn("cannot save lane assignments to {path}: {error}",
                           path=self.state_path, error=e.strerror or str(e))
-        if not self._publish(schedule, now):
+        return schedule, state, self._render(schedule, now)
+
+    def _build_failed(self, failure: Failure, why: str) -> None:
+        self.log.error("building the schedule after {why} failed: {error}", why=why,
+                       error=one_line(failure, self.redactor.mask))
+
+    def _build_done(self, _: object) -> None:
+        self._building = False
+        again, self._build_again = self._build_again, None
+        if again is not None and not self._stopping:
+            self._rebuild(again)
+
+    def _built(self, result: tuple[Schedule, PackingState, Published | None], why: str) -> None:
+        schedule, self.state, published = result
+        if published is None:
             return
+        self._swap(published)
         events = sum(len(c.events) for c in schedule.channels)
         self.log.info("schedule built after {why}: {events} events on {channels} channels, "
                       "{unplaced} unplaced", why=why, events=events,
@@ -277,21 +321,36 @@ class Catalog(Service):
             except Exception:
                 self.log.failure("a schedule listener failed")
 
-    def _publish(self, schedule: Schedule, now: float) -> bool:
+    def _render(self, schedule: Schedule, now: float) -> Published | None:
+        """The outputs of ``schedule`` (thread-safe: pure), or None, logged, when they fail."""
         try:
-            self._published = Published(schedule, self.config, self.redactor.mask, now)
+            return Published(schedule, self.config, self.redactor.mask, now)
         except Exception as e:
             self.log.error("rendering the outputs failed: {error}",
                            error=self.redactor.mask(f"{type(e).__name__}: {e}"))
-            return False
-        return True
+            return None
+
+    def _swap(self, published: Published) -> None:
+        current = self._published
+        if current is not None and current.etag == published.etag:
+            # Same guide bytes: clients' If-Modified-Since must not see a change either.
+            published.last_modified = current.last_modified
+        self._published = published
 
     def _republish(self) -> None:
         """Re-render the same schedule so the guide window moves on in a long-running daemon."""
         current = self._published
         now = self.reactor.seconds()
-        if current is not None and now - current.rendered_at >= REPUBLISH_INTERVAL / 2:
-            self._publish(current.schedule, now)
+        if current is None or now - current.rendered_at < REPUBLISH_INTERVAL / 2 or self._building:
+            return
+
+        def rendered(published: Published | None) -> None:
+            # A new schedule that came in meanwhile wins over the re-rendered old one.
+            if published is not None and self._published is current:
+                self._swap(published)
+
+        self._run(self._render, current.schedule, now).addCallback(rendered).addErrback(
+            lambda f: self.log.failure("re-rendering the outputs", f))
 
 
 def http_base_url(config: Config) -> str:

@@ -143,10 +143,11 @@ class CatalogTests(SynchronousTestCase):
         self.state_dir = os.path.join(self.mktemp(), "state")
         self.redactor = Redactor.for_urls([PLAYLIST_URL])
 
-    def start(self, cached: ProviderData | None = None, **config: Any) -> tuple[Catalog, FakeFeed]:
+    def start(self, cached: ProviderData | None = None, run: Any = None,
+              **config: Any) -> tuple[Catalog, FakeFeed]:
         feeds = Feeds(cached)
         catalog = Catalog(make_config(self.state_dir, **config), self.clock, self.redactor,
-                          feed_factory=feeds)
+                          feed_factory=feeds, run_in_thread=run)
         self.schedules: list[Schedule] = []
         catalog.on_schedule(self.schedules.append)
         catalog.startService()
@@ -223,6 +224,54 @@ class CatalogTests(SynchronousTestCase):
         schedule = catalog.schedule()
         assert schedule is not None
         return {e.title: c.id for c in schedule.channels for e in c.events}
+
+    def test_builds_run_off_the_reactor_one_at_a_time(self) -> None:
+        """A build over a huge guide takes seconds: it runs in a thread, never two at once."""
+        jobs: list[tuple[Deferred[Any], Any, tuple[Any, ...]]] = []
+
+        def later(f: Any, *args: Any) -> Deferred[Any]:
+            d: Deferred[Any] = Deferred()
+            jobs.append((d, f, args))
+            return d
+
+        def finish() -> None:
+            d, f, args = jobs.pop(0)
+            d.callback(f(*args))
+
+        catalog, feed = self.start(run=later)
+        feed.answer(provider_data("Game 1"))
+        self.assertIsNone(catalog.published(), "nothing is built on the reactor thread")
+        self.assertEqual(len(jobs), 1)
+        catalog.refresh()
+        feed.answer(provider_data("Game 1", "Game 2"))
+        catalog.refresh()
+        feed.answer(provider_data("Game 1", "Game 2", "Game 3"))
+        self.assertEqual(len(jobs), 1, "later builds wait for the running one")
+        finish()
+        self.assertEqual(self.titles(catalog), ["Game 1"])
+        self.assertEqual(len(jobs), 1, "the waiting builds run as one, with the newest data")
+        finish()
+        self.assertEqual(self.titles(catalog), ["Game 1", "Game 2", "Game 3"])
+        self.assertEqual(jobs, [])
+        self.assertEqual(len(self.schedules), 2)
+
+    def test_unchanged_guide_keeps_etag_and_last_modified(self) -> None:
+        """A refresh that changes nothing must not make every guide reader download again."""
+        catalog, feed = self.start()
+        feed.answer(provider_data("Game 1"))
+        first = catalog.published()
+        self.clock.advance(INTERVAL)
+        feed.answer(provider_data("Game 1"))
+        second = catalog.published()
+        assert first is not None and second is not None
+        self.assertIsNot(second, first)
+        self.assertEqual((second.etag, second.last_modified), (first.etag, first.last_modified))
+        self.clock.advance(INTERVAL)
+        feed.answer(provider_data("Game 1", "Game 2"))
+        third = catalog.published()
+        assert third is not None
+        self.assertNotEqual(third.etag, first.etag)
+        self.assertNotEqual(third.last_modified, first.last_modified)
 
     def test_manual_refresh_joins_fetch_in_flight(self) -> None:
         catalog, feed = self.start()
