@@ -100,9 +100,9 @@ class XmltvTests(SynchronousTestCase):
     def test_fillers_cover_every_gap_and_name_the_next_event(self) -> None:
         sched = schedule((event("Early", 2, 4), event("Main", 6, 9)))
         rows = programmes(self.render(sched, days=1), "nhl_1")
-        # Contiguous from the 01:00 grid start to now + 1 day, no overlaps.
+        # Contiguous from the 01:00 grid start to the hour after now + 1 day, no overlaps.
         self.assertEqual(rows[0][0], "20261124010000 +0000")
-        self.assertEqual(rows[-1][1], "20261125012000 +0000")
+        self.assertEqual(rows[-1][1], "20261125020000 +0000")
         for before, after in zip(rows, rows[1:], strict=False):
             self.assertEqual(before[1], after[0])
         titles = [r[2] for i, r in enumerate(rows) if i == 0 or rows[i - 1][2] != r[2]]
@@ -138,3 +138,11 @@ class XmltvTests(SynchronousTestCase):
 
     def test_same_schedule_same_bytes(self) -> None:
         self.assertEqual(self.render(self.full()), self.render(self.full()))
+
+    def test_same_bytes_all_hour_long(self) -> None:
+        """Guide readers poll with If-None-Match: a re-render in the same hour changes nothing."""
+        sched = self.full()
+        hour = NOW.timestamp() // 3600 * 3600
+        first = render_xmltv(sched, hour)
+        self.assertEqual(render_xmltv(sched, hour + 3599), first)
+        self.assertNotEqual(render_xmltv(sched, hour + 3600), first)

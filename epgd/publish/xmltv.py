@@ -124,11 +124,12 @@ def render_xmltv(
     timezone: str = "UTC",
 ) -> bytes:
     """
-    The guide from the hour holding ``now`` to ``days`` ahead: every channel, its events in
-    that window (one already running is shown whole), and fillers in the gaps.
+    The guide from the hour holding ``now`` to the hour ``days`` ahead: every channel, its
+    events in that window (one already running is shown whole), and fillers in the gaps.
+    Both ends are whole hours, so re-renders within the hour give the same bytes (and ETag).
     """
     begin = (now // GRID) * GRID
-    window = (begin, now + days * DAY)
+    window = (begin, begin + GRID + days * DAY)
     zone = display_zone(timezone)
     root = etree.Element("tv", {"generator-info-name": "epgd"})
     for channel in schedule.channels:
