@@ -371,11 +371,22 @@ def http_base_url(config: Config) -> str:
 
 
 def write_atomically(path: str, data: bytes) -> None:
+    """
+    Temp file + rename. The result is readable as a plainly created file would be (umask
+    applied, or the mode of the file it replaces): a web server serves these files.
+    """
     directory = os.path.dirname(path) or "."
+    try:
+        mode = os.stat(path).st_mode & 0o777
+    except OSError:
+        umask = os.umask(0o022)
+        os.umask(umask)
+        mode = 0o666 & ~umask
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

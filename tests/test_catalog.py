@@ -395,6 +395,20 @@ class BuildOnceTests(SynchronousTestCase):
         self.assertEqual(body["channels"][0]["events"][0]["title"], "Game")
         self.assertEqual(sorted(os.listdir(self.out)), ["epg.xml", "playlist.m3u", "schedule.json"])
 
+    def test_files_readable_by_a_web_server(self) -> None:
+        """Cron users publish DIR with nginx: the files get the umask's mode, not 0600."""
+        umask = os.umask(0o022)
+        self.addCleanup(os.umask, umask)
+        d = build_once(self.config, self.clock, self.out, self.redactor,
+                       feed_factory=self.factory(succeed(provider_data("Game"))))
+        for path in self.successResultOf(d):
+            self.assertEqual(os.stat(path).st_mode & 0o777, 0o644, path)
+        os.chmod(os.path.join(self.out, "epg.xml"), 0o640)
+        d = build_once(self.config, self.clock, self.out, self.redactor,
+                       feed_factory=self.factory(succeed(provider_data("Game"))))
+        self.successResultOf(d)
+        self.assertEqual(os.stat(os.path.join(self.out, "epg.xml")).st_mode & 0o777, 0o640)
+
     def test_falls_back_to_cache(self) -> None:
         d = build_once(self.config, self.clock, self.out, self.redactor,
                        feed_factory=self.factory(fail(SourceError("down")),
