@@ -10,7 +10,6 @@ null packets, so players keep the connection.
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -22,21 +21,17 @@ from zope.interface import implementer
 from epgd.config import StreamConfig
 from epgd.redact import Redactor
 from epgd.schedule.model import Event, Schedule, Source
-from epgd.stream.client import FLUSH_AFTER, Client
-from epgd.stream.fanout import Fanout
+from epgd.stream.client import Client
+from epgd.stream.output import Output
 from epgd.stream.registry import ProviderFull, UpstreamRegistry
-from epgd.stream.ts import find_pat, null_packets, rfind_pat
+from epgd.stream.ts import find_pat
 from epgd.stream.upstream import Upstream, backoff, last_segment
 
 #: a switch waits at most this long / this much for the new source's PAT, then cuts anyway
 PAT_WAIT_SECONDS = 2.0
 PAT_WAIT_BYTES = 1 << 20
-#: the recent packets (from the latest PAT) a joining client gets at once
-JOIN_MAX_BYTES = 4 << 20
-KEEPALIVE_EVERY = 0.5
-KEEPALIVE = null_packets(4)
+#: how often keepalive, idle time and bitrate are looked after
 TICK = 0.25
-RATE_WINDOW = 5.0
 
 
 class _Tap:
@@ -69,7 +64,8 @@ class ChannelStream:
         on_stopped: Callable[[ChannelStream], None] | None = None,
     ) -> None:
         self.channel_id = channel_id
-        self.clients = Fanout(producer=self)
+        self.output = Output(clock, config.chunk_size, self)
+        self.clients = self.output.clients
         self.event: Event | None = None
         self.error: str | None = None
         self.switches = 0
@@ -89,22 +85,10 @@ class ChannelStream:
         self._source_index = 0
         self._started_once = False
         self._paused = False
-        self._join: list[bytes] = []
-        self._join_bytes = 0
-        self._flowed = False
-        self._out: list[bytes] = []
-        self._out_bytes = 0
-        self._out_timer: IDelayedCall | None = None
-        self._sent_before = 0  # bytes_sent of clients already gone
-        self.bytes_in = 0
         now = clock.seconds()
         self.started_at = now
         self.last_check = now
-        self.last_delivery = now
-        self._last_data = now
-        self._last_keepalive = now
-        self._rate: deque[tuple[float, int]] = deque([(now, 0)])
-        self._ticker = LoopingCall(self._tick)
+        self._ticker = LoopingCall(self.output.tick)
         self._ticker.clock = clock
         self._ticker.start(TICK, now=False)
 
@@ -191,10 +175,10 @@ class ChannelStream:
                 "{limit} streams", channel=self.channel_id, old=current.upstream.name,
                 provider=source.provider, limit=registry.limit(source.provider),
             )
-            self._flush_out()
+            self.output.flush()
             self._current = None
             self._release(current)
-            self._reset_join()
+            self.output.reset_join()
         try:
             upstream = registry.acquire(source, asking=self)
         except ProviderFull as e:
@@ -237,7 +221,7 @@ class ChannelStream:
         """The new source starts now, at a packet boundary (a PAT when there is one)."""
         tap = self._pending
         assert tap is not None
-        self._flush_out()  # the old source's last bytes go out before the new one's
+        self.output.flush()  # the old source's last bytes go out before the new one's
         self._pending = None
         self._cancel_pat_timer()
         self._pending_buf = []
@@ -251,7 +235,7 @@ class ChannelStream:
         tap.upstream.fanout.set_paused(tap, self._paused)
         if old is not None:
             self._release(old)
-        self._reset_join()
+        self.output.reset_join()
         if first:
             self._deliver(first)
 
@@ -262,9 +246,9 @@ class ChannelStream:
             self._pending_buf = []
             self._pending_bytes = 0
         elif tap is self._current:
-            self._flush_out()
+            self.output.flush()
             self._current = None
-            self._reset_join()
+            self.output.reset_join()
         else:
             return
         self._release(tap)
@@ -302,61 +286,14 @@ class ChannelStream:
     # -- data to clients -------------------------------------------------------------
 
     def _deliver(self, data: bytes) -> None:
-        """
-        Coalesce here, once for every client, to at least ``chunk_size`` bytes (or 100 ms):
-        each client then writes what it gets straight through, with no timer of its own.
-        """
-        self.bytes_in += len(data)
-        self._out.append(data)
-        self._out_bytes += len(data)
-        if self._out_bytes >= self._config.chunk_size:
-            self._flush_out()
-        elif self._out_timer is None:
-            self._out_timer = self._clock.callLater(FLUSH_AFTER, self._flush_out)
-
-    def _flush_out(self) -> None:
-        if self._out_timer is not None:
-            if self._out_timer.active():
-                self._out_timer.cancel()
-            self._out_timer = None
-        if not self._out:
-            return
-        out = self._out
-        data = out[0] if len(out) == 1 else b"".join(out)
-        self._out = []
-        self._out_bytes = 0
-        self._join_add(data)
-        if len(self.clients):
-            self._flowed = True
-            self.clients.write(data)
-
-    def _join_add(self, data: bytes) -> None:
-        position = rfind_pat(data)
-        if position != -1:
-            self._join = [data[position:] if position else data]
-            self._join_bytes = len(data) - position
-        elif self._join:
-            self._join.append(data)
-            self._join_bytes += len(data)
-            if self._join_bytes > JOIN_MAX_BYTES:
-                self._reset_join()  # PATs too rare: joiners wait for the next one
-
-    def _reset_join(self) -> None:
-        self._join = []
-        self._join_bytes = 0
+        self.output.deliver(data)
 
     def add_client(self, client: Client) -> None:
         """A new viewer starts at once, at the latest PAT of the recent packets."""
-        client.fanout = self.clients
-        self.clients.add(client, paused=client.paused)
-        initial = b"".join(self._join) if self._current is not None else b""
-        client.start(initial)
-        if initial and not client.detached:
-            self._flowed = True
+        self.output.add(client, with_recent=self._current is not None)
 
     def client_gone(self, client: Client) -> None:
-        self.clients.remove(client)
-        self._sent_before += client.bytes_sent
+        self.output.remove(client)
 
     # -- IPushProducer (for the clients' fanout) -------------------------------------
 
@@ -375,34 +312,9 @@ class ChannelStream:
 
     # -- timers ----------------------------------------------------------------------
 
-    def _tick(self) -> None:
-        """Keepalive while clients wait for data; idle bookkeeping; bitrate samples."""
-        now = self._clock.seconds()
-        if self._flowed:
-            self._flowed = False
-            self.last_delivery = self._last_data = now
-        elif len(self.clients) and now - max(self._last_data, self._last_keepalive) >= (
-            KEEPALIVE_EVERY - 1e-6
-        ):
-            self._last_keepalive = now
-            self._flush_out()
-            self.clients.write(KEEPALIVE)
-        self._rate.append((now, self.bytes_in))
-        while len(self._rate) > 2 and now - self._rate[1][0] >= RATE_WINDOW:
-            self._rate.popleft()
-
     def idle_for(self, now: float) -> float:
         """Seconds since real data (not keepalive) last reached a client."""
-        return max(0.0, now - self.last_delivery) if not self._flowed else 0.0
-
-    @property
-    def bitrate_kbps(self) -> int:
-        (t0, b0), (t1, b1) = self._rate[0], self._rate[-1]
-        return int((b1 - b0) * 8 / 1000 / (t1 - t0)) if t1 > t0 else 0
-
-    @property
-    def bytes_sent(self) -> int:
-        return self._sent_before + sum(c.bytes_sent for c in self.clients.consumers)  # type: ignore[attr-defined]
+        return self.output.idle_for(now)
 
     @property
     def provider_slots(self) -> set[str]:
@@ -418,8 +330,8 @@ class ChannelStream:
             "idle_seconds": int(self.idle_for(now)),
             "last_check": self.last_check,
             "clients": len(self.clients),
-            "bytes_sent": self.bytes_sent,
-            "bitrate_kbps": self.bitrate_kbps,
+            "bytes_sent": self.output.bytes_sent,
+            "bitrate_kbps": self.output.bitrate_kbps,
             "switches": self.switches,
             "error": self.error,
         }
@@ -435,18 +347,17 @@ class ChannelStream:
             self._ticker.stop()
         self._cancel_retry()
         self._drop_sources()
-        for client in self.clients.consumers:
-            client.end(reason)  # type: ignore[attr-defined]
+        self.output.end(reason)
         if self._on_stopped is not None:
             self._on_stopped(self)
 
     def _drop_sources(self) -> None:
-        self._flush_out()
+        self.output.flush()
         self._cancel_pending()
         current, self._current = self._current, None
         if current is not None:
             self._release(current)
-        self._reset_join()
+        self.output.reset_join()
 
     def _cancel_pending(self) -> None:
         pending, self._pending = self._pending, None

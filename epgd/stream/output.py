@@ -1,0 +1,144 @@
+"""
+What a channel's clients receive: the bytes of its current source coalesced once for all of
+them, the recent packets (from the latest PAT) a joining client starts with, null packets while
+they wait, and the figures /streams/status shows (bytes, bitrate, idle time).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTime
+
+from epgd.stream.client import FLUSH_AFTER, Client
+from epgd.stream.fanout import Fanout
+from epgd.stream.ts import null_packets, rfind_pat
+
+#: the recent packets (from the latest PAT) a joining client gets at once
+JOIN_MAX_BYTES = 4 << 20
+KEEPALIVE_EVERY = 0.5
+KEEPALIVE = null_packets(4)
+RATE_WINDOW = 5.0
+
+
+class Output:
+    """The client side of one channel stream."""
+
+    def __init__(self, clock: IReactorTime, chunk_size: int, producer: IPushProducer) -> None:
+        self.clients = Fanout(producer)
+        self._clock = clock
+        self._chunk_size = chunk_size
+        self._out: list[bytes] = []
+        self._out_bytes = 0
+        self._out_timer: IDelayedCall | None = None
+        self._join: list[bytes] = []
+        self._join_bytes = 0
+        self._flowed = False
+        self._sent_before = 0  # bytes_sent of clients already gone
+        self.bytes_in = 0
+        now = clock.seconds()
+        self.last_delivery = now
+        self._last_data = now
+        self._last_keepalive = now
+        self._rate: deque[tuple[float, int]] = deque([(now, 0)])
+
+    # -- data ------------------------------------------------------------------------
+
+    def deliver(self, data: bytes) -> None:
+        """
+        Coalesce here, once for every client, to at least ``chunk_size`` bytes (or 100 ms):
+        each client then writes what it gets straight through, with no timer of its own.
+        """
+        self.bytes_in += len(data)
+        self._out.append(data)
+        self._out_bytes += len(data)
+        if self._out_bytes >= self._chunk_size:
+            self.flush()
+        elif self._out_timer is None:
+            self._out_timer = self._clock.callLater(FLUSH_AFTER, self.flush)
+
+    def flush(self) -> None:
+        """Send what is coalesced now (before a cut, a keepalive, a stop)."""
+        if self._out_timer is not None:
+            if self._out_timer.active():
+                self._out_timer.cancel()
+            self._out_timer = None
+        if not self._out:
+            return
+        out = self._out
+        data = out[0] if len(out) == 1 else b"".join(out)
+        self._out = []
+        self._out_bytes = 0
+        self._join_add(data)
+        if len(self.clients):
+            self._flowed = True
+            self.clients.write(data)
+
+    def _join_add(self, data: bytes) -> None:
+        position = rfind_pat(data)
+        if position != -1:
+            self._join = [data[position:] if position else data]
+            self._join_bytes = len(data) - position
+        elif self._join:
+            self._join.append(data)
+            self._join_bytes += len(data)
+            if self._join_bytes > JOIN_MAX_BYTES:
+                self.reset_join()  # PATs too rare: joiners wait for the next one
+
+    def reset_join(self) -> None:
+        """Forget the recent packets (a new source starts: never mix two sources)."""
+        self._join = []
+        self._join_bytes = 0
+
+    # -- clients ---------------------------------------------------------------------
+
+    def add(self, client: Client, with_recent: bool) -> None:
+        """A new viewer starts at once, at the latest PAT of the recent packets."""
+        client.fanout = self.clients
+        self.clients.add(client, paused=client.paused)
+        initial = b"".join(self._join) if with_recent else b""
+        client.start(initial)
+        if initial and not client.detached:
+            self._flowed = True
+
+    def remove(self, client: Client) -> None:
+        self.clients.remove(client)
+        self._sent_before += client.bytes_sent
+
+    def end(self, reason: str) -> None:
+        """Finish every client's response."""
+        self.flush()
+        for client in self.clients.consumers:
+            client.end(reason)  # type: ignore[attr-defined]
+
+    # -- timing ----------------------------------------------------------------------
+
+    def tick(self) -> None:
+        """Keepalive while clients wait for data; idle bookkeeping; bitrate samples."""
+        now = self._clock.seconds()
+        if self._flowed:
+            self._flowed = False
+            self.last_delivery = self._last_data = now
+        elif len(self.clients) and now - max(self._last_data, self._last_keepalive) >= (
+            KEEPALIVE_EVERY - 1e-6
+        ):
+            self._last_keepalive = now
+            self.flush()
+            self.clients.write(KEEPALIVE)
+        self._rate.append((now, self.bytes_in))
+        while len(self._rate) > 2 and now - self._rate[1][0] >= RATE_WINDOW:
+            self._rate.popleft()
+
+    def idle_for(self, now: float) -> float:
+        """Seconds since real data (not keepalive) last reached a client."""
+        return max(0.0, now - self.last_delivery) if not self._flowed else 0.0
+
+    @property
+    def bitrate_kbps(self) -> int:
+        (t0, b0), (t1, b1) = self._rate[0], self._rate[-1]
+        return int((b1 - b0) * 8 / 1000 / (t1 - t0)) if t1 > t0 else 0
+
+    @property
+    def bytes_sent(self) -> int:
+        live = sum(c.bytes_sent for c in self.clients.consumers)  # type: ignore[attr-defined]
+        return self._sent_before + live
