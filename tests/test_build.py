@@ -223,6 +223,17 @@ class StickyTests(SynchronousTestCase):
             counts.append(sum("unplaced" in e["log_format"] for e in logged))
         self.assertEqual(counts, [1, 0, 0])
 
+    def test_many_unplaced_give_a_few_lines_and_a_count(self) -> None:
+        """Hundreds of unplaced events must not flood the log: ten named, the rest counted."""
+        one = LineupConfig(id="one", channels=1)
+        provider = self.game_data(*(prog("nhl7", 1 + h / 60, 4, f"Game {h}") for h in range(40)))
+        with capturedLogs() as logged:
+            schedule, _ = build_schedule(config(one), provider, PackingState.empty(), NOW)
+        self.assertEqual(len(schedule.unplaced), 39)
+        lines = [e["log_format"].format(**e) for e in logged]
+        self.assertEqual(len(lines), 11, lines)
+        self.assertIn("29 more events found no free channel among its 1", lines[-1])
+
     def test_same_input_same_output(self) -> None:
         provider = self.game_data(*(prog("nhl7", h, h + 2.5, f"G{h % 5}") for h in range(20)))
         first = build_schedule(config(NHL), provider, PackingState.empty(), NOW)

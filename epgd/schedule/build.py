@@ -42,6 +42,8 @@ from epgd.schedule.packing import (
 from epgd.sources.models import ProviderChannel, ProviderData
 
 _log = Logger(namespace="epgd.schedule.build")
+# A lineup drawing on a whole event group may leave hundreds unplaced: name a few, count the rest.
+MAX_UNPLACED_LOGGED = 10
 
 
 def _zone(name: str) -> _dt.tzinfo:
@@ -162,6 +164,19 @@ def _record(event: Event, channel: str) -> Record:
                   start=event.start.timestamp(), until=event.live_until, channel=channel)
 
 
+def _log_unplaced(lineup: LineupConfig, new: Sequence[Event]) -> None:
+    """Each newly unplaced event once; past MAX_UNPLACED_LOGGED a lineup gets one summary line."""
+    for event in new[:MAX_UNPLACED_LOGGED]:
+        _log.warn("lineup {lineup}: no free channel for {title!r} at {start}; "
+                  "listed as unplaced", lineup=lineup.id, title=event.title,
+                  start=event.start.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    if len(new) > MAX_UNPLACED_LOGGED:
+        _log.warn("lineup {lineup}: {count} more events found no free channel among its "
+                  "{channels}; all are listed as unplaced in schedule.json",
+                  lineup=lineup.id, count=len(new) - MAX_UNPLACED_LOGGED,
+                  channels=lineup.channels)
+
+
 def build_schedule(config: Config, data: Mapping[str, ProviderData], state: PackingState,
                    now: float) -> tuple[Schedule, PackingState]:
     """
@@ -175,11 +190,7 @@ def build_schedule(config: Config, data: Mapping[str, ProviderData], state: Pack
         lineup_channels, lineup_unplaced = builder.lineup(lineup)
         channels += lineup_channels
         unplaced += lineup_unplaced
-        for event in lineup_unplaced:
-            if event.key not in state.logged_unplaced:
-                _log.warn("lineup {lineup}: no free channel for {title!r} at {start}; "
-                          "listed as unplaced", lineup=lineup.id, title=event.title,
-                          start=event.start.strftime("%Y-%m-%dT%H:%M:%SZ"))
+        _log_unplaced(lineup, [e for e in lineup_unplaced if e.key not in state.logged_unplaced])
     schedule = Schedule(generated_at=_dt.datetime.fromtimestamp(now, UTC),
                         channels=tuple(channels), unplaced=tuple(unplaced))
     return schedule, builder.next_state(channels, unplaced)
