@@ -137,6 +137,13 @@ class GuideEventTests(SynchronousTestCase):
         self.assertEqual(index.link(chan("NHL 08")), None)
         self.assertEqual(index.link(chan("Other", tvg_id=" nhl07.us ")), "nhl07.us")
 
+    def test_tvg_id_links_in_any_case(self) -> None:
+        """The feed keeps guide channels whose id matches in any case; they must be used too."""
+        index = GuideIndex(self.guide())
+        self.assertEqual(index.link(chan("whatever", tvg_id="NHL07.US")), "nhl07.us")
+        exact = Guide(channels=(GuideChannel("a.us"), GuideChannel("A.us")), programmes=())
+        self.assertEqual(GuideIndex(exact).link(chan("x", tvg_id="A.us")), "A.us")
+
     def test_window_drops_ended_and_far_future_programmes(self) -> None:
         found = guide_events(LineupConfig(id="x"), chan("NHL 07"), (0, 0),
                              GuideIndex(self.guide()), self.window)

@@ -141,16 +141,23 @@ class GuideIndex:
         for programme in guide.programmes:
             self._by_channel.setdefault(programme.channel, []).append(programme)
         self._ids = set(self._by_channel) | {c.id for c in guide.channels}
+        # Players match tvg-id to the guide's id regardless of case; providers' casing drifts.
+        self._folded: dict[str, str] = {}
+        for guide_id in sorted(self._ids):
+            self._folded.setdefault(guide_id.casefold(), guide_id)
         self._by_name: dict[str, str] = {}
         for channel in guide.channels:
             for name in channel.display_names:
                 self._by_name.setdefault(_norm_name(name), channel.id)
 
     def link(self, channel: ProviderChannel) -> str | None:
-        """The XMLTV channel id: tvg-id when the guide has it, else a display-name equal to the name."""
+        """The XMLTV channel id: tvg-id when the guide has it (any case), else a display-name equal to the name."""
         tvg_id = channel.tvg_id.strip()
-        if tvg_id and tvg_id in self._ids:
-            return tvg_id
+        if tvg_id:
+            if tvg_id in self._ids:
+                return tvg_id
+            if tvg_id.casefold() in self._folded:
+                return self._folded[tvg_id.casefold()]
         for name in (channel.name, channel.tvg_name):
             if name and _norm_name(name) in self._by_name:
                 return self._by_name[_norm_name(name)]
