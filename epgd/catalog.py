@@ -213,8 +213,10 @@ class Catalog(Service):
     def _cache_loaded(self, _: object) -> None:
         if self._stopping or not self.running:
             return
-        if any(feed.data is not None for feed in self.feeds.values()) or self.config.events:
-            self._rebuild("cached data")
+        # Published at once even without data: the channel list never depends on it (SPEC
+        # §6.1), and a first fetch may take minutes.
+        cached = any(feed.data is not None for feed in self.feeds.values())
+        self._rebuild("cached data" if cached else "start, before any provider data")
         for name in self.feeds:
             interval = self.config.provider(name).refresh_interval  # type: ignore[union-attr]
             self._start_loop(LoopingCall(self._refresh_provider, name), interval, True)

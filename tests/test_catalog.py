@@ -174,7 +174,10 @@ class CatalogTests(SynchronousTestCase):
 
     def test_starting_until_data_then_ok(self) -> None:
         catalog, feed = self.start()
-        self.assertIsNone(catalog.published())
+        published = catalog.published()
+        assert published is not None, "the channel list is there while the first fetch runs"
+        self.assertIn(b"/stream/nhl_ppv_2.ts", published.playlist("http://h"))
+        self.assertEqual(self.titles(catalog), [])
         self.assertEqual(catalog.health(), {"status": "starting", "providers": {"main": {
             "loaded": False, "last_refresh": None, "error": None, "channels": 0,
             "programmes": 0}}})
@@ -208,7 +211,8 @@ class CatalogTests(SynchronousTestCase):
         self.assertGreater(second.schedule.generated_at, first.schedule.generated_at)
         self.assertEqual(self.titles(catalog), ["Game 1", "Game 2"])
         self.assertEqual(catalog.health()["status"], "ok")
-        self.assertEqual([len(s.channels[0].events) for s in self.schedules], [1, 2])
+        # The empty start-up schedule, then one per successful refresh.
+        self.assertEqual([len(s.channels[0].events) for s in self.schedules], [0, 1, 2])
 
     def test_assignments_saved_and_sticky_across_restart(self) -> None:
         """A game keeps its lane when an earlier overlapping one appears, even after a restart."""
@@ -239,8 +243,10 @@ class CatalogTests(SynchronousTestCase):
             d.callback(f(*args))
 
         catalog, feed = self.start(run=later)
-        feed.answer(provider_data("Game 1"))
         self.assertIsNone(catalog.published(), "nothing is built on the reactor thread")
+        finish()  # the start-up build, before any data
+        feed.answer(provider_data("Game 1"))
+        self.assertEqual(self.titles(catalog), [])
         self.assertEqual(len(jobs), 1)
         catalog.refresh()
         feed.answer(provider_data("Game 1", "Game 2"))
@@ -253,7 +259,7 @@ class CatalogTests(SynchronousTestCase):
         finish()
         self.assertEqual(self.titles(catalog), ["Game 1", "Game 2", "Game 3"])
         self.assertEqual(jobs, [])
-        self.assertEqual(len(self.schedules), 2)
+        self.assertEqual(len(self.schedules), 3)
 
     def test_unchanged_guide_keeps_etag_and_last_modified(self) -> None:
         """A refresh that changes nothing must not make every guide reader download again."""
@@ -326,7 +332,7 @@ class CatalogTests(SynchronousTestCase):
         self.assertIsNot(second, first)
         self.assertIs(second.schedule, first.schedule)
         self.assertNotEqual(second.etag, first.etag)
-        self.assertEqual(len(self.schedules), 1)
+        self.assertEqual(len(self.schedules), 2, "start-up and the fetch; no new one since")
 
     def test_stop_cancels_loops_and_closes_feeds(self) -> None:
         catalog, feed = self.start()
