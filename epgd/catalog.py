@@ -313,6 +313,8 @@ class Catalog(Service):
         if published is None:
             return
         self._swap(published)
+        if self._stopping:  # finished in its thread after stopService: listeners are gone
+            return
         events = sum(len(c.events) for c in schedule.channels)
         self.log.info("schedule built after {why}: {events} events on {channels} channels, "
                       "{unplaced} unplaced", why=why, events=events,

@@ -260,6 +260,13 @@ class CatalogTests(SynchronousTestCase):
         self.assertEqual(self.titles(catalog), ["Game 1", "Game 2", "Game 3"])
         self.assertEqual(jobs, [])
         self.assertEqual(len(self.schedules), 3)
+        # A build still running at stop does not call the (stopped) listeners.
+        catalog.refresh()
+        feed.answer(provider_data("Game 4"))
+        self.successResultOf(catalog.stopService())
+        finish()
+        self.assertEqual(len(self.schedules), 3)
+        self.assertEqual(jobs, [])
 
     def test_unchanged_guide_keeps_etag_and_last_modified(self) -> None:
         """A refresh that changes nothing must not make every guide reader download again."""
