@@ -139,6 +139,7 @@ class Catalog(Service):
         self._inflight: dict[str, list[Deferred[None]]] = {}
         self._errors: dict[str, str] = {}
         self._untried = set(self.feeds)
+        self._serving: set[str] = set()  # providers whose data the served schedule holds
         self._stopping = False
 
     # -- the interface web.py and the stream manager use --------------------------------
@@ -163,7 +164,9 @@ class Catalog(Service):
         for name, feed in self.feeds.items():
             error = feed.error or self._errors.get(name)
             providers[name] = {
-                "loaded": bool(feed.loaded),
+                # loaded: its data is in the schedule being served, so a client that waits
+                # for "ok" finds the events at once (builds run in a thread).
+                "loaded": bool(feed.loaded) and name in self._serving,
                 "last_refresh": utc_iso(feed.last_refresh) if feed.last_refresh else None,
                 "error": self.redactor.mask(error) if error else None,
                 "channels": int(feed.channels),
@@ -281,6 +284,7 @@ class Catalog(Service):
         data = {name: feed.data for name, feed in self.feeds.items() if feed.data is not None}
         now = self.reactor.seconds()
         d = self._run(self._build, data, self.state, now)
+        d.addCallback(self._note_serving, set(data))
         d.addCallbacks(self._built, self._build_failed, callbackArgs=(why,),
                        errbackArgs=(why,))
         d.addErrback(lambda f: self.log.failure("publishing the schedule after {why}", f,
@@ -297,6 +301,12 @@ class Catalog(Service):
             self.log.warn("cannot save lane assignments to {path}: {error}",
                           path=self.state_path, error=e.strerror or str(e))
         return schedule, state, self._render(schedule, now)
+
+    def _note_serving(self, result: tuple[Schedule, PackingState, Published | None],
+                      providers: set[str]) -> tuple[Schedule, PackingState, Published | None]:
+        if result[2] is not None:
+            self._serving = providers
+        return result
 
     def _build_failed(self, failure: Failure, why: str) -> None:
         self.log.error("building the schedule after {why} failed: {error}", why=why,

@@ -189,6 +189,30 @@ class CatalogTests(SynchronousTestCase):
             "channels": 2, "programmes": 2})
         self.assertEqual(catalog.health()["status"], "ok")
 
+    def test_starting_until_the_schedule_with_the_data_is_served(self) -> None:
+        """A client that waits for "ok" must find the provider's events on the streams."""
+        builds: list[tuple[Deferred[Any], Any, tuple[Any, ...]]] = []
+
+        def held(f: Any, *args: Any) -> Deferred[Any]:
+            d: Deferred[Any] = Deferred()
+            builds.append((d, f, args))
+            return d
+
+        def finish_builds() -> None:
+            while builds:
+                d, f, args = builds.pop(0)
+                d.callback(f(*args))
+
+        catalog, feed = self.start(run=held)
+        finish_builds()
+        feed.answer(provider_data("Game 1"))
+        self.assertEqual(catalog.health()["status"], "starting", "built, not yet served")
+        self.assertFalse(catalog.health()["providers"]["main"]["loaded"])
+        finish_builds()
+        self.assertEqual(self.titles(catalog), ["Game 1"])
+        self.assertEqual(catalog.health()["status"], "ok")
+        self.assertTrue(catalog.health()["providers"]["main"]["loaded"])
+
     def test_refresh_loop_swaps_schedule_and_survives_failures(self) -> None:
         catalog, feed = self.start()
         feed.answer(provider_data("Game 1"))
