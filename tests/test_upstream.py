@@ -121,6 +121,19 @@ class UpstreamTests(SynchronousTestCase):
         self.assertEqual(body, a[:9 * 188] + b)  # the 10th was cut short: never sent
         self.assertEqual(self.consumer.failures, [])
 
+    def test_reconnect_resumes_at_a_pat(self) -> None:
+        """Decoders restart clean: what a reconnection sends before its first PAT is skipped."""
+        first = self.http.answer(URL)
+        a = stream(10, fill=0xAA)
+        first.send(a + b"G")
+        first.end()
+        self.clock.advance(0)
+        second = self.http.answer(URL)
+        b = stream(20, fill=0xBB)  # a PAT every 10 packets; the provider resumes mid-way
+        second.send(b[5 * 188:] + b"G")
+        self.assertEqual(self.consumer.body, a + b[10 * 188:])
+        self.assertEqual(self.consumer.failures, [])
+
     def test_silence_counts_as_a_drop(self) -> None:
         response = self.http.answer(URL)
         response.send(stream(10))

@@ -26,12 +26,14 @@ from twisted.web.http import PotentialDataLoss
 from epgd.config import StreamConfig
 from epgd.redact import Redactor
 from epgd.stream.fanout import Fanout
-from epgd.stream.ts import SNIFF_BYTES, Aligner, preview, sniff
+from epgd.stream.ts import SNIFF_BYTES, Aligner, find_pat, preview, sniff
 
 #: a connection that streamed this long resets the reconnect count
 STABLE_AFTER = 5.0
 BACKOFF_FIRST = 0.5
 BACKOFF_MAX = 8.0
+#: after a reconnect, bytes dropped while waiting for a PAT before passing them on anyway
+RESYNC_LIMIT = 1 << 20
 
 
 def backoff(attempt: int) -> float:
@@ -116,6 +118,8 @@ class Upstream:
         self._body: _Body | None = None
         self._head = b""
         self._sniffed = False
+        self._resyncing = False  # a reconnect: skip to the first PAT so decoders restart clean
+        self._resync_dropped = 0
         self._watchdog: IDelayedCall | None = None
         self._retry_call: IDelayedCall | None = None
         self._seen_bytes = 0
@@ -170,6 +174,8 @@ class Upstream:
         self.state = "connecting" if not self.ever_streamed else "waiting"
         self._head = b""
         self._sniffed = False
+        self._resyncing = self.ever_streamed
+        self._resync_dropped = 0
         self._aligner.reset()
         self._attempt_at = self._clock.seconds()
         try:
@@ -237,7 +243,24 @@ class Upstream:
         packets = self._aligner.feed(data)
         if packets:
             self.bytes_in += len(packets)
-            self.fanout.write(packets)
+            if self._resyncing:
+                packets = self._from_pat(packets)
+            if packets:
+                self.fanout.write(packets)
+
+    def _from_pat(self, packets: bytes) -> bytes:
+        """
+        A reconnected provider stream starts wherever the provider likes; cut it in at a PAT
+        (bounded wait), as a switch does, so a rotating provider looks seamless to decoders.
+        """
+        position = find_pat(packets)
+        if position == -1:
+            self._resync_dropped += len(packets)
+            if self._resync_dropped < RESYNC_LIMIT:
+                return b""
+            position = 0
+        self._resyncing = False
+        return packets[position:]
 
     def _not_ts(self, verdict: str) -> None:
         """The source answered 2xx but with something a TS player cannot use."""
