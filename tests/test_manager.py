@@ -115,6 +115,9 @@ class ManagerTests(SynchronousTestCase):
         self.make(max_streams=1)
         first, done = self.get("nhl_1")
         done.cancel()  # type: ignore[attr-defined]
+        request, _ = self.get("nhl_2", method=b"HEAD")
+        self.assertEqual(request.code, 200, "a GET would get its connection")
+        self.assertIn("nhl_1", self.manager.status(), "a HEAD stops nothing")
         request, _ = self.get("nhl_2")
         self.assertEqual(request.code, 200)
         self.assertNotIn("nhl_1", self.manager.status())

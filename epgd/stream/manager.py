@@ -115,7 +115,7 @@ class StreamManager(Service):
                 f"too many clients: server.max_clients is {self.config.server.max_clients}",
             )
         if channel is None and event is not None:
-            full = self._full_provider(event.sources, channel_id)
+            full = self._full_provider(event.sources, free=request.method != b"HEAD")
             if full is not None:
                 request.setHeader(b"Retry-After", b"30")
                 return _text(request, 503, str(full))
@@ -135,17 +135,20 @@ class StreamManager(Service):
         channel.add_client(client)
         return client.done
 
-    def _full_provider(self, sources: Any, channel_id: str) -> ProviderFull | None:
+    def _full_provider(self, sources: Any, free: bool) -> ProviderFull | None:
         """
         The limit a new stream would hit: only when no source of the event is already open
-        or has room, and no client-less stream can make room.
+        or has room, and no client-less stream can make room. ``free``: really stop that
+        stream (a GET); a HEAD only asks whether one could be stopped.
         """
         registry = self.registry
         first: ProviderFull | None = None
         for source in sources:
             if registry.get(source.url) is not None or registry.has_room(source.provider):
                 return None
-            if self._make_room(source.provider, None) and registry.has_room(source.provider):
+            if not free and self._clientless(source.provider) is not None:
+                return None
+            if free and self._make_room(source.provider, None) and registry.has_room(source.provider):
                 return None
             if first is None:
                 first = ProviderFull(source.provider, registry.limit(source.provider))
@@ -185,19 +188,24 @@ class StreamManager(Service):
         channel.stop("stopped by an administrator")
         return True
 
+    def _clientless(self, provider: str, asking: object = None) -> ChannelStream | None:
+        """A stream with no clients that holds a connection of ``provider``."""
+        for channel in self.channels.values():
+            if channel is not asking and not channel.clients and provider in channel.provider_slots:
+                return channel
+        return None
+
     def _make_room(self, provider: str, asking: object) -> bool:
         """Stop one client-less stream holding a connection of ``provider``."""
-        for channel in list(self.channels.values()):
-            if channel is asking or len(channel.clients):
-                continue
-            if provider in channel.provider_slots:
-                self.log.info(
-                    "[PROXY] {channel} has no clients; stopping it to free a {provider} "
-                    "connection", channel=channel.channel_id, provider=provider,
-                )
-                channel.stop("stopped to free a provider connection")
-                return True
-        return False
+        channel = self._clientless(provider, asking)
+        if channel is None:
+            return False
+        self.log.info(
+            "[PROXY] {channel} has no clients; stopping it to free a {provider} connection",
+            channel=channel.channel_id, provider=provider,
+        )
+        channel.stop("stopped to free a provider connection")
+        return True
 
     # -- schedule --------------------------------------------------------------------
 
