@@ -15,8 +15,10 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from attrs import evolve
-from twisted.application import strports
+from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import IService, MultiService
+from twisted.internet import endpoints
+from twisted.internet.error import CannotListenError
 from twisted.python import usage
 from twisted.web.http import combinedLogFormatter
 from twisted.web.server import Site
@@ -134,9 +136,25 @@ def build_service(
     api = EpgdApi(config, catalog, streams, reactor)
     site = Site(api.app.resource(), logFormatter=masked_log_formatter(redactor))
     for index, description in enumerate(config.server.listen):
-        listener = strports.service(description, site, reactor=reactor)
+        listener = Listener(reactor, description, site)
         _adopt(top, listener, f"listen-{index}")
     return top
+
+
+class Listener(StreamServerEndpointService):
+    """One ``server.listen`` endpoint; failing to bind stops the start with one line, not a traceback."""
+
+    def __init__(self, reactor: Any, description: str, factory: Any) -> None:
+        super().__init__(endpoints.serverFromString(reactor, description), factory)
+        self.description = description
+        self._raiseSynchronously = True
+
+    def privilegedStartService(self) -> None:
+        try:
+            super().privilegedStartService()
+        except CannotListenError as e:
+            print(f'epgd: cannot listen on "{self.description}": {e.socketError}', file=sys.stderr)
+            raise SystemExit(1) from None
 
 
 def provider_urls(config: Config) -> list[str]:

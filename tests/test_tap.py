@@ -233,6 +233,23 @@ class ProcessTests(SynchronousTestCase):
             f'{path}: lineup[0].channels: must be an integer from 1 to 999, got "four"',
         )
 
+    def test_busy_port_is_one_line(self) -> None:
+        import socket
+
+        busy = socket.socket()
+        self.addCleanup(busy.close)
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        listen = f"tcp:{busy.getsockname()[1]}:interface=127.0.0.1"
+        process = run_twistd(self.workdir(), "-n", "--pidfile=", "epgd", "--config",
+                             write_config(self), "--listen", listen)
+        out, err = self.finish(process)
+        self.assertNotEqual(process.returncode, 0)
+        # twistd logs by now, so the line arrives through its log on stdout
+        self.assertIn(f'epgd: cannot listen on "{listen}": [Errno 98] Address already in use',
+                      out + err)
+        self.assertNotIn("Traceback", out + err)
+
     def test_tac_config_error_is_one_line(self) -> None:
         self.assertOneLineFailure(
             run_twistd(self.workdir(), "-ny", os.path.join(ROOT, "epgd.tac"), "--pidfile=",
