@@ -20,7 +20,11 @@ setup(
     package_data={"epgd.demo": ["*.ts", "*.sh", "clips/*.ts", "clips/*.sh"]},
     include_package_data=True,
     install_requires=["twisted>=23.10", "treq>=23.11", "klein>=23.5", "lxml>=4.9", "attrs>=23.1", "tzdata"],
-    extras_require={"test": ["hypothesis", "coverage", "psutil"]},
+    extras_require={
+        "test": ["hypothesis", "coverage", "psutil"],
+        # pinned so that CI's verdict does not change with a new release of a checker
+        "lint": ["ruff==0.17.6", "mypy==2.4.1", "mypy-zope==1.0.17"],
+    },
     classifiers=[
         "Framework :: Twisted",
         "Programming Language :: Python :: 3.11",

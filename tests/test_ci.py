@@ -57,11 +57,12 @@ BROKEN = textwrap.dedent(
 
 
 class SummaryTests(SynchronousTestCase):
-    def summarize(self, log: str, status: int) -> tuple[int, list[str]]:
+    def summarize(self, log: str, status: int, lint_failed: int = 0) -> tuple[int, list[str]]:
         path = self.mktemp()
         with open(path, "w", encoding="utf-8") as f:
             f.write(log)
-        done = subprocess.run(["bash", CI_RUN, "--summarize", path, str(status)], capture_output=True,
+        done = subprocess.run(["bash", CI_RUN, "--summarize", path, str(status), str(lint_failed)],
+                              capture_output=True,
                               text=True, timeout=30, stdin=subprocess.DEVNULL)
         return done.returncode, done.stdout.splitlines()
 
@@ -84,6 +85,12 @@ class SummaryTests(SynchronousTestCase):
         self.assertEqual(code, 0)
         self.assertEqual(lines[-1], "tests: 3 passed, 0 failed")
         self.assertEqual(lines[-2], "ci: 1 skipped, 1 expected failures")
+
+    def test_lint_finding_fails_a_green_run(self) -> None:
+        log, status = self.trial(test_mixed=MIXED)
+        code, lines = self.summarize(log, status, lint_failed=1)
+        self.assertNotEqual(code, 0)
+        self.assertEqual(lines[-1], "tests: 3 passed, 1 failed")
 
     def test_real_failures_and_errors(self) -> None:
         log, status = self.trial(test_mixed=MIXED, test_broken=BROKEN)
