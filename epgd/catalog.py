@@ -191,10 +191,23 @@ class Catalog(Service):
             self.log.error("cannot create state_dir {path}: {error}",
                            path=self.config.server.state_dir, error=e.strerror or str(e))
         self.state = PackingState.load(self.state_path)
+        self._publish_channel_list()
         loads = [maybeDeferred(feed.load_cached).addErrback(self._cache_failed, name)
                  for name, feed in self.feeds.items()]
         gatherResults(loads).addCallback(self._cache_loaded).addErrback(
             lambda f: self.log.failure("loading cached provider data failed", f))
+
+    def _publish_channel_list(self) -> None:
+        """
+        The channel list never depends on provider data (SPEC §6.1): publish it, with the
+        manual events, before the first request, while cached data still loads in a thread.
+        Cheap without provider data; the state is neither changed nor saved.
+        """
+        now = self.reactor.seconds()
+        schedule, _ = build_schedule(self.config, {}, self.state, now)
+        published = self._render(schedule, now)
+        if published is not None and self._published is None:
+            self._published = published
 
     def stopService(self) -> Deferred[None]:
         self._stopping = True

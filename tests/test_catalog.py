@@ -267,7 +267,9 @@ class CatalogTests(SynchronousTestCase):
             d.callback(f(*args))
 
         catalog, feed = self.start(run=later)
-        self.assertIsNone(catalog.published(), "nothing is built on the reactor thread")
+        self.assertIsNotNone(catalog.published(), "the channel list is published at once")
+        self.assertEqual(self.titles(catalog), [])
+        self.assertEqual(self.schedules, [], "the bare channel list is no new schedule")
         finish()  # the start-up build, before any data
         feed.answer(provider_data("Game 1"))
         self.assertEqual(self.titles(catalog), [])

@@ -247,7 +247,8 @@ class GuideEndToEndTests(TestCase):
 
         # A restart on the same state_dir with the provider still down serves the schedule.
         catalog2, base2 = await self.start_epgd()
-        await self.until("the cached schedule", lambda: catalog2.published() is not None)
+        await self.until("the cached schedule",
+                         lambda: catalog2.health()["providers"]["main"]["loaded"])
         response, raw = await self.get(base2 + "/schedule.json")
         titles = sorted(e["title"] for c in json.loads(raw)["channels"] for e in c["events"])
         self.assertEqual(titles, ["Bruins vs Rangers", "Leafs vs Habs", "Oilers & Flames"])
