@@ -32,7 +32,9 @@ class FakeRequest:
         self._notifications: list[Deferred[None]] = []
         self.port = port
         self.channel = self  # loseConnection target, like HTTPChannel
+        self.transport = self  # the channel's transport: abortConnection
         self.connection_closed = False
+        self.aborted = False
 
     # IRequest bits
     def setResponseCode(self, code: int) -> None:
@@ -77,6 +79,9 @@ class FakeRequest:
 
     def loseConnection(self) -> None:
         self.connection_closed = True
+
+    def abortConnection(self) -> None:
+        self.connection_closed = self.aborted = True
 
     # test controls
     @property

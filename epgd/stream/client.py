@@ -187,9 +187,13 @@ class Client:
             channel=self.channel_id, peer=self.peer, queued=self._pending_bytes, limit=self._limit,
         )
         connection = getattr(self.request, "channel", None)
+        transport = getattr(connection, "transport", None)
         self.detach("too slow: fell more than client_buffer bytes behind")
-        # Close it too: a keep-alive connection would otherwise hold its unread buffers.
-        if connection is not None and hasattr(connection, "loseConnection"):
+        # Abort, not loseConnection: that would wait, holding the unread buffers, for a
+        # client that does not read to take them.
+        if transport is not None and hasattr(transport, "abortConnection"):
+            transport.abortConnection()
+        elif connection is not None and hasattr(connection, "loseConnection"):
             connection.loseConnection()
 
     def __repr__(self) -> str:
