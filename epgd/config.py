@@ -1,9 +1,9 @@
 """
-epgd's configuration: TOML in, frozen attrs values out.
+epgd's configuration: TOML in, frozen attrs values (``epgd.configtypes``) out.
 
-Every default lives here, in one place, so SPEC.md §3 and the code cannot drift apart.
 Loading and validation (``load_config``) turn every mistake into one ``ConfigError`` line
-that names the file, the key and what is wrong.
+that names the file, the key and what is wrong. The value classes are re-exported here, so
+the rest of epgd imports everything configuration from this one module.
 """
 
 from __future__ import annotations
@@ -16,130 +16,29 @@ import re
 import socket
 import tomllib
 import zoneinfo
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any, NoReturn
 
-from attrs import field, fields, frozen
+from attrs import fields
 
+from epgd.configtypes import (
+    DEFAULT_USER_AGENT,
+    Config,
+    ConfigError,
+    EventConfig,
+    GuideConfig,
+    LineupConfig,
+    ProviderConfig,
+    ServerConfig,
+    StreamConfig,
+)
 from epgd.redact import Redactor
 
-DEFAULT_USER_AGENT = (
-    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36"
-)
-
-
-class ConfigError(Exception):
-    """
-    A configuration mistake, already phrased as the single line a user sees:
-    ``epgd.toml: lineup[0].channels: must be an integer from 1 to 999, got "four"``.
-    """
-
-
-@frozen
-class ServerConfig:
-    listen: tuple[str, ...] = ("tcp:8080",)
-    base_url: str = ""
-    admin_token: str = ""
-    state_dir: str = "./state"
-    max_clients: int = 500
-
-
-@frozen
-class StreamConfig:
-    check_interval: float = 5.0
-    idle_timeout: float = 300.0
-    chunk_size: int = 8192
-    user_agent: str = DEFAULT_USER_AGENT
-    connect_timeout: float = 10.0
-    client_buffer: int = 8388608
-    hold_after_end: float = 3600.0
-    reconnect_attempts: int = 5
-
-
-@frozen
-class GuideConfig:
-    days: int = 7
-    filler: bool = True
-    timezone: str = "UTC"
-
-
-@frozen
-class ProviderConfig:
-    name: str
-    playlist: str
-    guide: str = ""
-    refresh_interval: float = 21600.0
-    max_streams: int = 0
-    headers: Mapping[str, str] = field(factory=dict, hash=False)
-    guide_offset: float = 0.0
-
-
-@frozen
-class LineupConfig:
-    id: str
-    name: str = ""  # empty means "same as id"; use display_name
-    channels: int = 4
-    first_number: int = 1
-    group: str = ""  # empty means "same as display_name"; use group_title
-    logo: str = ""
-    providers: tuple[str, ...] = ()
-    match_group: str = ""
-    match_name: str = ""
-    match_title: str = ""
-    exclude_title: str = ""
-    name_pattern: str = ""
-    name_time_formats: tuple[str, ...] = ("%I:%M %p", "%I:%M%p", "%H:%M")
-    default_duration: float = 10800.0
-    pre_padding: float = 0.0
-    post_padding: float = 0.0
-
-    @property
-    def display_name(self) -> str:
-        return self.name or self.id
-
-    @property
-    def group_title(self) -> str:
-        return self.group or self.display_name
-
-    def channel_ids(self) -> list[str]:
-        """The stable ids of this lineup's combined channels: ``nhl_ppv_1`` .. ``nhl_ppv_N``."""
-        return [f"{self.id}_{i}" for i in range(1, self.channels + 1)]
-
-    def channel_name(self, index: int) -> str:
-        """Display name of the 1-based ``index``-th channel: ``NHL PPV 1``."""
-        return f"{self.display_name} {index}"
-
-    def channel_number(self, index: int) -> int:
-        return self.first_number + index - 1
-
-
-@frozen
-class EventConfig:
-    lineup: str
-    title: str
-    start: _dt.datetime  # timezone-aware
-    stop: _dt.datetime | None = None
-    url: str = ""
-    provider: str = ""
-    channel: str = ""
-
-
-@frozen
-class Config:
-    server: ServerConfig = ServerConfig()
-    stream: StreamConfig = StreamConfig()
-    guide: GuideConfig = GuideConfig()
-    providers: tuple[ProviderConfig, ...] = ()
-    lineups: tuple[LineupConfig, ...] = ()
-    events: tuple[EventConfig, ...] = ()
-    path: str = "epgd.toml"  # where it came from, for messages
-
-    def provider(self, name: str) -> ProviderConfig | None:
-        for provider in self.providers:
-            if provider.name == name:
-                return provider
-        return None
-
+__all__ = [
+    "DEFAULT_USER_AGENT", "Config", "ConfigError", "EventConfig", "GuideConfig", "LineupConfig",
+    "ProviderConfig", "ServerConfig", "StreamConfig", "check_listen", "load_config",
+    "parse_config",
+]
 
 # -- loading and validation ----------------------------------------------------------
 
