@@ -89,7 +89,7 @@ def build(config: Config, out_dir: str, err: TextIO) -> int:
     """Run ``build_once`` under ``react``; returns only through ``SystemExit``."""
     from twisted.internet.task import react
 
-    from epgd.catalog import build_once
+    from epgd.oneshot import build_once
 
     globalLogBeginner.beginLoggingTo([_warnings_to(err)], redirectStandardIO=False)
     redactor = Redactor.for_urls(provider_urls(config))
