@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.error import ConnectionDone
 from twisted.internet.task import Clock
 from twisted.logger import capturedLogs
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
+from twisted.web.client import ResponseNeverReceived
 
 from epgd.config import StreamConfig
 from epgd.redact import Redactor
@@ -13,6 +19,21 @@ from tests.streamfakes import FakeHTTP
 from tests.tsutil import stream
 
 URL = "http://provider.test/live/alice/hunter22/7.ts"
+
+
+class _AgentLikeHTTP:
+    """Fails a cancelled request the way twisted.web.client.Agent does."""
+
+    def __init__(self) -> None:
+        self.requests: list[Deferred[Any]] = []
+
+    def get(self, url: str, **kwargs: Any) -> Deferred[Any]:
+        def cancel(d: Deferred[Any]) -> None:
+            d.errback(ResponseNeverReceived([Failure(CancelledError())]))
+
+        d: Deferred[Any] = Deferred(cancel)
+        self.requests.append(d)
+        return d
 
 
 class Consumer:
@@ -82,6 +103,31 @@ class UpstreamTests(SynchronousTestCase):
         self.clock.advance(4.01)
         self.assertEqual(len(self.consumer.failures), 1)
         self.assertIn("no answer within 4s", self.consumer.failures[0])
+
+    def test_no_answer_from_a_real_agent_says_so(self) -> None:
+        """A cancelled Agent request fails with ResponseNeverReceived, not a bare CancelledError."""
+        self.upstream.close()
+        http = _AgentLikeHTTP()
+        upstream = Upstream(URL, "main", http, {}, self.clock, self.config, Redactor.for_urls([URL]))
+        consumer = Consumer()
+        upstream.subscribe(consumer)
+        upstream.start()
+        self.clock.advance(4.01)
+        self.assertEqual(consumer.failures, ["no answer within 4s"])
+        upstream.close()
+
+    def test_connection_closed_before_an_answer_is_named_plainly(self) -> None:
+        self.upstream.close()
+        http = _AgentLikeHTTP()
+        upstream = Upstream(URL, "main", http, {}, self.clock, self.config, Redactor.for_urls([URL]))
+        consumer = Consumer()
+        upstream.subscribe(consumer)
+        upstream.start()
+        http.requests[0].errback(ResponseNeverReceived([Failure(ConnectionDone())]))
+        self.assertEqual(len(consumer.failures), 1)
+        self.assertIn("Connection was closed cleanly", consumer.failures[0])
+        self.assertNotIn("Failure", consumer.failures[0])
+        upstream.close()
 
     def test_no_first_bytes_within_connect_timeout_fails(self) -> None:
         self.clock.advance(2)

@@ -20,7 +20,7 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.protocol import Protocol as TwistedProtocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from twisted.web.client import ResponseDone
+from twisted.web.client import ResponseDone, ResponseFailed, ResponseNeverReceived
 from twisted.web.http import PotentialDataLoss
 
 from epgd.config import StreamConfig
@@ -39,6 +39,13 @@ RESYNC_LIMIT = 1 << 20
 def backoff(attempt: int) -> float:
     """Delay before the ``attempt``-th retry (1-based): 0.5 s doubling, at most 8 s."""
     return float(min(BACKOFF_FIRST * 2 ** max(attempt - 1, 0), BACKOFF_MAX))
+
+
+def _reasons(failure: Failure) -> list[Failure]:
+    """The failures an Agent wraps (``ResponseNeverReceived([Failure(CancelledError)])``)."""
+    if failure.check(ResponseNeverReceived, ResponseFailed):
+        return list(getattr(failure.value, "reasons", None) or []) or [failure]
+    return [failure]
 
 
 def last_segment(url: str) -> str:
@@ -191,11 +198,13 @@ class Upstream:
         if self.state == "closed" or request is not self._request:
             return
         self._request = None
-        if failure.check(ConnectTimeout, DeferredTimeout, CancelledError):
+        # A real Agent, cancelled by the timeout, fails with the CancelledError wrapped.
+        reasons = _reasons(failure)
+        if any(r.check(ConnectTimeout, DeferredTimeout, CancelledError) for r in reasons):
             reason = f"no answer within {self._config.connect_timeout:g}s"
         else:
-            reason = self._redactor.mask(failure.getErrorMessage() or repr(failure.value))
-            reason = f"connection failed: {reason}"
+            text = "; ".join(r.getErrorMessage() or repr(r.value) for r in reasons)
+            reason = f"connection failed: {self._redactor.mask(text)}"
         self._attempt_failed(reason)
 
     def _response(self, response: Any) -> None:
