@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as _dt
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from twisted.internet.task import Clock
 from twisted.logger import capturedLogs
@@ -35,10 +37,10 @@ def schedule(*events: Event) -> Schedule:
     return Schedule(utc(T0), (channel,))
 
 
-def log_text(events: list[dict]) -> str:
+def log_text(events: Sequence[Mapping[str, Any]]) -> str:
     from twisted.logger import formatEvent
 
-    return "\n".join(formatEvent(e) for e in events)
+    return "\n".join(formatEvent(dict(e)) for e in events)
 
 
 class ChannelTests(SynchronousTestCase):
@@ -144,6 +146,19 @@ class ChannelTests(SynchronousTestCase):
         self.http.answer(BASE + "1b.ts").send(stream(20, fill=0xCC) + b"G")
         self.assertEqual(fills(request.body), {0xCC})
         self.assertIsNone(self.channel.status(self.clock.seconds())["error"])
+
+    def test_start_is_logged_once_across_failover_and_retries(self) -> None:
+        sched = schedule(event("one", 0, 100, "1.ts", "1b.ts"))
+        with capturedLogs() as events:
+            self.channel.check(sched, self.clock.seconds())
+            self.client()
+            self.http.answer(BASE + "1.ts", code=404)
+            self.http.answer(BASE + "1b.ts", code=404)
+            self.clock.pump([0.25] * 4)  # retried after 0.5 s
+            self.http.answer(BASE + "1.ts").send(stream(20) + b"G")
+        text = log_text(events)
+        self.assertEqual(text.count("[PROXY] Starting proxy for nhl_1"), 1, text)
+        self.assertIn("failing over from 1.ts to 1b.ts", text)
 
     def test_single_failing_source_is_retried_with_keepalive(self) -> None:
         sched = schedule(event("one", 0, 100, "1.ts"))

@@ -84,6 +84,7 @@ class ChannelStream:
         self._retry_count = 0
         self._source_index = 0
         self._started_once = False
+        self._announced = False  # "Starting proxy" is logged once per stream, not per retry
         self._paused = False
         now = clock.seconds()
         self.started_at = now
@@ -151,7 +152,8 @@ class ChannelStream:
             return
         self._cancel_pending()
         masked = self._redactor.mask(source.url)
-        if current is None and not self._started_once:
+        if current is None and not self._announced:
+            self._announced = True
             self.log.info("[PROXY] Starting proxy for {channel} -> {url}",
                           channel=self.channel_id, url=masked)
         elif current is not None:
