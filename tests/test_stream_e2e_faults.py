@@ -112,6 +112,18 @@ class FaultTests(E2ETestCase):
         self.assertLess(self.provider.bytes_sent["a"], 48 * 1024 * 1024)
         self.assertLess(rss() - before, 64 * 1024 * 1024, "epgd buffered instead of pausing")
 
+    async def test_a_lone_paused_viewer_is_kept_and_the_provider_not_redialled(self) -> None:
+        """A player paused longer than connect_timeout: held by backpressure, not dropped."""
+        epgd = self.epgd(self.live(rate=None), connect_timeout=1.0)
+        slow = SlowSocket(epgd.port.getHost().port, "/stream/test_1.ts")
+        self.addCleanup(slow.close)
+        await self.wait_until(lambda: self.provider.pauses["a"] > 0, 10,
+                              "TCP backpressure to reach the provider")
+        await self.sleep(3.5)  # paused for several connect_timeouts
+        self.assertEqual(self.provider.requests["a"], 1, "epgd re-dialled a paused provider")
+        self.assertFalse(any(SLOW_DROP.search(line) for line in self.log_lines()))
+        self.assertEqual((await epgd.status())["test_1"]["clients"], 1)
+
     async def test_idle_stream_stops_after_idle_timeout(self) -> None:
         epgd = self.epgd(self.live(), idle_timeout=1.0, check_interval=0.25)
         client = await epgd.open("/stream/test_1.ts")

@@ -191,6 +191,21 @@ class UpstreamTests(SynchronousTestCase):
         self.clock.advance(0.5)
         self.assertEqual(self.http.count(URL), 2)
 
+    def test_a_connection_paused_by_its_viewers_is_not_silent(self) -> None:
+        """A player that pauses must not make epgd reconnect to the provider over and over."""
+        response = self.http.answer(URL)
+        response.send(stream(10))
+        self.upstream.fanout.set_paused(self.consumer, True)
+        self.assertTrue(response.transport.paused)
+        self.clock.pump([0.25] * 80)  # paused 20 s, five times connect_timeout
+        self.assertFalse(response.transport.stopped)
+        self.assertEqual(self.http.count(URL), 1)
+        self.assertEqual(self.upstream.state, "streaming")
+        self.upstream.fanout.set_paused(self.consumer, False)
+        self.clock.pump([0.25] * 18)  # resumed, and the provider really sends nothing
+        self.assertTrue(response.transport.stopped)
+        self.assertEqual(self.upstream.state, "waiting")
+
     def test_every_consumer_paused_pauses_the_provider_socket(self) -> None:
         response = self.http.answer(URL)
         other = Consumer()

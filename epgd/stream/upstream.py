@@ -363,7 +363,8 @@ class Upstream:
         self._watchdog = None
         now = self._clock.seconds()
         seen = self.bytes_in + len(self._head)
-        if seen != self._seen_bytes:
+        if seen != self._seen_bytes or (self._sniffed and self.fanout.all_paused):
+            # Paused by backpressure (every viewer is slow or paused) is not a silent provider.
             self._seen_bytes, self._seen_at = seen, now
         elif now - self._seen_at >= self._config.connect_timeout - 1e-9:
             timeout = self._config.connect_timeout
