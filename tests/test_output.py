@@ -53,3 +53,19 @@ class OutputTests(SynchronousTestCase):
         self.output.reset_join()
         late = self.client()
         self.assertEqual(late.body, b"")
+
+    def test_no_keepalive_piles_up_for_a_paused_viewer(self) -> None:
+        """A player paused for long is not dropped for keepalive it never asked for."""
+        request = FakeRequest()
+        client = Client(request, self.clock, buffer_limit=64 * 1024)
+        self.output.add(client, with_recent=True)
+        client.pauseProducing()
+        for _ in range(4 * 120):  # two minutes paused
+            self.clock.advance(0.25)
+            self.output.tick()
+        self.assertEqual(client.queued, 0)
+        self.assertFalse(client.detached)
+        client.resumeProducing()
+        self.clock.advance(0.5)
+        self.output.tick()
+        self.assertIn(0x1FFF, pids(request.body))  # waiting again: keepalive resumes

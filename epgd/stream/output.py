@@ -119,8 +119,10 @@ class Output:
         if self._flowed:
             self._flowed = False
             self.last_delivery = self._last_data = now
-        elif len(self.clients) and now - max(self._last_data, self._last_keepalive) >= (
-            KEEPALIVE_EVERY - 1e-6
+        elif (
+            len(self.clients)
+            and not self.clients.all_paused  # paused viewers are not waiting: nothing to keep
+            and now - max(self._last_data, self._last_keepalive) >= KEEPALIVE_EVERY - 1e-6
         ):
             self._last_keepalive = now
             self.flush()
