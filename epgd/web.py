@@ -129,7 +129,8 @@ class EpgdApi:
         outputs = self._outputs(request)
         if isinstance(outputs, bytes):
             return outputs
-        request.setHeader(b"Content-Type", b"audio/x-mpegurl; charset=utf-8")
+        # exactly the SPEC §4 types: clients and scripts compare them; both bodies are UTF-8
+        request.setHeader(b"Content-Type", b"audio/x-mpegurl")
         request.setHeader(b"Vary", b"User-Agent")
         playlist = outputs.playlist(self.base_url(request))
         agent = request.getHeader(b"user-agent") or b""
@@ -150,7 +151,7 @@ class EpgdApi:
         if always_gzip:
             request.setHeader(b"Content-Type", b"application/gzip")
             return outputs.epg_gz
-        request.setHeader(b"Content-Type", b"application/xml; charset=utf-8")
+        request.setHeader(b"Content-Type", b"application/xml")  # encoding: the XML prolog
         if _accepts_gzip(request):
             request.setHeader(b"Content-Encoding", b"gzip")
             return outputs.epg_gz

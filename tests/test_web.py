@@ -119,7 +119,7 @@ class GuideTests(ApiTestCase):
     def test_playlist_uses_host_header(self) -> None:
         response, body = self.request("GET", "/playlist.m3u")
         self.assertEqual(response.code, 200)
-        self.assertTrue(self.header(response, "Content-Type").startswith("audio/x-mpegurl"))
+        self.assertEqual(self.header(response, "Content-Type"), "audio/x-mpegurl")  # SPEC §4
         self.assertIn(b"http://epgd.example:8080/stream/a_1.ts", body)
 
     def test_playlist_for_ffmpeg_is_hls_shaped(self) -> None:
@@ -141,7 +141,7 @@ class GuideTests(ApiTestCase):
     def test_epg_plain(self) -> None:
         response, body = self.request("GET", "/epg.xml")
         self.assertEqual(body, EPG)
-        self.assertTrue(self.header(response, "Content-Type").startswith("application/xml"))
+        self.assertEqual(self.header(response, "Content-Type"), "application/xml")  # SPEC §4
         self.assertEqual(self.header(response, "ETag"), '"v1"')
         self.assertEqual(self.header(response, "Last-Modified"), FakePublished.last_modified)
         self.assertIsNone(self.header(response, "Content-Encoding"))
