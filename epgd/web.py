@@ -140,19 +140,24 @@ class EpgdApi:
         outputs = self._outputs(request)
         if isinstance(outputs, bytes):
             return outputs
-        request.setHeader(b"ETag", outputs.etag.encode("ascii"))
+        encoded = not always_gzip and _accepts_gzip(request)
+        # The gzip-encoded response is another representation: its own tag, so caches never
+        # hand plain bytes to a client that got gzip (or back). Either tag still validates.
+        gzip_tag = outputs.etag[:-1] + '-gzip"'
+        request.setHeader(b"ETag", (gzip_tag if encoded else outputs.etag).encode("ascii"))
         request.setHeader(b"Last-Modified", outputs.last_modified.encode("ascii"))
         request.setHeader(b"Cache-Control", b"no-cache")
         request.setHeader(b"Vary", b"Accept-Encoding")
         inm = (request.getHeader(b"if-none-match") or b"").decode("latin-1")
-        if inm and (inm.strip() == "*" or outputs.etag in [t.strip() for t in inm.split(",")]):
+        offered = {t.strip().removeprefix("W/") for t in inm.split(",")}
+        if inm and ("*" in offered or offered & {outputs.etag, gzip_tag}):
             request.setResponseCode(304)
             return b""
         if always_gzip:
             request.setHeader(b"Content-Type", b"application/gzip")
             return outputs.epg_gz
         request.setHeader(b"Content-Type", b"application/xml")  # encoding: the XML prolog
-        if _accepts_gzip(request):
+        if encoded:
             request.setHeader(b"Content-Encoding", b"gzip")
             return outputs.epg_gz
         return outputs.epg_xml

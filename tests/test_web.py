@@ -151,6 +151,12 @@ class GuideTests(ApiTestCase):
         self.assertEqual(self.header(response, "Content-Encoding"), "gzip")
         self.assertEqual(gzip.decompress(body), EPG)
         self.assertIn("Accept-Encoding", self.header(response, "Vary"))
+        self.assertEqual(self.header(response, "ETag"), '"v1-gzip"', "its own representation")
+        gzip_tag = self.header(response, "ETag")
+        for offered in (gzip_tag, "W/" + gzip_tag, '"v1"'):  # proxies weaken tags
+            response, body = self.request("GET", "/epg.xml", headers={
+                "Accept-Encoding": "gzip", "If-None-Match": offered})
+            self.assertEqual((response.code, body), (304, b""), offered)
 
     def test_epg_no_gzip_when_refused(self) -> None:
         response, body = self.request("GET", "/epg.xml", headers={"Accept-Encoding": "gzip;q=0, identity"})
