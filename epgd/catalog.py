@@ -149,6 +149,10 @@ class Catalog(Service):
     def schedule(self) -> Schedule | None:
         return self._published.schedule if self._published else None
 
+    def has_data(self) -> bool:
+        """Whether the schedule being served holds provider data (health is past "starting")."""
+        return bool(self._serving) or not self.feeds
+
     def on_schedule(self, callback: Callable[[Schedule], object]) -> None:
         """``callback(schedule)`` after every new schedule (not on a mere re-render)."""
         self._callbacks.append(callback)
@@ -171,7 +175,7 @@ class Catalog(Service):
                 "channels": int(feed.channels),
                 "programmes": int(feed.programmes),
             }
-        if self.feeds and not any(p["loaded"] for p in providers.values()):
+        if not self.has_data():
             status = "starting"
         elif any(p["error"] for p in providers.values()):
             status = "degraded"

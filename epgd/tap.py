@@ -129,7 +129,8 @@ def build_service(
     redactor = Redactor.for_urls(provider_urls(config))
     catalog = Catalog(config, reactor, redactor)
     _adopt(top, catalog, "catalog")
-    streams = StreamManager(config, reactor, schedule=catalog.schedule, redactor=redactor)
+    streams = StreamManager(config, reactor, schedule=catalog.schedule, redactor=redactor,
+                            has_data=catalog.has_data)
     _adopt(top, streams, "streams")
     catalog.on_schedule(streams.schedule_changed)
 

@@ -29,7 +29,8 @@ class ManagerTests(SynchronousTestCase):
         )
         self.make()
 
-    def make(self, max_clients: int = 500, max_streams: int = 0, idle: float = 300) -> None:
+    def make(self, max_clients: int = 500, max_streams: int = 0, idle: float = 300,
+             has_data: bool = True) -> None:
         self.config = Config(
             server=ServerConfig(max_clients=max_clients),
             stream=StreamConfig(check_interval=5, idle_timeout=idle, hold_after_end=0),
@@ -37,7 +38,8 @@ class ManagerTests(SynchronousTestCase):
         )
         self.manager = StreamManager(self.config, self.clock, lambda: self.current,
                                      Redactor.for_urls([BASE]),
-                                     http_factory=lambda provider: self.http)
+                                     http_factory=lambda provider: self.http,
+                                     has_data=lambda: has_data)
         self.manager.startService()
         self.addCleanup(self.stop_manager)
 
@@ -69,6 +71,17 @@ class ManagerTests(SynchronousTestCase):
         self.assertEqual(request.headers[b"retry-after"], b"700")
         self.assertIn(b"'Late game' at 2027-01-15T08:16:40Z", body)  # type: ignore[operator]
         self.assertEqual(body.count(b"\n"), 1)  # type: ignore[union-attr]
+
+    def test_before_provider_data_nothing_is_said_to_be_unscheduled(self) -> None:
+        """While the first fetch runs, the channel list is served but has no events yet."""
+        self.stop_manager()
+        self.current = Schedule(self.current.generated_at,  # type: ignore[union-attr]
+                                (Channel("nhl_1", "NHL 1", 1, "nhl", "NHL"),))
+        self.make(has_data=False)
+        request, body = self.get()
+        self.assertEqual(request.code, 503)
+        self.assertEqual(request.headers[b"retry-after"], b"10")
+        self.assertIn(b"no provider data yet", body)  # type: ignore[operator]
 
     def test_head_answers_headers_only_and_opens_nothing(self) -> None:
         request, body = self.get(method=b"HEAD")

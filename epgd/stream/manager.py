@@ -51,8 +51,10 @@ class StreamManager(Service):
         schedule: Callable[[], Schedule | None],
         redactor: Redactor,
         http_factory: HTTPFactory | None = None,
+        has_data: Callable[[], bool] = lambda: True,
     ) -> None:
         self.config = config
+        self._has_data = has_data
         self.reactor = reactor
         self._schedule = schedule
         self.redactor = redactor
@@ -97,6 +99,10 @@ class StreamManager(Service):
         hold = self.config.stream.hold_after_end
         channel = self.channels.get(channel_id)
         event = schedule.playing(channel_id, now, hold)
+        if event is None and not self._has_data():
+            request.setHeader(b"Retry-After", b"10")
+            return _text(request, 503, "no provider data yet: the first fetch is still running "
+                                       "(see /health)")
         if event is None:
             upcoming = schedule.next(channel_id, now)
             if upcoming is None:
