@@ -15,10 +15,12 @@ page, a JSON error, an empty body, another XML root) raises ``SourceError``.
 from __future__ import annotations
 
 import datetime as _dt
+import gc
 import io
 import re
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import attrs
@@ -46,6 +48,10 @@ NAMED_ZONES: dict[str, int] = {  # minutes east of UTC
 #: Programmes held while their ``<channel>`` is not yet seen (the DTD puts channels first, so
 #: real guides need none; this bounds memory for a huge guide that declares none at all).
 MAX_PENDING = 100_000
+
+#: Cleared elements are taken out of the tree this many at a time (one slice deletion is much
+#: cheaper than looking for the previous sibling after every element).
+DROP_EVERY = 1024
 
 TAIL = 4096  # bytes kept to see whether a guide ends with its closing </tv>
 _ROOT_END = re.compile(rb"</\s*tv\s*>\Z")
@@ -155,13 +161,22 @@ def _text(el: Any) -> str:
 
 
 class _GuideParser:
-    """One parse: the string/time caches live here so that repeated values are shared."""
+    """
+    One parse. Turning elements into values is the hot path of a big guide (half a million
+    programmes): each child is visited once and its text read once, the language of a title
+    is only asked when there are several to choose from, and what repeats is parsed once and
+    shared: times (every stop is the next start), titles, icons, categories, episode numbers.
+    """
 
     def __init__(self, offset: float) -> None:
         self.offset = offset
         self._strings: dict[str, str] = {}
         self._times: dict[str, _dt.datetime] = {}
-        self._tuples: dict[Any, Any] = {}  # categories and episode numbers repeat a lot
+        self._titles: dict[str, str] = {}  # raw text -> squeezed
+        # Raw text (or system and text) of a lone category (episode-num) -> its tuple; and
+        # every tuple of several -> itself, so that equal ones are shared.
+        self._categories_of: dict[Any, tuple[str, ...]] = {}
+        self._episodes_of: dict[Any, tuple[tuple[str, str], ...]] = {}
 
     def share(self, value: str) -> str:
         return self._strings.setdefault(value, value)
@@ -180,7 +195,7 @@ class _GuideParser:
         icon = ""
         for child in el:
             if child.tag == "display-name":
-                name = " ".join(_text(child).split())
+                name = _squeeze(_text(child))
                 if name and name not in names:
                     names.append(name)
             elif child.tag == "icon" and not icon:
@@ -192,72 +207,119 @@ class _GuideParser:
         start_attr = el.get("start")
         if not channel or not start_attr:
             return None
+        times = self._times
         try:
-            start = self.time(start_attr)
+            start = times.get(start_attr) or self.time(start_attr)
         except ValueError:
             return None
         stop: _dt.datetime | None = None
         stop_attr = el.get("stop")
         if stop_attr:
             try:
-                stop = self.time(stop_attr)
+                stop = times.get(stop_attr) or self.time(stop_attr)
             except ValueError:
                 stop = None
             if stop is not None and stop < start:
                 stop = None
-        titles: list[Any] = []
-        subs: list[Any] = []
-        descs: list[Any] = []
-        categories: list[Any] = []
-        episodes: list[Any] = []
+        # The raw text of the first child of each kind; a second one of a kind sends that kind
+        # down the slower path below (choosing by language, or keeping several).
+        title = sub_title = desc = category = None
+        episode: tuple[str | None, str] | None = None  # (system, raw text)
+        several = several_categories = several_episodes = False
         icon = ""
         for child in el:
             tag = child.tag
+            if tag == "icon":
+                if not icon:
+                    icon = self._icon(child.get("src"))
+                continue
+            # An element with children holds entity references (or markup): see _text.
+            text = _text(child) if len(child) else child.text or ""
             if tag == "title":
-                titles.append(child)
+                if title is None:
+                    title = text
+                else:
+                    several = True
             elif tag == "desc":
-                descs.append(child)
+                if desc is None:
+                    desc = text
+                else:
+                    several = True
             elif tag == "sub-title":
-                subs.append(child)
+                if sub_title is None:
+                    sub_title = text
+                else:
+                    several = True
             elif tag == "category":
-                categories.append(child)
+                if category is None:
+                    category = text
+                else:
+                    several_categories = True
             elif tag == "episode-num":
-                episodes.append(child)
-            elif tag == "icon" and not icon:
-                icon = (child.get("src") or "").strip()
-        title = _pick(titles, _squeeze)
+                if episode is None:
+                    episode = (child.get("system"), text)
+                else:
+                    several_episodes = True
+        if several:
+            title = _pick(el, "title", _squeeze)
+            sub_title = _pick(el, "sub-title", _squeeze)
+            desc = _pick(el, "desc", str.strip)
         if not title:
             return None
+        shared_title = self._titles.get(title)
+        if shared_title is None:
+            shared_title = self._titles[title] = self.share(_squeeze(title))
+        if not shared_title:
+            return None
+        categories: tuple[str, ...] = ()
+        if several_categories:
+            categories = self._categories(el)
+        elif category is not None:
+            categories = self._categories_of.get(category) or self._category(category)
+        episode_nums: tuple[tuple[str, str], ...] = ()
+        if several_episodes:
+            episode_nums = self._episodes(el)
+        elif episode is not None:
+            episode_nums = self._episodes_of.get(episode) or self._episode(episode)
+        # Positional, in field order: half a million of these are made, and the keywords
+        # would cost a third of the (frozen) construction.
         return Programme(
-            channel=channel,
-            start=start,
-            stop=stop,
-            title=self.share(title),
-            sub_title=_pick(subs, _squeeze) if subs else "",
-            desc=_pick(descs, str.strip) if descs else "",
-            categories=self._categories(categories) if categories else (),
-            icon=self.share(icon) if icon else "",
-            episode_nums=self._episodes(episodes) if episodes else (),
+            channel, start, stop, shared_title,
+            _squeeze(sub_title) if sub_title else "",
+            desc.strip() if desc else "",
+            categories, icon, episode_nums,
         )
 
-    def _categories(self, elements: list[Any]) -> tuple[str, ...]:
+    def _icon(self, src: str | None) -> str:
+        icon = self._strings.get(src or "")
+        return self.share((src or "").strip()) if icon is None else icon
+
+    def _category(self, raw: str) -> tuple[str, ...]:
+        text = _squeeze(raw)
+        category = self._categories_of[raw] = (text,) if text else ()
+        return category
+
+    def _categories(self, el: Any) -> tuple[str, ...]:
         """English (or unlabelled) categories when there are any, else all; no duplicates."""
-        if len(elements) == 1:
-            text = _squeeze(_text(elements[0]))
-            single = (text,) if text else ()
-            return self._tuples.setdefault(single, single)
-        found = [(el.get("lang") or "", _squeeze(_text(el))) for el in elements]
+        found = [(child.get("lang") or "", _squeeze(_text(child)))
+                 for child in el.iterchildren("category")]
         preferred = [t for lang, t in found if t and (not lang or lang[:2].lower() == "en")]
         chosen = tuple(dict.fromkeys(preferred or [t for _, t in found if t]))
-        return self._tuples.setdefault(chosen, chosen)
+        return self._categories_of.setdefault(chosen, chosen)
 
-    def _episodes(self, elements: list[Any]) -> tuple[tuple[str, str], ...]:
-        found = tuple(
-            ((el.get("system") or "onscreen").strip(), value)
-            for el in elements
-            if (value := _text(el).strip())
+    def _episode(self, key: tuple[str | None, str]) -> tuple[tuple[str, str], ...]:
+        system, value = (key[0] or "onscreen").strip(), key[1].strip()
+        numbers = self._episodes_of[key] = ((system, value),) if value else ()
+        return numbers
+
+    def _episodes(self, el: Any) -> tuple[tuple[str, str], ...]:
+        """(system, value) of each episode-num with a value; a missing system is onscreen."""
+        numbers = tuple(
+            ((child.get("system") or "onscreen").strip(), value)
+            for child in el.iterchildren("episode-num")
+            if (value := _text(child).strip())
         )
-        return self._tuples.setdefault(found, found)
+        return self._episodes_of.setdefault(numbers, numbers)
 
 
 def _squeeze(text: str) -> str:
@@ -265,16 +327,17 @@ def _squeeze(text: str) -> str:
     return " ".join(text.split())
 
 
-def _pick(elements: list[Any], clean: Callable[[str], str]) -> str:
-    """The English text if there is one (``en``, ``en_NZ``, ``en-GB``), else the first."""
-    if len(elements) == 1:
-        return clean(_text(elements[0]))
+def _pick(el: Any, tag: str, clean: Callable[[str], str]) -> str:
+    """
+    The text of the ``tag`` child in English if there is one (``en``, ``en_NZ``, ``en-GB``),
+    else of the first with any text.
+    """
     first = ""
-    for el in elements:
-        text = clean(_text(el))
+    for child in el.iterchildren(tag):
+        text = clean(_text(child))
         if not text:
             continue
-        if (el.get("lang") or "")[:2].lower() == "en":
+        if (child.get("lang") or "")[:2].lower() == "en":
             return text
         if not first:
             first = text
@@ -298,12 +361,14 @@ def parse_guide(
     parser = _GuideParser(offset)
     channels: list[GuideChannel] = []
     programmes: list[Programme] = []
+    ids: dict[str, str] = {}  # channel attribute of a programme -> channel id
     decided: dict[str, bool] = {}  # channel id -> keep its programmes?
     declared: set[str] = set()  # ids of the <channel> elements seen
     pending: dict[str, list[Programme]] = {}  # programmes whose <channel> may still come
     npending = 0
     skipped = 0
-    with open_raw(source) as stream:
+    done = 0  # elements cleared
+    with open_raw(source) as stream, _collector_paused():
         reader = _Reader(stream)
         head = reader.head(8192)
         reason = _not_xmltv(head)
@@ -325,18 +390,22 @@ def parse_guide(
             recover=True,
             remove_comments=True,
             remove_pis=True,
+            remove_blank_text=True,  # fewer nodes to make and free; texts are stripped anyway
         )
         try:
             for _, el in context:
                 if el.tag == "programme":
-                    cid = (el.get("channel") or "").strip()
+                    raw_id = el.get("channel") or ""
+                    cid = ids.get(raw_id)
+                    if cid is None:
+                        cid = ids[raw_id] = parser.share(raw_id.strip())
                     keep = decided.get(cid) if wanted is not None else True
                     if keep is None and cid not in pending:
                         # Not declared (yet): its id alone may already say "wanted".
                         if wanted is not None and wanted(GuideChannel(id=cid)):
                             keep = decided[cid] = True
                     if keep is not False:
-                        programme = parser.programme(el, parser.share(cid))
+                        programme = parser.programme(el, cid)
                         if programme is None:
                             skipped += 1
                         elif keep:
@@ -362,10 +431,9 @@ def parse_guide(
                             channels.append(channel)
                             programmes.extend(orphans)
                 el.clear(keep_tail=False)
-                parent = el.getparent()
-                if parent is not None:
-                    while el.getprevious() is not None:
-                        del parent[0]
+                done += 1
+                if done % DROP_EVERY == 0 and (parent := el.getparent()) is not None:
+                    del parent[:-1]  # the cleared elements (and anything skipped) before this one
         except etree.XMLSyntaxError as e:
             if context.root is None:
                 raise SourceError(f"guide is not XMLTV: {_one_line(e)}") from None
@@ -392,6 +460,24 @@ def parse_guide(
         skipped=skipped,
         cut_short=cut_short,
     )
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """
+    No cyclic garbage collection while a guide is read. A big guide allocates half a million
+    long-lived values that cannot form cycles, and the collector, triggered by those
+    allocations, would walk all of them again and again: a quarter of the parse time.
+    Reference counting frees everything as usual meanwhile; the collector is back on at the
+    end (unless it was off before, or another parse still runs and turned it off first).
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _file_tail(path: str) -> bytes:
