@@ -9,6 +9,10 @@ measurement runs in a child process of its own so that peak RSS figures do not m
 prints one line:
 
     python bench/guide_ingest.py [--channels 3000] [--days 7] [--entries 100000] [--keep DIR]
+                                 [--repeat N]
+
+With ``--repeat N`` each guide measurement runs N times and the line shows the median run and
+the spread: on a shared machine single figures vary by a third.
 
 Aim (issue 3): >= 50 MB/s of XMLTV and peak RSS under 300 MB.
 """
@@ -145,6 +149,7 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=7)
     parser.add_argument("--entries", type=int, default=100_000)
     parser.add_argument("--keep", help="keep the generated files in this directory")
+    parser.add_argument("--repeat", type=int, default=1, help="runs of each guide measurement")
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -170,11 +175,15 @@ def main() -> None:
               f"{p['mb_s']:6.1f} MB/s  peak RSS {p['peak_rss_mb']:.0f} MB")
         for label, path, keep in (("guide 5%", guide, 0.05), ("guide all", guide, 1.0),
                                   ("guide.gz 5%", guide + ".gz", 0.05)):
-            g = run_child("guide", path, keep)
+            runs = sorted((run_child("guide", path, keep) for _ in range(max(1, args.repeat))),
+                          key=lambda r: r["seconds"])
+            g = runs[len(runs) // 2]
+            spread = (f"  ({len(runs)} runs: {runs[0]['seconds']:.2f}-{runs[-1]['seconds']:.2f} s)"
+                      if len(runs) > 1 else "")
             print(f"{label:<11} {g['programmes']:>7} programmes  {g['seconds']:5.2f} s  "
                   f"{os.path.getsize(guide) / 1e6 / g['seconds']:6.1f} MB/s of XMLTV  "
                   f"{count / g['seconds']:>7.0f} programmes/s read  "
-                  f"peak RSS {g['peak_rss_mb']:.0f} MB")
+                  f"peak RSS {max(r['peak_rss_mb'] for r in runs):.0f} MB{spread}")
     finally:
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)

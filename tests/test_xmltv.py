@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import gzip
 import os
 
@@ -11,8 +12,8 @@ from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
 from epgd.sources import SourceError
-from epgd.sources.models import GuideChannel
-from epgd.sources.xmltv import parse_guide, parse_xmltv_time
+from epgd.sources.models import GuideChannel, Programme
+from epgd.sources.xmltv import DROP_EVERY, parse_guide, parse_xmltv_time
 
 DATA = os.path.join(os.path.dirname(__file__), "data", "xmltv")
 UTC = dt.UTC
@@ -166,6 +167,91 @@ class ToleranceTests(SynchronousTestCase):
         self.assertEqual((programme.title, programme.desc, programme.categories, programme.icon),
                          ("T", "D", ("Sports",), "http://i.example/x.png"))
         self.assertEqual(parsed.channels, (GuideChannel(id="c", display_names=("C",)),))
+
+    def test_every_field_of_a_full_programme(self) -> None:
+        data = guide(
+            '<programme start="20260101200000 +0100" stop="20260101213000 +0100" channel=" c1 ">'
+            '<title lang="en">  The\n  Match </title><sub-title>Final,\tsecond   leg</sub-title>'
+            '<desc>  Both teams at full strength.\n </desc><category>Sports</category>'
+            '<icon src=" http://i.example/m.png "/><icon src="http://i.example/other.png"/>'
+            '<episode-num>S01E02</episode-num></programme>'
+        )
+        self.assertEqual(parse_guide(data).programmes[0], Programme(
+            channel="c1", start=at(2026, 1, 1, 19), stop=at(2026, 1, 1, 20, 30),
+            title="The Match", sub_title="Final, second leg",
+            desc="Both teams at full strength.", categories=("Sports",),
+            icon="http://i.example/m.png", episode_nums=(("onscreen", "S01E02"),),
+        ))
+
+    def test_english_chosen_per_kind_and_empty_ones_passed_over(self) -> None:
+        data = guide(
+            '<programme channel="c" start="20260101000000"><title lang="de"> </title>'
+            '<title lang="fr">Le titre</title><sub-title lang="de">Teil</sub-title>'
+            '<sub-title lang="en-GB">Part</sub-title><desc lang="de">Text</desc>'
+            '<category lang="de">Sport</category><category lang="en">Sports</category>'
+            '<category>Live</category><category lang="en">Sports</category>'
+            '<episode-num system="xmltv_ns">0.1.</episode-num><episode-num> </episode-num>'
+            '<episode-num system=" dd_progid ">EP1</episode-num></programme>'
+        )
+        programme = parse_guide(data).programmes[0]
+        self.assertEqual((programme.title, programme.sub_title, programme.desc),
+                         ("Le titre", "Part", "Text"))
+        self.assertEqual(programme.categories, ("Sports", "Live"))
+        self.assertEqual(programme.episode_nums, (("xmltv_ns", "0.1."), ("dd_progid", "EP1")))
+
+    def test_repeated_values_are_equal_whatever_their_spacing(self) -> None:
+        """Values are shared between programmes; sharing never mixes up different ones."""
+        data = guide("".join(
+            f'<programme channel="c" start="2026010100{i:02d}00"><title>{title}</title>'
+            f'<category>{category}</category><episode-num system="{system}">{number}</episode-num>'
+            f'<icon src="{icon}"/></programme>'
+            for i, (title, category, system, number, icon) in enumerate([
+                ("News", "Talk", "onscreen", "E1", "a.png"),
+                (" News ", " Talk", "", "E1 ", "a.png "),
+                ("News at  Ten", "Talk show", "xmltv_ns", "E1", "b.png"),
+                ("News", "", "onscreen", " ", ""),
+            ])))
+        got = [(p.title, p.categories, p.episode_nums, p.icon) for p in parse_guide(data).programmes]
+        self.assertEqual(got, [
+            ("News", ("Talk",), (("onscreen", "E1"),), "a.png"),
+            ("News", ("Talk",), (("onscreen", "E1"),), "a.png"),
+            ("News at Ten", ("Talk show",), (("xmltv_ns", "E1"),), "b.png"),
+            ("News", (), (), ""),
+        ])
+
+    def test_text_around_entity_references_is_kept(self) -> None:
+        data = (
+            b'<?xml version="1.0"?>\n<!DOCTYPE tv [<!ENTITY x SYSTEM "file:///etc/hostname">]>\n'
+            b'<tv><programme channel="a" start="20260101000000"><title>Tom &x;and&x; Jerry</title>'
+            b'<desc>Before&x; after</desc><category>A&x;B</category></programme></tv>'
+        )
+        programme = parse_guide(data).programmes[0]
+        self.assertEqual((programme.title, programme.desc, programme.categories),
+                         ("Tom and Jerry", "Before after", ("AB",)))
+
+    def test_many_programmes_and_unknown_elements_between_them(self) -> None:
+        """The tree is pruned as it grows; nothing read before a pruning is lost or changed."""
+        count = DROP_EVERY * 2 + 7
+        data = guide('<channel id="c"><display-name>C</display-name></channel>' + "".join(
+            f'<programme channel="c" start="{at(2026, 1, 1) + dt.timedelta(minutes=i):%Y%m%d%H%M}">'
+            f'<title>P{i}</title>'
+            f'</programme><x-note>{i}</x-note>'
+            for i in range(count)))
+        parsed = parse_guide(data)
+        self.assertEqual([p.title for p in parsed.programmes], [f"P{i}" for i in range(count)])
+        self.assertEqual((parsed.skipped, parsed.cut_short), (0, ""))
+
+    def test_collector_is_back_on_after_a_parse(self) -> None:
+        """The cyclic collector is paused only while a guide is read, even one that fails."""
+        self.addCleanup(gc.enable)
+        gc.enable()
+        parse_guide(guide('<programme channel="a" start="20260101000000"><title>T</title></programme>'))
+        self.assertTrue(gc.isenabled())
+        self.assertRaises(SourceError, parse_guide, b"<html>502</html>")
+        self.assertTrue(gc.isenabled())
+        gc.disable()
+        parse_guide(guide('<programme channel="a" start="20260101000000"><title>T</title></programme>'))
+        self.assertFalse(gc.isenabled())  # left as it was found
 
     def test_missing_stop_is_next_start(self) -> None:
         data = guide(

@@ -1,9 +1,10 @@
 """
 Provider guides (XMLTV) -> ``Guide`` of ``GuideChannel`` and ``Programme``.
 
-A guide can be 500 MB, so it is read with ``lxml.etree.iterparse`` and every element is
-cleared (with its already-seen siblings) as soon as it has been turned into a value; with a
-``wanted`` filter, programmes of unwanted channels are dropped without being looked at.
+A guide can be 500 MB, so it is read with ``lxml.etree.iterparse`` and the elements already
+turned into values are taken out of the tree as it grows; with a ``wanted`` filter, programmes
+of unwanted channels are dropped without being looked at. Without one, half a million
+programmes are read at 50 MB/s or so: see ``_GuideParser`` and bench/guide_ingest.py.
 
 A guide is untrusted input: the parser never loads a DTD, never touches the network and never
 expands entities (an ``<!ENTITY x SYSTEM "file:///etc/passwd">`` stays an unexpanded reference).
@@ -49,8 +50,9 @@ NAMED_ZONES: dict[str, int] = {  # minutes east of UTC
 #: real guides need none; this bounds memory for a huge guide that declares none at all).
 MAX_PENDING = 100_000
 
-#: Cleared elements are taken out of the tree this many at a time (one slice deletion is much
-#: cheaper than looking for the previous sibling after every element).
+#: Elements already read are taken out of the tree this many at a time: one slice deletion
+#: costs much less than clearing each element and looking for its previous sibling, and
+#: the tree never holds more than this many programmes.
 DROP_EVERY = 1024
 
 TAIL = 4096  # bytes kept to see whether a guide ends with its closing </tv>
@@ -231,7 +233,8 @@ class _GuideParser:
             tag = child.tag
             if tag == "icon":
                 if not icon:
-                    icon = self._icon(child.get("src"))
+                    src = child.get("src") or ""
+                    icon = self._strings.get(src) or self.share(src.strip())
                 continue
             # An element with children holds entity references (or markup): see _text.
             text = _text(child) if len(child) else child.text or ""
@@ -289,10 +292,6 @@ class _GuideParser:
             desc.strip() if desc else "",
             categories, icon, episode_nums,
         )
-
-    def _icon(self, src: str | None) -> str:
-        icon = self._strings.get(src or "")
-        return self.share((src or "").strip()) if icon is None else icon
 
     def _category(self, raw: str) -> tuple[str, ...]:
         text = _squeeze(raw)
@@ -430,10 +429,9 @@ def parse_guide(
                         if keep:
                             channels.append(channel)
                             programmes.extend(orphans)
-                el.clear(keep_tail=False)
                 done += 1
                 if done % DROP_EVERY == 0 and (parent := el.getparent()) is not None:
-                    del parent[:-1]  # the cleared elements (and anything skipped) before this one
+                    del parent[:-1]  # the elements read (and anything skipped) before this one
         except etree.XMLSyntaxError as e:
             if context.root is None:
                 raise SourceError(f"guide is not XMLTV: {_one_line(e)}") from None
