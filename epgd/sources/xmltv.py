@@ -18,8 +18,6 @@ from __future__ import annotations
 import datetime as _dt
 import gc
 import io
-import re
-import zlib
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -30,21 +28,19 @@ from twisted.logger import Logger
 
 from epgd.sources import RawSource, SourceError, open_raw
 from epgd.sources.models import Guide, GuideChannel, Programme
+from epgd.sources.xmltvread import (
+    Reader,
+    ends_whole,
+    file_tail,
+    not_xmltv,
+    one_line,
+    plain_path,
+)
+from epgd.sources.xmltvtime import parse_xmltv_time
 
 log = Logger(namespace="epgd.sources.xmltv")
 
 UTC = _dt.UTC
-
-# Zone abbreviations seen in real guides (XMLTV allows them; most tools emit offsets).
-NAMED_ZONES: dict[str, int] = {  # minutes east of UTC
-    "UTC": 0, "UT": 0, "GMT": 0, "Z": 0, "WET": 0, "BST": 60, "WEST": 60, "CET": 60,
-    "MET": 60, "CEST": 120, "MEST": 120, "EET": 120, "EEST": 180, "MSK": 180, "SAST": 120,
-    "EST": -300, "EDT": -240, "CST": -360, "CDT": -300, "MST": -420, "MDT": -360,
-    "PST": -480, "PDT": -420, "AKST": -540, "AKDT": -480, "HST": -600, "AST": -240,
-    "ADT": -180, "NST": -210, "NDT": -150, "AWST": 480, "ACST": 570, "ACDT": 630,
-    "AEST": 600, "AEDT": 660, "NZST": 720, "NZDT": 780, "JST": 540, "KST": 540,
-    "HKT": 480, "SGT": 480, "IST": 330,
-}
 
 #: Programmes held while their ``<channel>`` is not yet seen (the DTD puts channels first, so
 #: real guides need none; this bounds memory for a huge guide that declares none at all).
@@ -54,100 +50,6 @@ MAX_PENDING = 100_000
 #: costs much less than clearing each element and looking for its previous sibling, and
 #: the tree never holds more than this many programmes.
 DROP_EVERY = 1024
-
-TAIL = 4096  # bytes kept to see whether a guide ends with its closing </tv>
-_ROOT_END = re.compile(rb"</\s*tv\s*>\Z")
-
-_TIME = re.compile(
-    r"\s*(?P<digits>\d{8}(?:\d\d){0,3})\s*"
-    r"(?:(?P<sign>[+-])(?P<hh>\d\d):?(?P<mm>\d\d)|(?P<name>[A-Za-z]{1,5}))?\s*$"
-)
-
-
-def parse_xmltv_time(value: str, offset: float = 0.0) -> _dt.datetime:
-    """
-    ``20261124190000 -0500`` (also 12-, 10- or 8-digit, no zone = UTC, ``+05:30``, named zones
-    such as ``BST``, stray spaces) -> aware UTC datetime, ``offset`` seconds added.
-    Raises ValueError for anything else.
-    """
-    match = _TIME.match(value)
-    if match is None:
-        raise ValueError(f"not an XMLTV time: {value!r}")
-    digits = match.group("digits").ljust(14, "0")
-    zone_minutes = 0
-    if match.group("sign"):
-        zone_minutes = int(match.group("hh")) * 60 + int(match.group("mm"))
-        if match.group("sign") == "-":
-            zone_minutes = -zone_minutes
-    elif match.group("name"):
-        name = match.group("name").upper()
-        if name not in NAMED_ZONES:
-            raise ValueError(f"unknown time zone in XMLTV time: {value!r}")
-        zone_minutes = NAMED_ZONES[name]
-    local = _dt.datetime(
-        int(digits[0:4]), int(digits[4:6]), int(digits[6:8]),
-        int(digits[8:10]), int(digits[10:12]), int(digits[12:14]), tzinfo=UTC,
-    )
-    return local - _dt.timedelta(minutes=zone_minutes) + _dt.timedelta(seconds=offset)
-
-
-def _not_xmltv(head: bytes) -> str | None:
-    """Why the first bytes show the data is not XMLTV at all, or None when it may be."""
-    if head[:2] in (b"\xff\xfe", b"\xfe\xff"):
-        return None  # UTF-16: leave it to libxml2
-    text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
-    if not text:
-        return "guide is empty"
-    lower = text.lower()
-    if text[:1] in (b"{", b"["):
-        return "guide is not XMLTV: got a JSON response"
-    if b"<html" in lower or b"<!doctype html" in lower or b"<body" in lower:
-        return "guide is not XMLTV: got an HTML page"
-    if text[:1] != b"<":
-        return "guide is not XMLTV: the data is not XML"
-    return None
-
-
-class _Reader:
-    """
-    What iterparse reads from: replays the sniffed head, then the stream. A gzip stream cut
-    short (or corrupt) ends the data instead of failing it, so the programmes before the break
-    are kept; ``error`` says what happened.
-    """
-
-    def __init__(self, stream: Any) -> None:
-        self._stream = stream
-        self._read = getattr(stream, "read1", stream.read)  # read1: no data lost on a break
-        self._head = b""
-        self.error: str | None = None
-        self.tail = b""  # the last bytes read: does the document end with </tv>?
-
-    def head(self, size: int) -> bytes:
-        parts: list[bytes] = []
-        got = 0
-        while got < size:
-            data = self.read(size - got)
-            if not data:
-                break
-            parts.append(data)
-            got += len(data)
-        self._head = b"".join(parts)
-        return self._head
-
-    def read(self, size: int = -1) -> bytes:
-        if self._head:
-            data, self._head = self._head, b""
-            return data
-        if self.error is not None:
-            return b""
-        try:
-            data = self._read(size if size and size > 0 else 1 << 16)
-        except (OSError, EOFError, zlib.error) as e:
-            self.error = _one_line(e)
-            return b""
-        self.tail = data[-TAIL:] if len(data) >= TAIL else (self.tail + data)[-TAIL:]
-        return data
-
 
 def _text(el: Any) -> str:
     """Element text without unexpanded entity references (``&x;`` contributes nothing)."""
@@ -368,14 +270,14 @@ def parse_guide(
     skipped = 0
     done = 0  # elements cleared
     with open_raw(source) as stream, _collector_paused():
-        reader = _Reader(stream)
+        reader = Reader(stream)
         head = reader.head(8192)
-        reason = _not_xmltv(head)
+        reason = not_xmltv(head)
         if reason:
             raise SourceError(reader.error and f"guide is unreadable: {reader.error}" or reason)
         # libxml2 reads a plain file by itself much faster than through Python reads.
         feed: Any = reader
-        if isinstance(stream, io.BufferedReader) and _plain_path(stream.name):
+        if isinstance(stream, io.BufferedReader) and plain_path(stream.name):
             feed = stream.name
         cut_short = ""
         context = etree.iterparse(
@@ -434,8 +336,8 @@ def parse_guide(
                     del parent[:-1]  # the elements read (and anything skipped) before this one
         except etree.XMLSyntaxError as e:
             if context.root is None:
-                raise SourceError(f"guide is not XMLTV: {_one_line(e)}") from None
-            cut_short = _one_line(e)
+                raise SourceError(f"guide is not XMLTV: {one_line(e)}") from None
+            cut_short = one_line(e)
         if reader.error is not None:
             if context.root is None:
                 raise SourceError(f"guide is unreadable: {reader.error}")
@@ -443,7 +345,7 @@ def parse_guide(
         root = context.root
         utf16 = head[:2] in (b"\xff\xfe", b"\xfe\xff")
         if not cut_short and root is not None and not utf16:
-            tail = _file_tail(feed) if isinstance(feed, str) else reader.tail
+            tail = file_tail(feed) if isinstance(feed, str) else reader.tail
             if not ends_whole(tail):
                 cut_short = "the data ends before </tv>"
         if cut_short and root is not None:
@@ -476,37 +378,6 @@ def _collector_paused() -> Iterator[None]:
     finally:
         if was_enabled:
             gc.enable()
-
-
-def _file_tail(path: str) -> bytes:
-    with open(path, "rb") as f:
-        f.seek(max(0, f.seek(0, 2) - TAIL))
-        return f.read()
-
-
-def ends_whole(tail: bytes) -> bool:
-    """
-    Whether data ending in ``tail`` ends with the root's ``</tv>`` (trailing whitespace,
-    comments and PIs allowed). The recovering parser closes a cut document by itself, so
-    this is how a truncated download is told from a whole one.
-    """
-    text = tail.rstrip()
-    while text.endswith((b"-->", b"?>")):
-        opener = b"<!--" if text.endswith(b"-->") else b"<?"
-        index = text.rfind(opener)
-        if index < 0:
-            return False
-        text = text[:index].rstrip()
-    return _ROOT_END.search(text) is not None
-
-
-def _plain_path(path: Any) -> bool:
-    """A path libxml2 will not mistake for a URL or percent-decode."""
-    return isinstance(path, str) and path.isascii() and not any(c in path for c in "%:?#")
-
-
-def _one_line(error: BaseException) -> str:
-    return " ".join(str(error).split()) or error.__class__.__name__
 
 
 def _fill_stops(programmes: list[Programme]) -> Iterable[Programme]:
