@@ -306,6 +306,7 @@ class _Parser:
             client_buffer=client_buffer,
             hold_after_end=self.seconds(t.get("hold_after_end", d.hold_after_end), "stream.hold_after_end", open_lo=False),
             reconnect_attempts=self.integer(t.get("reconnect_attempts", d.reconnect_attempts), "stream.reconnect_attempts", 0),
+            normalize_pids=self.boolean(t.get("normalize_pids", d.normalize_pids), "stream.normalize_pids"),
         )
 
     def guide(self, value: Any) -> GuideConfig:

@@ -43,6 +43,8 @@ class StreamConfig:
     client_buffer: int = 8388608
     hold_after_end: float = 3600.0
     reconnect_attempts: int = 5
+    #: not in SPEC §3 (opt-in extension): rewrite PIDs to one fixed layout, see stream/remap.py
+    normalize_pids: bool = False
 
 
 @frozen
