@@ -24,6 +24,7 @@ from epgd.schedule.model import Event, Schedule, Source
 from epgd.stream.client import Client
 from epgd.stream.output import Output
 from epgd.stream.registry import ProviderFull, UpstreamRegistry
+from epgd.stream.remap import PidNormalizer
 from epgd.stream.ts import find_pat
 from epgd.stream.upstream import Upstream, backoff, last_segment
 
@@ -86,6 +87,8 @@ class ChannelStream:
         self._started_once = False
         self._announced = False  # "Starting proxy" is logged once per stream, not per retry
         self._paused = False
+        #: opt-in: every source leaves with the same PIDs (before the join buffer sees it)
+        self._normalizer = PidNormalizer(channel_id) if config.normalize_pids else None
         now = clock.seconds()
         self.started_at = now
         self.last_check = now
@@ -180,7 +183,7 @@ class ChannelStream:
             self.output.flush()
             self._current = None
             self._release(current)
-            self.output.reset_join()
+            self._source_changed()
         try:
             upstream = registry.acquire(source, asking=self)
         except ProviderFull as e:
@@ -237,7 +240,7 @@ class ChannelStream:
         tap.upstream.fanout.set_paused(tap, self._paused)
         if old is not None:
             self._release(old)
-        self.output.reset_join()
+        self._source_changed()
         if first:
             self._deliver(first)
 
@@ -250,7 +253,7 @@ class ChannelStream:
         elif tap is self._current:
             self.output.flush()
             self._current = None
-            self.output.reset_join()
+            self._source_changed()
         else:
             return
         self._release(tap)
@@ -288,7 +291,17 @@ class ChannelStream:
     # -- data to clients -------------------------------------------------------------
 
     def _deliver(self, data: bytes) -> None:
+        if self._normalizer is not None:
+            data = self._normalizer.feed(data)
+            if not data:
+                return
         self.output.deliver(data)
+
+    def _source_changed(self) -> None:
+        """A new source (or none) follows: forget the old one's recent packets and PIDs."""
+        self.output.reset_join()
+        if self._normalizer is not None:
+            self._normalizer.reset()
 
     def add_client(self, client: Client) -> None:
         """A new viewer starts at once, at the latest PAT of the recent packets."""
@@ -359,7 +372,7 @@ class ChannelStream:
         current, self._current = self._current, None
         if current is not None:
             self._release(current)
-        self.output.reset_join()
+        self._source_changed()
 
     def _cancel_pending(self) -> None:
         pending, self._pending = self._pending, None
