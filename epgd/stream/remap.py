@@ -156,6 +156,7 @@ class PidNormalizer:
         self._pat_out: bytes | None = None
         self._pmt_in: bytes | None = None
         self._pmt_out: bytes | None = None
+        self._pat_raw = self._pmt_raw = b""  # the last good PAT/PMT packet after its header
         self._pids: dict[int, int] = {}  # source PID -> output PID (elementary streams, PCR)
         self._table = self._build_table()
 
@@ -224,6 +225,8 @@ class PidNormalizer:
     # -- PAT / PMT -------------------------------------------------------------------
 
     def _pat(self, packet: bytes) -> bytes | None:
+        if self._pat_out is not None and packet[4:] == self._pat_raw and not packet[1] & 0x80:
+            return self._emit(0, self._pat_out)  # the same PAT again (the usual case)
         section = section_of(packet, 0x00)
         if section is None:
             return None
@@ -250,10 +253,13 @@ class PidNormalizer:
                 self._pmt_in = self._pmt_out = None
                 self._pids = {}
                 self._table = self._build_table()
+        self._pat_raw = packet[4:]
         assert self._pat_out is not None
         return self._emit(0, self._pat_out)
 
     def _pmt(self, packet: bytes) -> bytes | None:
+        if self._pmt_out is not None and packet[4:] == self._pmt_raw and not packet[1] & 0x80:
+            return self._emit(OUT_PMT, self._pmt_out)
         section = section_of(packet, 0x02)
         if section is None or ((section[3] << 8) | section[4]) != self._program:
             return None
@@ -281,6 +287,7 @@ class PidNormalizer:
             if pids != self._pids:
                 self._pids = pids
                 self._table = self._build_table()
+        self._pmt_raw = packet[4:]
         assert self._pmt_out is not None
         return self._emit(OUT_PMT, self._pmt_out)
 
