@@ -104,25 +104,25 @@ class UpstreamTests(SynchronousTestCase):
         self.assertEqual(len(self.consumer.failures), 1)
         self.assertIn("no answer within 4s", self.consumer.failures[0])
 
-    def test_no_answer_from_a_real_agent_says_so(self) -> None:
-        """A cancelled Agent request fails with ResponseNeverReceived, not a bare CancelledError."""
+    def agent_like_upstream(self) -> tuple[_AgentLikeHTTP, Upstream, Consumer]:
+        """An Upstream over an HTTP client that fails the way treq over a real Agent does."""
         self.upstream.close()
         http = _AgentLikeHTTP()
         upstream = Upstream(URL, "main", http, {}, self.clock, self.config, Redactor.for_urls([URL]))
         consumer = Consumer()
         upstream.subscribe(consumer)
         upstream.start()
+        return http, upstream, consumer
+
+    def test_no_answer_from_a_real_agent_says_so(self) -> None:
+        """A cancelled Agent request fails with ResponseNeverReceived, not a bare CancelledError."""
+        _, upstream, consumer = self.agent_like_upstream()
         self.clock.advance(4.01)
         self.assertEqual(consumer.failures, ["no answer within 4s"])
         upstream.close()
 
     def test_connection_closed_before_an_answer_is_named_plainly(self) -> None:
-        self.upstream.close()
-        http = _AgentLikeHTTP()
-        upstream = Upstream(URL, "main", http, {}, self.clock, self.config, Redactor.for_urls([URL]))
-        consumer = Consumer()
-        upstream.subscribe(consumer)
-        upstream.start()
+        http, upstream, consumer = self.agent_like_upstream()
         http.requests[0].errback(ResponseNeverReceived([Failure(ConnectionDone())]))
         self.assertEqual(len(consumer.failures), 1)
         self.assertIn("Connection was closed cleanly", consumer.failures[0])
