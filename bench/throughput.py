@@ -33,6 +33,8 @@ def read(port: int, path: str, seconds: float) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--normalize-pids", action="store_true",
+                        help="turn stream.normalize_pids on (PID rewriting on the hot path)")
     args = parser.parse_args()
     source, url_a, _ = c.provider(None)
     server = None
@@ -40,11 +42,13 @@ def main() -> None:
         direct = read(c.port_of(url_a), "/" + url_a.split("/", 3)[3], args.seconds)
         now = time.time()
         server, port = c.epgd(c.playlist_of(url_a),
-                              {"bench_1": [c.event("Game", now - 60, now + 3600, url_a)]})
+                              {"bench_1": [c.event("Game", now - 60, now + 3600, url_a)]},
+                              normalize_pids=args.normalize_pids)
         cpu, wall = server.cpu_seconds(), time.monotonic()
         proxied = read(port, "/stream/bench_1.ts", args.seconds)
         cpu = (server.cpu_seconds() - cpu) / (time.monotonic() - wall) * 100
-        print(f"throughput: through epgd {proxied:.0f} MB/s (epgd cpu {cpu:.0f}%, "
+        label = " (normalize_pids)" if args.normalize_pids else ""
+        print(f"throughput{label}: through epgd {proxied:.0f} MB/s (epgd cpu {cpu:.0f}%, "
               f"rss {server.rss_mb():.0f}MB), direct from provider {direct:.0f} MB/s, "
               f"ratio {proxied / direct:.0%}")
     finally:
