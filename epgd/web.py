@@ -19,6 +19,7 @@ from twisted.logger import Logger
 from twisted.web.iweb import IRequest
 
 from epgd.config import Config
+from epgd.plaintext import error_line
 from epgd.publish.m3u import for_ffmpeg
 
 
@@ -49,13 +50,6 @@ class StreamsLike(Protocol):
     def status(self) -> dict[str, Any]: ...
 
     def stop(self, channel_id: str) -> bool: ...
-
-
-def _text(request: IRequest, code: int, line: str) -> bytes:
-    """Every error body is one line of plain text saying what is wrong."""
-    request.setResponseCode(code)
-    request.setHeader(b"Content-Type", b"text/plain; charset=utf-8")
-    return (line.replace("\n", " ") + "\n").encode("utf-8")
 
 
 def _json(request: IRequest, body: Any, code: int = 200) -> bytes:
@@ -119,7 +113,7 @@ class EpgdApi:
         published = self.catalog.published()
         if published is None:
             request.setHeader(b"Retry-After", b"10")
-            return _text(request, 503, "no schedule yet: provider data is still loading")
+            return error_line(request, 503, "no schedule yet: provider data is still loading")
         return published
 
     # -- guide -----------------------------------------------------------------------
@@ -186,7 +180,7 @@ class EpgdApi:
     @app.route("/refresh", methods=["POST"])
     def refresh(self, request: IRequest) -> bytes:
         if not self.authorized(request):
-            return _text(request, 401, "admin token required")
+            return error_line(request, 401, "admin token required")
         self.catalog.refresh().addErrback(
             lambda f: self.log.failure("refresh failed", f)
         )
@@ -197,7 +191,7 @@ class EpgdApi:
     @app.route("/stream/<string:filename>", methods=["GET", "HEAD"])
     def stream(self, request: IRequest, filename: str) -> Any:
         if not filename.endswith(".ts"):
-            return _text(request, 404, f"unknown stream {filename!r}: stream URLs end in .ts")
+            return error_line(request, 404, f"unknown stream {filename!r}: stream URLs end in .ts")
         return self.streams.serve(request, filename[: -len(".ts")])
 
     @app.route("/streams/status", methods=["GET"])
@@ -207,18 +201,18 @@ class EpgdApi:
     @app.route("/streams/stop/<string:channel_id>", methods=["GET", "POST"])
     def streams_stop(self, request: IRequest, channel_id: str) -> bytes:
         if not self.authorized(request):
-            return _text(request, 401, "admin token required")
+            return error_line(request, 401, "admin token required")
         if self.streams.stop(channel_id):
             return _json(request, {"stopped": channel_id})
-        return _text(request, 404, f"no active stream on channel {channel_id!r}")
+        return error_line(request, 404, f"no active stream on channel {channel_id!r}")
 
     @app.handle_errors(Exception)
     def _unexpected(self, request: IRequest, failure: Any) -> bytes:
         from werkzeug.exceptions import MethodNotAllowed, NotFound
 
         if failure.check(NotFound):
-            return _text(request, 404, "not found: see /playlist.m3u, /epg.xml, /schedule.json, /health")
+            return error_line(request, 404, "not found: see /playlist.m3u, /epg.xml, /schedule.json, /health")
         if failure.check(MethodNotAllowed):
-            return _text(request, 405, "method not allowed")
+            return error_line(request, 405, "method not allowed")
         self.log.failure("unexpected error in {path}", failure, path=request.path)
-        return _text(request, 500, "internal error (see the epgd log)")
+        return error_line(request, 500, "internal error (see the epgd log)")

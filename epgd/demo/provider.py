@@ -24,6 +24,7 @@ from zope.interface import implementer
 
 from epgd.demo.clip import Clip
 from epgd.demo.scenario import Scenario, stream_clip
+from epgd.plaintext import error_line
 from epgd.stream.ts import PACKET_SIZE
 
 _STREAM_PATH = re.compile(r"^/live/([^/]+)/([^/]+)/(\d+)\.(?:ts|mpegts)$")
@@ -165,24 +166,24 @@ class DemoProvider(Resource):
         path = (request.path or b"/").decode("latin-1")
         if path in ("/get.php", "/xmltv.php"):
             if not self._authorized(self._arg(request, b"username"), self._arg(request, b"password")):
-                return _text(request, 401, "invalid username or password")
+                return error_line(request, 401, "invalid username or password")
             if path == "/xmltv.php":
                 request.setHeader(b"Content-Type", b"application/xml; charset=utf-8")
                 return self.scenario.guide(self.clock.seconds())
             kind = self._arg(request, b"type") or b"m3u_plus"
             if kind not in (b"m3u_plus", b"m3u"):
-                return _text(request, 400, "type must be m3u_plus or m3u")
+                return error_line(request, 400, "type must be m3u_plus or m3u")
             request.setHeader(b"Content-Type", b"audio/x-mpegurl; charset=utf-8")
             base = f"{self._host(request)}/live/{self.username}/{self.password}"
             return self.scenario.playlist(base, self.clock.seconds()).encode("utf-8")
         match = _STREAM_PATH.match(path)
         if match is None:
-            return _text(request, 404, "not found: try /get.php, /xmltv.php or /live/USER/PASS/ID.ts")
+            return error_line(request, 404, "not found: try /get.php, /xmltv.php or /live/USER/PASS/ID.ts")
         if not self._authorized(match.group(1).encode("latin-1"), match.group(2).encode("latin-1")):
-            return _text(request, 401, "invalid username or password")
+            return error_line(request, 401, "invalid username or password")
         index = stream_clip(int(match.group(3)))
         if index is None or index >= len(self.clips):
-            return _text(request, 404, f"no stream {match.group(3)} on this demo provider")
+            return error_line(request, 404, f"no stream {match.group(3)} on this demo provider")
         request.setHeader(b"Content-Type", b"video/mp2t")
         if request.method == b"HEAD":
             return b""
@@ -200,9 +201,3 @@ class DemoProvider(Resource):
                 streamer.request.unregisterProducer()
                 streamer.request.finish()
         self.streamers.clear()
-
-
-def _text(request: Request, code: int, line: str) -> bytes:
-    request.setResponseCode(code)
-    request.setHeader(b"Content-Type", b"text/plain; charset=utf-8")
-    return (line + "\n").encode("utf-8")

@@ -19,6 +19,7 @@ from twisted.logger import Logger
 from twisted.web.iweb import IRequest
 
 from epgd.config import Config
+from epgd.plaintext import error_line
 from epgd.redact import Redactor
 from epgd.schedule.model import Schedule
 from epgd.stream.channel import ChannelStream
@@ -31,12 +32,6 @@ REAP_EVERY = 1.0
 
 def _iso(t: float) -> str:
     return _dt.datetime.fromtimestamp(t, _dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _text(request: IRequest, code: int, line: str) -> bytes:
-    request.setResponseCode(code)
-    request.setHeader(b"Content-Type", b"text/plain; charset=utf-8")
-    return (line.replace("\n", " ") + "\n").encode("utf-8")
 
 
 class StreamManager(Service):
@@ -94,29 +89,29 @@ class StreamManager(Service):
         if schedule is None or schedule.channel(channel_id) is None:
             if schedule is None:
                 request.setHeader(b"Retry-After", b"10")
-                return _text(request, 503, "no schedule yet: provider data is still loading")
-            return _text(request, 404, f"unknown channel {channel_id!r}")
+                return error_line(request, 503, "no schedule yet: provider data is still loading")
+            return error_line(request, 404, f"unknown channel {channel_id!r}")
         hold = self.config.stream.hold_after_end
         channel = self.channels.get(channel_id)
         event = schedule.playing(channel_id, now, hold)
         if event is None and not self._has_data():
             request.setHeader(b"Retry-After", b"10")
-            return _text(request, 503, "no provider data yet: the first fetch is still running "
+            return error_line(request, 503, "no provider data yet: the first fetch is still running "
                                        "(see /health)")
         if event is None:
             upcoming = schedule.next(channel_id, now)
             if upcoming is None:
                 request.setHeader(b"Retry-After", b"3600")
-                return _text(request, 503, f"nothing on {channel_id} now and nothing scheduled")
+                return error_line(request, 503, f"nothing on {channel_id} now and nothing scheduled")
             wait = max(1, math.ceil(upcoming.live_from - now))
             request.setHeader(b"Retry-After", str(wait).encode("ascii"))
-            return _text(
+            return error_line(
                 request, 503,
                 f"nothing on {channel_id} now; next: {upcoming.title!r} at {_iso(upcoming.live_from)}",
             )
         if len(self._clients) >= self.config.server.max_clients:
             request.setHeader(b"Retry-After", b"30")
-            return _text(
+            return error_line(
                 request, 503,
                 f"too many clients: server.max_clients is {self.config.server.max_clients}",
             )
@@ -124,7 +119,7 @@ class StreamManager(Service):
             full = self._full_provider(event.sources, free=request.method != b"HEAD")
             if full is not None:
                 request.setHeader(b"Retry-After", b"30")
-                return _text(request, 503, str(full))
+                return error_line(request, 503, str(full))
         request.setResponseCode(200)
         request.setHeader(b"Content-Type", b"video/mp2t")
         request.setHeader(b"Cache-Control", b"no-cache, no-store")
