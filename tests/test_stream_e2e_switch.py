@@ -13,6 +13,7 @@ from tests.streamhelpers import (
     NULL_PID,
     PAT_PID,
     E2ETestCase,
+    Epgd,
     HTTPReader,
     event,
     pids,
@@ -82,13 +83,17 @@ class SwitchTests(E2ETestCase):
         self.assertEqual(self.provider.peak_total, 1, "two provider connections at once")
         self.assertEqual((await epgd.status())["test_1"]["switches"], 1)
 
-    async def test_provider_limit_is_503_naming_provider_and_limit(self) -> None:
+    def two_channels_one_connection(self) -> Epgd:
+        """Channels test_1 (clip a) and test_2 (clip b), both live, on a one-connection plan."""
         url_a = self.provider.stream("a", "a")
         url_b = self.provider.stream("b", "b")
         now = self.now()
-        epgd = self.epgd({"test_1": [event("Game A", now - 60, now + 600, url_a)],
+        return self.epgd({"test_1": [event("Game A", now - 60, now + 600, url_a)],
                           "test_2": [event("Game B", now - 60, now + 600, url_b)]},
                          max_streams=1)
+
+    async def test_provider_limit_is_503_naming_provider_and_limit(self) -> None:
+        epgd = self.two_channels_one_connection()
         watching = await epgd.open("/stream/test_1.ts")
         await watching.wait_bytes(20_000)
         refused = await epgd.fetch("/stream/test_2.ts")
@@ -101,12 +106,7 @@ class SwitchTests(E2ETestCase):
         self.assert_no_credentials(refused.text())
 
     async def test_a_stream_without_clients_makes_room_at_the_limit(self) -> None:
-        url_a = self.provider.stream("a", "a")
-        url_b = self.provider.stream("b", "b")
-        now = self.now()
-        epgd = self.epgd({"test_1": [event("Game A", now - 60, now + 600, url_a)],
-                          "test_2": [event("Game B", now - 60, now + 600, url_b)]},
-                         max_streams=1)
+        epgd = self.two_channels_one_connection()
         left = await epgd.open("/stream/test_1.ts")
         await left.wait_bytes(20_000)
         await left.close()
