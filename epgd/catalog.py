@@ -137,7 +137,6 @@ class Catalog(Service):
         self._loops: list[LoopingCall] = []
         self._inflight: dict[str, list[Deferred[None]]] = {}
         self._errors: dict[str, str] = {}
-        self._untried = set(self.feeds)
         self._serving: set[str] = set()  # providers whose data the served schedule holds
         self._stopping = False
 
@@ -271,20 +270,15 @@ class Catalog(Service):
 
     def _refreshed(self, data: ProviderData, name: str) -> None:
         self._errors.pop(name, None)
-        self._untried.discard(name)
         if not self._stopping:  # the feed has logged its figures
             self._rebuild(f"refresh of {name}")
 
     def _refresh_failed(self, failure: Failure, name: str) -> None:
         message = one_line(failure, self.redactor.mask)
         self._errors[name] = message
-        self._untried.discard(name)
         if not failure.check(SourceError):  # a SourceError was logged by the feed itself
             self.log.error("provider {provider} refresh failed: {error}", provider=name,
                            error=message)
-        # Once every provider was tried, publish even without data, so the playlist is there.
-        if self._published is None and not self._untried and not self._stopping:
-            self._rebuild("first fetch round")
 
     # -- building and publishing ---------------------------------------------------------
 
