@@ -23,7 +23,7 @@ from twisted.python.failure import Failure
 from epgd.config import ProviderConfig
 from epgd.redact import Redactor
 from epgd.sources import SourceError, is_gzip_file
-from epgd.sources.fetch import DOWNLOAD_TIMEOUT, Fetcher
+from epgd.sources.fetch import DOWNLOAD_TIMEOUT, Fetcher, remove_quietly
 from epgd.sources.m3u import parse_playlist
 from epgd.sources.models import GuideChannel, Playlist, ProviderChannel, ProviderData
 from epgd.sources.xmltv import parse_guide
@@ -196,7 +196,7 @@ class ProviderFeed:
             raise SourceError(message) from None
         finally:
             for temp in temps:
-                _remove(temp)
+                remove_quietly(temp)
         self._install(data, _dt.datetime.fromtimestamp(self.clock.seconds(), _dt.UTC))
         if data.guide is not None and data.guide.cut_short:
             self.error = self.redactor.mask(
@@ -233,12 +233,12 @@ class ProviderFeed:
             self._replace(guide, GUIDE)
         else:
             for name in (GUIDE, GUIDE + ".gz"):
-                _remove(os.path.join(self.directory, name))
+                remove_quietly(os.path.join(self.directory, name))
 
     def _replace(self, temp: str, name: str) -> None:
         gz = is_gzip_file(temp)
         os.replace(temp, os.path.join(self.directory, name + (".gz" if gz else "")))
-        _remove(os.path.join(self.directory, name + ("" if gz else ".gz")))
+        remove_quietly(os.path.join(self.directory, name + ("" if gz else ".gz")))
 
     def _existing(self, name: str) -> str | None:
         for candidate in (name, name + ".gz"):
@@ -267,17 +267,10 @@ class ProviderFeed:
             return
         for name in names:
             if name.startswith(".") and name.endswith(".part"):
-                _remove(os.path.join(self.directory, name))
+                remove_quietly(os.path.join(self.directory, name))
 
     def close(self) -> Deferred[None]:
         """Stop a refresh in flight and close the provider connections."""
         if self._running is not None:
             self._running.cancel()
         return self._fetcher.close()
-
-
-def _remove(path: str) -> None:
-    try:
-        os.remove(path)
-    except OSError:
-        pass

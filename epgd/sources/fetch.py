@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from treq.client import HTTPClient
-from twisted.internet.defer import CancelledError, Deferred, maybeDeferred
+from twisted.internet.defer import CancelledError, Deferred, fail, maybeDeferred
 from twisted.internet.error import ConnectError, ConnectingCancelledError, DNSLookupError
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.protocol import Protocol
@@ -153,9 +153,9 @@ class Fetcher:
             os.makedirs(directory, exist_ok=True)
             fd, temp = tempfile.mkstemp(dir=directory, prefix=f".{what}-", suffix=".part")
         except SourceError as e:
-            return _failed(SourceError(f"{label}: {e}"))
+            return fail(SourceError(f"{label}: {e}"))
         except OSError as e:
-            return _failed(SourceError(f"{label}: cannot write to {directory}: {e.strerror}"))
+            return fail(SourceError(f"{label}: cannot write to {directory}: {e.strerror}"))
         out = os.fdopen(fd, "wb")
         expired: list[bool] = []
         if path is not None:
@@ -171,7 +171,7 @@ class Fetcher:
             d.addBoth(_closing(out, self.clock.callLater(self.timeout, expire)))
 
         def failed(failure: Failure) -> Failure:
-            _remove(temp)
+            remove_quietly(temp)
             if expired:
                 reason = f"no complete answer within {self.timeout:g} s"
             else:
@@ -241,14 +241,9 @@ def _closing(out: Any, timer: Any) -> Callable[[Any], Any]:
     return close
 
 
-def _remove(path: str) -> None:
+def remove_quietly(path: str) -> None:
+    """Remove a temp file that may already be gone."""
     try:
         os.remove(path)
     except OSError:
         pass
-
-
-def _failed(error: Exception) -> Deferred[Any]:
-    d: Deferred[Any] = Deferred()
-    d.errback(error)
-    return d
