@@ -25,11 +25,10 @@ from twisted.python.failure import Failure
 
 from epgd.config import Config, ProviderConfig
 from epgd.publish.outputs import Published
-from epgd.publish.schedule_json import utc_iso
 from epgd.redact import Redactor
 from epgd.schedule.build import build_schedule
 from epgd.schedule.events import lineup_takes
-from epgd.schedule.model import Schedule
+from epgd.schedule.model import Schedule, utc_iso
 from epgd.schedule.packing import PackingState
 from epgd.sources import SourceError
 from epgd.sources.feed import ProviderFeed

@@ -12,15 +12,10 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from epgd.schedule.model import Channel, Event, Schedule
+from epgd.schedule.model import Channel, Event, Schedule, utc_iso
 
 UTC = _dt.UTC
 DAY = 86400.0
-
-
-def utc_iso(when: _dt.datetime) -> str:
-    """``2026-11-24T19:00:00Z``: whole seconds, UTC."""
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def event_object(event: Event, now: float, mask: Callable[[str], str]) -> dict[str, Any]:

@@ -29,7 +29,7 @@ from epgd.schedule.events import (
     parse_name,
     title_passes,
 )
-from epgd.schedule.model import Channel, Event, Schedule
+from epgd.schedule.model import Channel, Event, Schedule, utc_iso
 from epgd.schedule.packing import (
     KEEP_GONE,
     PackingState,
@@ -169,7 +169,7 @@ def _log_unplaced(lineup: LineupConfig, new: Sequence[Event]) -> None:
     for event in new[:MAX_UNPLACED_LOGGED]:
         _log.warn("lineup {lineup}: no free channel for {title!r} at {start}; "
                   "listed as unplaced", lineup=lineup.id, title=event.title,
-                  start=event.start.strftime("%Y-%m-%dT%H:%M:%SZ"))
+                  start=utc_iso(event.start))
     if len(new) > MAX_UNPLACED_LOGGED:
         _log.warn("lineup {lineup}: {count} more events found no free channel among its "
                   "{channels}; all are listed as unplaced in schedule.json",

@@ -14,6 +14,13 @@ import datetime as _dt
 from attrs import field, frozen
 
 
+def utc_iso(when: _dt.datetime | float) -> str:
+    """``2026-11-24T19:00:00Z`` (whole seconds, UTC) for a datetime or a POSIX time."""
+    if not isinstance(when, _dt.datetime):
+        when = _dt.datetime.fromtimestamp(when, _dt.UTC)
+    return when.astimezone(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 @frozen
 class Source:
     """One provider stream carrying an event. ``url`` is the real URL: mask it before showing it."""

@@ -6,7 +6,6 @@ connection, enforces ``max_clients`` and ``max_streams``, re-checks the schedule
 
 from __future__ import annotations
 
-import datetime as _dt
 import math
 from collections.abc import Callable
 from typing import Any
@@ -21,17 +20,13 @@ from twisted.web.iweb import IRequest
 from epgd.config import Config
 from epgd.plaintext import error_line
 from epgd.redact import Redactor
-from epgd.schedule.model import Schedule
+from epgd.schedule.model import Schedule, utc_iso
 from epgd.stream.channel import ChannelStream
 from epgd.stream.client import Client
 from epgd.stream.registry import HTTPFactory, ProviderFull, UpstreamRegistry
 
 #: how often idle streams are looked for
 REAP_EVERY = 1.0
-
-
-def _iso(t: float) -> str:
-    return _dt.datetime.fromtimestamp(t, _dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class StreamManager(Service):
@@ -107,7 +102,7 @@ class StreamManager(Service):
             request.setHeader(b"Retry-After", str(wait).encode("ascii"))
             return error_line(
                 request, 503,
-                f"nothing on {channel_id} now; next: {upcoming.title!r} at {_iso(upcoming.live_from)}",
+                f"nothing on {channel_id} now; next: {upcoming.title!r} at {utc_iso(upcoming.live_from)}",
             )
         if len(self._clients) >= self.config.server.max_clients:
             request.setHeader(b"Retry-After", b"30")
