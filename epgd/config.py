@@ -27,6 +27,7 @@ from epgd.configtypes import (
     ConfigError,
     EventConfig,
     GuideConfig,
+    HdhrConfig,
     LineupConfig,
     ProviderConfig,
     ServerConfig,
@@ -35,14 +36,15 @@ from epgd.configtypes import (
 from epgd.redact import Redactor
 
 __all__ = [
-    "DEFAULT_USER_AGENT", "Config", "ConfigError", "EventConfig", "GuideConfig", "LineupConfig",
+    "DEFAULT_USER_AGENT", "Config", "ConfigError", "EventConfig", "GuideConfig", "HdhrConfig", "LineupConfig",
     "ProviderConfig", "ServerConfig", "StreamConfig", "check_listen", "load_config",
     "parse_config",
 ]
 
 # -- loading and validation ----------------------------------------------------------
 
-_TOP_KEYS = ("server", "stream", "guide", "provider", "lineup", "event")
+_TOP_KEYS = ("server", "stream", "guide", "hdhr", "provider", "lineup", "event")
+_HLS_VARIANT = re.compile(r"best|worst|[1-9][0-9]*p|[1-9][0-9]*")
 _PROVIDER_NAME = re.compile(r"[a-z0-9_-]+")
 _LINEUP_ID = re.compile(r"[a-z0-9_]+")
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
@@ -205,6 +207,12 @@ class _Parser:
             self.fail(key, "must not contain line breaks or NUL", shown=False)
         return value
 
+    def choice(self, value: Any, key: str, allowed: Sequence[str]) -> str:
+        if value not in allowed:
+            options = ", ".join(f'"{a}"' for a in allowed)
+            self.fail(key, f"must be one of {options}", value)
+        return str(value)
+
     def boolean(self, value: Any, key: str) -> bool:
         if not isinstance(value, bool):
             self.fail(key, "must be true or false", value)
@@ -243,6 +251,7 @@ class _Parser:
         server = self.server(self.data.get("server", {}))
         stream = self.stream(self.data.get("stream", {}))
         guide = self.guide(self.data.get("guide", {}))
+        hdhr = self.hdhr(self.data.get("hdhr", {}))
         providers = tuple(self.provider(p, f"provider[{i}]") for i, p in enumerate(self.tables("provider")))
         if not providers:
             self.fail("provider", "at least one [[provider]] table is required", shown=False)
@@ -263,7 +272,7 @@ class _Parser:
                 seen[channel_id] = lineup.id
         by_id = {lineup.id: lineup for lineup in lineups}
         events = tuple(self.event(t, f"event[{i}]", by_id, names) for i, t in enumerate(self.tables("event")))
-        return Config(server=server, stream=stream, guide=guide, providers=providers,
+        return Config(server=server, stream=stream, guide=guide, hdhr=hdhr, providers=providers,
                       lineups=lineups, events=events, path=self.path)
 
     def server(self, value: Any) -> ServerConfig:
@@ -306,7 +315,23 @@ class _Parser:
             client_buffer=client_buffer,
             hold_after_end=self.seconds(t.get("hold_after_end", d.hold_after_end), "stream.hold_after_end", open_lo=False),
             reconnect_attempts=self.integer(t.get("reconnect_attempts", d.reconnect_attempts), "stream.reconnect_attempts", 0),
-            normalize_pids=self.boolean(t.get("normalize_pids", d.normalize_pids), "stream.normalize_pids"),
+            output=self.choice(t.get("output", d.output), "stream.output", ("continuous", "passthrough")),
+            on_codec_change=self.choice(t.get("on_codec_change", d.on_codec_change),
+                                        "stream.on_codec_change", ("continue", "close")),
+        )
+
+    def hdhr(self, value: Any) -> HdhrConfig:
+        t = self.table(value, "hdhr", _names(HdhrConfig))
+        d = HdhrConfig()
+        return HdhrConfig(
+            enabled=self.boolean(t.get("enabled", d.enabled), "hdhr.enabled"),
+            friendly_name=self.string(t.get("friendly_name", d.friendly_name), "hdhr.friendly_name",
+                                      nonempty=True).strip(),
+            tuner_count=self.integer(t.get("tuner_count", d.tuner_count), "hdhr.tuner_count", 0, 999),
+            device_id=self.string(t.get("device_id", d.device_id), "hdhr.device_id").strip(),
+            discovery=self.boolean(t.get("discovery", d.discovery), "hdhr.discovery"),
+            discovery_port=self.integer(t.get("discovery_port", d.discovery_port), "hdhr.discovery_port",
+                                        0, 65535),
         )
 
     def guide(self, value: Any) -> GuideConfig:
@@ -346,7 +371,18 @@ class _Parser:
             max_streams=self.integer(t.get("max_streams", 0), f"{key}.max_streams", 0),
             headers=dict(headers),
             guide_offset=self.seconds(t.get("guide_offset", 0.0), f"{key}.guide_offset", lo=None),
+            fetch_timeout=self.seconds(t.get("fetch_timeout", 3600.0), f"{key}.fetch_timeout"),
+            max_guide_bytes=self.integer(t.get("max_guide_bytes", 2147483648), f"{key}.max_guide_bytes", 1),
+            hls_variant=self.hls_variant(t.get("hls_variant", "best"), f"{key}.hls_variant"),
         )
+
+    def hls_variant(self, value: Any, key: str) -> str:
+        if _is_int(value) and value > 0:
+            return str(value)
+        text = self.string(value, key).strip().lower()
+        if not _HLS_VARIANT.fullmatch(text):
+            self.fail(key, 'must be "best", "worst", a height like "720p" or a number of bit/s', value)
+        return text
 
     def lineup(self, value: Any, key: str, providers: list[str]) -> LineupConfig:
         t = self.table(value, key, _names(LineupConfig), required=("id",))

@@ -43,8 +43,10 @@ class StreamConfig:
     client_buffer: int = 8388608
     hold_after_end: float = 3600.0
     reconnect_attempts: int = 5
-    #: not in SPEC §3 (opt-in extension): rewrite PIDs to one fixed layout, see stream/remap.py
-    normalize_pids: bool = False
+    #: "continuous": one unbroken program per channel (SPEC §7.1); "passthrough": bytes unchanged
+    output: str = "continuous"
+    #: at a splice to other codecs: "continue", or "close" the clients so their players re-tune
+    on_codec_change: str = "continue"
 
 
 @frozen
@@ -52,6 +54,16 @@ class GuideConfig:
     days: int = 7
     filler: bool = True
     timezone: str = "UTC"
+
+
+@frozen
+class HdhrConfig:
+    enabled: bool = True
+    friendly_name: str = "epgd"
+    tuner_count: int = 0
+    device_id: str = ""
+    discovery: bool = False
+    discovery_port: int = 65001
 
 
 @frozen
@@ -63,6 +75,10 @@ class ProviderConfig:
     max_streams: int = 0
     headers: Mapping[str, str] = field(factory=dict, hash=False)
     guide_offset: float = 0.0
+    fetch_timeout: float = 3600.0
+    max_guide_bytes: int = 2147483648
+    #: "best", "worst", "<N>p" (tallest variant not above N lines) or a bit/s ceiling as digits
+    hls_variant: str = "best"
 
 
 @frozen
@@ -120,6 +136,7 @@ class Config:
     server: ServerConfig = ServerConfig()
     stream: StreamConfig = StreamConfig()
     guide: GuideConfig = GuideConfig()
+    hdhr: HdhrConfig = HdhrConfig()
     providers: tuple[ProviderConfig, ...] = ()
     lineups: tuple[LineupConfig, ...] = ()
     events: tuple[EventConfig, ...] = ()

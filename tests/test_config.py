@@ -65,6 +65,12 @@ class DefaultsTests(SynchronousTestCase):
         self.assertEqual(
             s.user_agent, "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36"
         )
+        self.assertEqual((s.output, s.on_codec_change), ("continuous", "continue"))
+
+    def test_hdhr(self) -> None:
+        h = self.config.hdhr
+        self.assertEqual((h.enabled, h.friendly_name, h.tuner_count, h.device_id), (True, "epgd", 0, ""))
+        self.assertEqual((h.discovery, h.discovery_port), (False, 65001))
 
     def test_guide(self) -> None:
         g = self.config.guide
@@ -75,6 +81,7 @@ class DefaultsTests(SynchronousTestCase):
         self.assertEqual(p.name, "main")
         self.assertEqual(p.guide, "")
         self.assertEqual((p.refresh_interval, p.max_streams, p.guide_offset), (21600, 0, 0))
+        self.assertEqual((p.fetch_timeout, p.max_guide_bytes, p.hls_variant), (3600, 2147483648, "best"))
         self.assertEqual(dict(p.headers), {})
 
     def test_lineup(self) -> None:
@@ -106,6 +113,7 @@ class DefaultsTests(SynchronousTestCase):
         self.assertEqual(spec.server, self.config.server)
         self.assertEqual(spec.stream, self.config.stream)
         self.assertEqual(spec.guide, self.config.guide)
+        self.assertEqual(spec.hdhr, self.config.hdhr)
         for kind, ours, theirs in (("provider", self.config.providers[0], spec.providers[0]),
                                    ("lineup", self.config.lineups[0], spec.lineups[0])):
             for attribute in fields(type(ours)):
@@ -198,7 +206,9 @@ class ValuesTests(SynchronousTestCase):
                     "id", "channels", "first_number", "group", "logo", "providers", "match_group",
                     "match_name", "match_title", "exclude_title", "name_pattern", "name_time_formats",
                     "default_duration", "pre_padding", "post_padding", "lineup", "title", "start",
-                    "stop", "url", "provider", "channel"):
+                    "stop", "url", "provider", "channel", "output", "on_codec_change", "enabled",
+                    "friendly_name", "tuner_count", "device_id", "discovery", "discovery_port",
+                    "fetch_timeout", "max_guide_bytes", "hls_variant"):
             self.assertIn(f"\n{key} = ", text)
 
 
@@ -266,6 +276,35 @@ class ErrorTests(SynchronousTestCase):
                          "epgd.toml: stream.idle_timeout: must be a positive number of seconds, got inf")
         self.assertIn("guide.days", self.error(config_with(guide={"days": "7"})))
         self.assertIn('guide.filler: must be true or false, got "yes"', self.error(config_with(guide={"filler": "yes"})))
+
+    def test_stream_choices(self) -> None:
+        self.assertEqual(self.error(config_with(stream={"output": "raw"})),
+                         'epgd.toml: stream.output: must be one of "continuous", "passthrough", got "raw"')
+        self.assertIn('stream.on_codec_change: must be one of "continue", "close", got true',
+                      self.error(config_with(stream={"on_codec_change": True})))
+
+    def test_normalize_pids_is_gone(self) -> None:
+        """The splicer replaced the opt-in PID rewrite: the old key is a typo now."""
+        self.assertIn("stream.normalize_pids: unknown key",
+                      self.error(config_with(stream={"normalize_pids": True})))
+
+    def test_hls_variant(self) -> None:
+        for good, stored in (("best", "best"), ("worst", "worst"), ("720p", "720p"), (5000000, "5000000"),
+                             ("3000000", "3000000")):
+            data = config_with()
+            data["provider"][0]["hls_variant"] = good
+            self.assertEqual(parse_config(data, "f").providers[0].hls_variant, stored)
+        data = config_with()
+        data["provider"][0]["hls_variant"] = "highest"
+        self.assertIn('provider[0].hls_variant: must be "best", "worst", a height like "720p" or a number',
+                      self.error(data))
+
+    def test_hdhr_values(self) -> None:
+        self.assertIn("hdhr.tuner_count: must be an integer from 0 to 999, got -1",
+                      self.error(config_with(hdhr={"tuner_count": -1})))
+        self.assertIn("hdhr.discovery: must be true or false", self.error(config_with(hdhr={"discovery": 1})))
+        self.assertIn('hdhr.friendy_name: unknown key (did you mean "friendly_name"?)',
+                      self.error(config_with(hdhr={"friendy_name": "x"})))
 
     def test_unknown_keys(self) -> None:
         self.assertEqual(

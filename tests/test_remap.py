@@ -8,19 +8,11 @@ import shutil
 import subprocess
 import tempfile
 
-from twisted.internet.task import Clock
 from twisted.logger import capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 
-from epgd.config import Config, ConfigError, ProviderConfig, StreamConfig, parse_config
-from epgd.redact import Redactor
-from epgd.stream.channel import ChannelStream
-from epgd.stream.client import Client
-from epgd.stream.registry import UpstreamRegistry
 from epgd.stream.remap import PidNormalizer, crc32_mpeg2
 from epgd.stream.ts import NULL_PACKET, PACKET_SIZE
-from tests.streamfakes import FakeHTTP, FakeRequest, finish_when_done
-from tests.test_channel import BASE, T0, event, schedule
 from tests.tsutil import packet, pids
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -208,65 +200,3 @@ class FfmpegTests(SynchronousTestCase):
         self.assertEqual(self.video_frames(normalize(a, b)), only_a + only_b)
         # Why the feature exists: untouched, the recording stops at the switch.
         self.assertEqual(self.video_frames(a + b), only_a)
-
-
-class ChannelTests(SynchronousTestCase):
-    """With ``normalize_pids`` on, a channel's clients see the same PIDs across a switch."""
-
-    def setUp(self) -> None:
-        self.clock = Clock()
-        self.clock.advance(T0)
-        self.http = FakeHTTP()
-        config = Config(
-            stream=StreamConfig(connect_timeout=4, hold_after_end=60, chunk_size=188,
-                                normalize_pids=True),
-            providers=(ProviderConfig("main", BASE + "get.php"),),
-        )
-        redactor = Redactor.for_urls([BASE])
-        self.registry = UpstreamRegistry(config, self.clock, redactor,
-                                         http_factory=lambda provider: self.http)
-        self.channel = ChannelStream("nhl_1", self.clock, config.stream, self.registry, redactor)
-        self.addCleanup(self.channel.stop)
-
-    def client(self) -> FakeRequest:
-        request = FakeRequest()
-        client = Client(request, self.clock, buffer_limit=1 << 22,
-                        channel_id="nhl_1", on_detach=self.channel.client_gone)
-        finish_when_done(request, client.done)
-        self.channel.add_client(client)
-        return request
-
-    def test_switch_keeps_pids(self) -> None:
-        a, b = read(CLIP_A), read(CLIP_B)
-        sched = schedule(event("one", 0, 100, "a.ts"), event("two", 100, 200, "b.ts"))
-        self.channel.check(sched, self.clock.seconds())
-        request = self.client()
-        old = self.http.answer(BASE + "a.ts")
-        old.send(a)
-        self.clock.advance(0.2)
-        joiner = self.client()  # starts with the recent packets: normalized too
-        self.assertEqual(pids(joiner.body)[0], 0)
-        self.assertLessEqual(set(pids(joiner.body)), LAYOUT)
-        self.clock.advance(100)
-        self.channel.check(sched, self.clock.seconds())
-        new = self.http.answer(BASE + "b.ts")
-        new.send(b)
-        self.clock.advance(0.2)
-        self.assertEqual(self.channel.switches, 1)
-        body = request.body
-        self.assertLessEqual(set(pids(body)), LAYOUT)
-        self.assertIn(0x100, pids(body[-len(b) // 2:]))  # b's video arrived, on 0x100
-        programs = {(p[13] << 8) | p[14] for p in packets(body) if pids(p)[0] == 0}
-        self.assertEqual(programs, {1, 2})
-
-
-class ConfigTests(SynchronousTestCase):
-    def test_key_is_off_by_default_and_must_be_a_bool(self) -> None:
-        base = {"provider": [{"name": "main", "playlist": "http://p.example/get.php"}],
-                "lineup": [{"id": "nhl"}]}
-        self.assertFalse(parse_config(base, "epgd.toml").stream.normalize_pids)
-        self.assertTrue(parse_config({**base, "stream": {"normalize_pids": True}},
-                                     "epgd.toml").stream.normalize_pids)
-        with self.assertRaises(ConfigError) as caught:
-            parse_config({**base, "stream": {"normalize_pids": "yes"}}, "epgd.toml")
-        self.assertIn("stream.normalize_pids: must be true or false", str(caught.exception))

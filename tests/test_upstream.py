@@ -44,6 +44,9 @@ class Consumer:
     def write(self, data: bytes) -> None:
         self.data.append(data)
 
+    def upstream_cut(self, upstream: Upstream) -> None:
+        self.data.append(b"<cut>")
+
     def upstream_failed(self, upstream: Upstream, reason: str) -> None:
         self.failures.append(reason)
 
@@ -163,21 +166,24 @@ class UpstreamTests(SynchronousTestCase):
         b = stream(10, fill=0xBB)
         second.send(b + b"G")
         body = self.consumer.body
-        self.assertEqual(len(body) % 188, 0)
-        self.assertEqual(body, a[:9 * 188] + b)  # the 10th was cut short: never sent
+        self.assertEqual(body, a[:9 * 188] + b"<cut>" + b)  # the 10th was cut short: never sent
         self.assertEqual(self.consumer.failures, [])
 
-    def test_reconnect_resumes_at_a_pat(self) -> None:
-        """Decoders restart clean: what a reconnection sends before its first PAT is skipped."""
+    def test_reconnect_is_a_cut(self) -> None:
+        """
+        A reconnection resumes wherever the provider likes: consumers are told so before its
+        first bytes (their splicer re-enters at a clean point), not after the first connection.
+        """
         first = self.http.answer(URL)
         a = stream(10, fill=0xAA)
         first.send(a + b"G")
+        self.assertEqual(self.consumer.data, [a])
         first.end()
         self.clock.advance(0)
         second = self.http.answer(URL)
-        b = stream(20, fill=0xBB)  # a PAT every 10 packets; the provider resumes mid-way
+        b = stream(20, fill=0xBB)
         second.send(b[5 * 188:] + b"G")
-        self.assertEqual(self.consumer.body, a + b[10 * 188:])
+        self.assertEqual(self.consumer.body, a + b"<cut>" + b[5 * 188:])
         self.assertEqual(self.consumer.failures, [])
 
     def test_silence_counts_as_a_drop(self) -> None:

@@ -45,6 +45,9 @@ class _Tap:
     def write(self, data: bytes) -> None:
         self.channel._tap_data(self, data)
 
+    def upstream_cut(self, upstream: Upstream) -> None:
+        self.channel._tap_cut(self)
+
     def upstream_failed(self, upstream: Upstream, reason: str) -> None:
         self.channel._tap_failed(self, reason)
 
@@ -87,8 +90,10 @@ class ChannelStream:
         self._started_once = False
         self._announced = False  # "Starting proxy" is logged once per stream, not per retry
         self._paused = False
+        self._resyncing = False  # after a reconnection: skip to the next PAT
+        self._resync_dropped = 0
         #: opt-in: every source leaves with the same PIDs (before the join buffer sees it)
-        self._normalizer = PidNormalizer(channel_id) if config.normalize_pids else None
+        self._normalizer: PidNormalizer | None = None  # replaced by the splicer
         now = clock.seconds()
         self.started_at = now
         self.last_check = now
@@ -201,6 +206,10 @@ class ChannelStream:
 
     def _tap_data(self, tap: _Tap, data: bytes) -> None:
         if tap is self._current:
+            if self._resyncing:
+                data = self._from_pat(data)
+                if not data:
+                    return
             self._deliver(data)
         elif tap is self._pending:
             if self._pat_timer is None:
@@ -213,6 +222,14 @@ class ChannelStream:
             self._pending_bytes += len(data)
             if self._pending_bytes >= PAT_WAIT_BYTES:
                 self._pat_timeout()
+
+    def _tap_cut(self, tap: _Tap) -> None:
+        """The current source resumes elsewhere (a reconnection): re-enter it at a PAT."""
+        if tap is self._current:
+            self.output.flush()
+            self._source_changed()
+            self._resync_dropped = 0
+            self._resyncing = True
 
     def _pat_timeout(self) -> None:
         """No PAT in time: cut at the first packet boundary of what the new source sent."""
@@ -243,6 +260,17 @@ class ChannelStream:
         self._source_changed()
         if first:
             self._deliver(first)
+
+    def _from_pat(self, packets: bytes) -> bytes:
+        """After a reconnection, what comes before the first PAT is skipped (bounded wait)."""
+        position = find_pat(packets)
+        if position == -1:
+            self._resync_dropped += len(packets)
+            if self._resync_dropped < PAT_WAIT_BYTES:
+                return b""
+            position = 0
+        self._resyncing = False
+        return packets[position:]
 
     def _tap_failed(self, tap: _Tap, reason: str) -> None:
         if tap is self._pending:

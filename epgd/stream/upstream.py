@@ -26,14 +26,12 @@ from twisted.web.http import PotentialDataLoss
 from epgd.config import StreamConfig
 from epgd.redact import Redactor
 from epgd.stream.fanout import Fanout
-from epgd.stream.ts import SNIFF_BYTES, Aligner, find_pat, preview, sniff
+from epgd.stream.ts import SNIFF_BYTES, Aligner, preview, sniff
 
 #: a connection that streamed this long resets the reconnect count
 STABLE_AFTER = 5.0
 BACKOFF_FIRST = 0.5
 BACKOFF_MAX = 8.0
-#: after a reconnect, bytes dropped while waiting for a PAT before passing them on anyway
-RESYNC_LIMIT = 1 << 20
 
 
 def backoff(attempt: int) -> float:
@@ -58,6 +56,12 @@ class UpstreamConsumer(Protocol):
     """What subscribes to an Upstream: a channel's tap."""
 
     def write(self, data: bytes) -> None: ...
+
+    def upstream_cut(self, upstream: Upstream) -> None:
+        """
+        The bytes that follow do not continue the ones before (a reconnection; for HLS a
+        discontinuity, a gap or a resync): the consumer re-enters the stream at a clean point.
+        """
 
     def upstream_failed(self, upstream: Upstream, reason: str) -> None: ...
 
@@ -125,8 +129,6 @@ class Upstream:
         self._body: _Body | None = None
         self._head = b""
         self._sniffed = False
-        self._resyncing = False  # a reconnect: skip to the first PAT so decoders restart clean
-        self._resync_dropped = 0
         self._watchdog: IDelayedCall | None = None
         self._retry_call: IDelayedCall | None = None
         self._seen_bytes = 0
@@ -135,6 +137,7 @@ class Upstream:
         self.ever_streamed = False
         self.streaming_since: float | None = None
         self.retries = 0
+        self.kind = "ts"  # /streams/status source_kind
         self.state = "new"  # new, connecting, streaming, waiting, failed, closed
         self.error: str | None = None
         self.bytes_in = 0
@@ -181,8 +184,6 @@ class Upstream:
         self.state = "connecting" if not self.ever_streamed else "waiting"
         self._head = b""
         self._sniffed = False
-        self._resyncing = self.ever_streamed
-        self._resync_dropped = 0
         self._aligner.reset()
         self._attempt_at = self._clock.seconds()
         try:
@@ -247,29 +248,17 @@ class Upstream:
             data, self._head = self._head, b""
             self.state = "streaming"
             self.streaming_since = self._clock.seconds()
+            if self.ever_streamed:
+                # A reconnection starts wherever the provider likes: each consumer re-enters
+                # it at a clean point (its splicer), so a rotating provider looks seamless.
+                for consumer in self.fanout.consumers:
+                    consumer.upstream_cut(self)  # type: ignore[attr-defined]
             self.ever_streamed = True
             self.error = None
         packets = self._aligner.feed(data)
         if packets:
             self.bytes_in += len(packets)
-            if self._resyncing:
-                packets = self._from_pat(packets)
-            if packets:
-                self.fanout.write(packets)
-
-    def _from_pat(self, packets: bytes) -> bytes:
-        """
-        A reconnected provider stream starts wherever the provider likes; cut it in at a PAT
-        (bounded wait), as a switch does, so a rotating provider looks seamless to decoders.
-        """
-        position = find_pat(packets)
-        if position == -1:
-            self._resync_dropped += len(packets)
-            if self._resync_dropped < RESYNC_LIMIT:
-                return b""
-            position = 0
-        self._resyncing = False
-        return packets[position:]
+            self.fanout.write(packets)
 
     def _not_ts(self, verdict: str) -> None:
         """The source answered 2xx but with something a TS player cannot use."""
