@@ -19,6 +19,7 @@ from twisted.logger import Logger
 from twisted.web.iweb import IRequest
 
 from epgd.config import Config
+from epgd.hdhr import LINEUP_STATUS, HdhrDevice
 from epgd.plaintext import error_line
 from epgd.publish.m3u import for_ffmpeg
 
@@ -79,11 +80,13 @@ class EpgdApi:
         catalog: CatalogLike,
         streams: StreamsLike,
         clock: IReactorTime,
+        hdhr: HdhrDevice | None = None,
     ) -> None:
         self.config = config
         self.catalog = catalog
         self.streams = streams
         self.clock = clock
+        self._hdhr = hdhr  # None: made from the config (and state_dir) when first asked for
 
     # -- helpers ---------------------------------------------------------------------
 
@@ -205,6 +208,74 @@ class EpgdApi:
         if self.streams.stop(channel_id):
             return _json(request, {"stopped": channel_id})
         return error_line(request, 404, f"no active stream on channel {channel_id!r}")
+
+    # -- HDHomeRun emulation (SPEC §10.1) ----------------------------------------------
+
+    def _tuner(self, request: IRequest) -> HdhrDevice | bytes:
+        if not self.config.hdhr.enabled:
+            return error_line(request, 404, "not found: HDHomeRun emulation is off (hdhr.enabled)")
+        if self._hdhr is None:
+            self._hdhr = HdhrDevice.from_config(self.config)
+        return self._hdhr
+
+    def _xml(self, request: IRequest, body: bytes, content_type: bytes = b"application/xml") -> bytes:
+        request.setHeader(b"Content-Type", content_type)
+        return body
+
+    @app.route("/discover.json", methods=["GET", "HEAD"])
+    def hdhr_discover(self, request: IRequest) -> bytes:
+        tuner = self._tuner(request)
+        if isinstance(tuner, bytes):
+            return tuner
+        return _json(request, tuner.discover(self.base_url(request)))
+
+    @app.route("/lineup.json", methods=["GET", "HEAD"])
+    def hdhr_lineup(self, request: IRequest) -> bytes:
+        tuner = self._tuner(request)
+        if isinstance(tuner, bytes):
+            return tuner
+        return _json(request, tuner.lineup(self.base_url(request)))
+
+    @app.route("/lineup.xml", methods=["GET", "HEAD"])
+    def hdhr_lineup_xml(self, request: IRequest) -> bytes:
+        tuner = self._tuner(request)
+        if isinstance(tuner, bytes):
+            return tuner
+        return self._xml(request, tuner.lineup_xml(self.base_url(request)))
+
+    @app.route("/lineup_status.json", methods=["GET", "HEAD"])
+    def hdhr_lineup_status(self, request: IRequest) -> bytes:
+        tuner = self._tuner(request)
+        if isinstance(tuner, bytes):
+            return tuner
+        return _json(request, LINEUP_STATUS)
+
+    @app.route("/lineup.post", methods=["GET", "POST"])
+    def hdhr_lineup_post(self, request: IRequest) -> bytes:
+        # Plex starts a "channel scan" here (?scan=start&source=Cable); ours is always done.
+        tuner = self._tuner(request)
+        if isinstance(tuner, bytes):
+            return tuner
+        return _json(request, {})
+
+    @app.route("/device.xml", methods=["GET", "HEAD"])
+    @app.route("/capability", methods=["GET", "HEAD"])
+    def hdhr_device(self, request: IRequest) -> bytes:
+        tuner = self._tuner(request)
+        if isinstance(tuner, bytes):
+            return tuner
+        return self._xml(request, tuner.device_xml(self.base_url(request)), b"text/xml; charset=utf-8")
+
+    @app.route("/auto/v<string:number>", methods=["GET", "HEAD"])
+    def hdhr_tune(self, request: IRequest, number: str) -> Any:
+        """Exactly /stream/{id}.ts of that channel; ?transcode= and ?duration= mean nothing to us."""
+        tuner = self._tuner(request)
+        if isinstance(tuner, bytes):
+            return tuner
+        channel_id = tuner.channel_for(number)
+        if channel_id is None:
+            return error_line(request, 404, f"unknown channel number {number!r}: see /lineup.json")
+        return self.streams.serve(request, channel_id)
 
     @app.handle_errors(Exception)
     def _unexpected(self, request: IRequest, failure: Any) -> bytes:
