@@ -64,25 +64,30 @@ def summary(config: Config) -> str:
         lines.append(f"    playlist {mask(p.playlist)}")
         lines.append(f"    guide    {mask(p.guide) if p.guide else '(none)'}")
     lines += ["", "lineups:"]
-    numbers: dict[int, str] = {}
-    warnings = []
     for lineup in config.lineups:
         source = ", ".join(lineup.providers) or "all providers"
         lines.append(f"  {lineup.id} ({lineup.display_name}): {lineup.channels} channels from {source}")
         for index, channel_id in enumerate(lineup.channel_ids(), start=1):
             number = lineup.channel_number(index)
             lines.append(f"    {number:>5}  {channel_id:<24} {lineup.channel_name(index)}")
-            if number in numbers:
-                warnings.append(f"warning: channel number {number} is used by {numbers[number]} and {channel_id}")
-            numbers.setdefault(number, channel_id)
+    lines += ["", _hdhr_line(config)]
     lines += ["", "events:" if config.events else "events: none"]
     for e in config.events:
         where = mask(e.url) if e.url else f"{e.provider} / {e.channel}"
         stop = e.stop.isoformat() if e.stop else "?"
         lines.append(f"  {e.lineup}: {e.title}  {e.start.isoformat()} .. {stop}  <- {where}")
-    if warnings:
-        lines += [""] + warnings
     return "\n".join(lines) + "\n"
+
+
+def _hdhr_line(config: Config) -> str:
+    """The HDHomeRun tuner media servers will see (SPEC §10)."""
+    hdhr = config.hdhr
+    if not hdhr.enabled:
+        return "hdhr: off"
+    tuners = hdhr.tuner_count or sum(lineup.channels for lineup in config.lineups)
+    device = hdhr.device_id or "generated once, kept in state_dir"
+    discovery = f"UDP port {hdhr.discovery_port}" if hdhr.discovery else "off"
+    return f'hdhr: tuner "{hdhr.friendly_name}", {tuners} tuners, device id {device}, discovery {discovery}'
 
 
 def build(config: Config, out_dir: str, err: TextIO) -> int:

@@ -259,9 +259,15 @@ class _Parser:
         for i, name in enumerate(names):
             if name in names[:i]:
                 self.fail(f"provider[{i}].name", "duplicate provider name", name)
-        lineups = tuple(self.lineup(t, f"lineup[{i}]", names) for i, t in enumerate(self.tables("lineup")))
+        parsed: list[LineupConfig] = []
+        for i, t in enumerate(self.tables("lineup")):
+            # Numbering runs on from the previous lineup unless first_number says otherwise.
+            after = parsed[-1].channel_number(parsed[-1].channels) + 1 if parsed else 1
+            parsed.append(self.lineup(t, f"lineup[{i}]", names, after))
+        lineups = tuple(parsed)
         if not lineups:
             self.fail("lineup", "at least one [[lineup]] table is required", shown=False)
+        self.numbers_apart(lineups)
         seen: dict[str, str] = {}
         for i, lineup in enumerate(lineups):
             if any(lineup.id == other.id for other in lineups[:i]):
@@ -274,6 +280,17 @@ class _Parser:
         events = tuple(self.event(t, f"event[{i}]", by_id, names) for i, t in enumerate(self.tables("event")))
         return Config(server=server, stream=stream, guide=guide, hdhr=hdhr, providers=providers,
                       lineups=lineups, events=events, path=self.path)
+
+    def numbers_apart(self, lineups: tuple[LineupConfig, ...]) -> None:
+        """Channel numbers are GuideNumbers and tvg-chno: two channels never share one."""
+        for i, lineup in enumerate(lineups):
+            low, high = lineup.first_number, lineup.channel_number(lineup.channels)
+            for other in lineups[:i]:
+                o_low, o_high = other.first_number, other.channel_number(other.channels)
+                if low <= o_high and o_low <= high:
+                    self.fail(f"lineup[{i}].first_number",
+                              f'channel numbers {_span(low, high)} of lineup "{lineup.id}" overlap '
+                              f'{_span(o_low, o_high)} of lineup "{other.id}"', shown=False)
 
     def server(self, value: Any) -> ServerConfig:
         t = self.table(value, "server", _names(ServerConfig))
@@ -328,11 +345,22 @@ class _Parser:
             friendly_name=self.string(t.get("friendly_name", d.friendly_name), "hdhr.friendly_name",
                                       nonempty=True).strip(),
             tuner_count=self.integer(t.get("tuner_count", d.tuner_count), "hdhr.tuner_count", 0, 999),
-            device_id=self.string(t.get("device_id", d.device_id), "hdhr.device_id").strip(),
+            device_id=self.device_id(t.get("device_id", d.device_id)),
             discovery=self.boolean(t.get("discovery", d.discovery), "hdhr.discovery"),
             discovery_port=self.integer(t.get("discovery_port", d.discovery_port), "hdhr.discovery_port",
                                         0, 65535),
         )
+
+    def device_id(self, value: Any) -> str:
+        from epgd.hdhr import fix_check_digit, valid_device_id
+
+        text = self.string(value, "hdhr.device_id").strip()
+        if text and not valid_device_id(text):
+            fixed = fix_check_digit(text)
+            hint = f' (with a valid check digit: "{fixed}")' if fixed else ""
+            self.fail("hdhr.device_id", 'must be "" or 8 hex digits with a valid HDHomeRun check digit, '
+                      f'like "10439EFD"{hint}', text)
+        return text.upper()
 
     def guide(self, value: Any) -> GuideConfig:
         t = self.table(value, "guide", _names(GuideConfig))
@@ -384,7 +412,7 @@ class _Parser:
             self.fail(key, 'must be "best", "worst", a height like "720p" or a number of bit/s', value)
         return text
 
-    def lineup(self, value: Any, key: str, providers: list[str]) -> LineupConfig:
+    def lineup(self, value: Any, key: str, providers: list[str], first_number: int = 1) -> LineupConfig:
         t = self.table(value, key, _names(LineupConfig), required=("id",))
         d = LineupConfig(id="x")
         lineup_id = self.string(t["id"], f"{key}.id")
@@ -405,7 +433,7 @@ class _Parser:
             id=lineup_id,
             name=self.string(t.get("name", ""), f"{key}.name").strip(),
             channels=self.integer(t.get("channels", d.channels), f"{key}.channels", 1, 999),
-            first_number=self.integer(t.get("first_number", d.first_number), f"{key}.first_number", 0),
+            first_number=self.integer(t.get("first_number", first_number), f"{key}.first_number", 0),
             group=self.string(t.get("group", ""), f"{key}.group").strip(),
             logo=self.string(t.get("logo", ""), f"{key}.logo").strip(),
             providers=chosen,
@@ -447,6 +475,10 @@ class _Parser:
             title=self.string(t["title"], f"{key}.title", nonempty=True).strip(),
             start=start, stop=stop, url=url, provider=provider, channel=channel,
         )
+
+
+def _span(low: int, high: int) -> str:
+    return f"{low}-{high}" if high > low else str(low)
 
 
 def _names(cls: type) -> tuple[str, ...]:

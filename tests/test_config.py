@@ -146,6 +146,18 @@ class ValuesTests(SynchronousTestCase):
         data["provider"][0]["guide_offset"] = -3600
         self.assertEqual(parse_config(data, "f").providers[0].guide_offset, -3600)
 
+    def test_first_number_runs_on_from_the_previous_lineup(self) -> None:
+        config = parse_config(config_with(lineup=[
+            {"id": "a", "channels": 4}, {"id": "b", "channels": 2},
+            {"id": "c", "channels": 3, "first_number": 101}, {"id": "d", "channels": 1},
+        ]), "f")
+        self.assertEqual([(lineup.first_number, lineup.channel_number(lineup.channels))
+                          for lineup in config.lineups], [(1, 4), (5, 6), (101, 103), (104, 104)])
+
+    def test_hdhr_device_id_is_upper_case(self) -> None:
+        config = parse_config(config_with(hdhr={"device_id": " 10439efd "}), "f")
+        self.assertEqual(config.hdhr.device_id, "10439EFD")
+
     def test_headers(self) -> None:
         data = config_with()
         data["provider"][0]["headers"] = {"Referer": "http://x/", "X-Forwarded-For": "1.2.3.4"}
@@ -305,6 +317,27 @@ class ErrorTests(SynchronousTestCase):
         self.assertIn("hdhr.discovery: must be true or false", self.error(config_with(hdhr={"discovery": 1})))
         self.assertIn('hdhr.friendy_name: unknown key (did you mean "friendly_name"?)',
                       self.error(config_with(hdhr={"friendy_name": "x"})))
+
+    def test_hdhr_device_id(self) -> None:
+        self.assertEqual(
+            self.error(config_with(hdhr={"device_id": "12345678"})),
+            'epgd.toml: hdhr.device_id: must be "" or 8 hex digits with a valid HDHomeRun check digit, '
+            'like "10439EFD" (with a valid check digit: "12345674"), got "12345678"',
+        )
+        for bad in ("10439EF", "hello", "FFFFFFFF", "00000000"):
+            self.assertIn("hdhr.device_id: must be", self.error(config_with(hdhr={"device_id": bad})), bad)
+        self.assertIn("hdhr.device_id: must be a string", self.error(config_with(hdhr={"device_id": 10439})))
+
+    def test_overlapping_channel_numbers_name_both_lineups(self) -> None:
+        data = config_with(lineup=[{"id": "nhl_ppv", "channels": 4, "first_number": 101},
+                                   {"id": "nba", "channels": 3, "first_number": 104}])
+        self.assertEqual(self.error(data), 'epgd.toml: lineup[1].first_number: channel numbers 104-106 '
+                                           'of lineup "nba" overlap 101-104 of lineup "nhl_ppv"')
+        # A default that runs on into an explicit range later on is caught too.
+        data = config_with(lineup=[{"id": "a", "channels": 2}, {"id": "b", "channels": 1},
+                                   {"id": "c", "channels": 1, "first_number": 3}])
+        self.assertEqual(self.error(data), 'epgd.toml: lineup[2].first_number: channel numbers 3 '
+                                           'of lineup "c" overlap 3 of lineup "b"')
 
     def test_unknown_keys(self) -> None:
         self.assertEqual(

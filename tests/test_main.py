@@ -54,13 +54,26 @@ class CheckTests(SynchronousTestCase):
         self.assertNotIn("s3cret", out)
         self.assertRegex(out, r"\n\s+101\s+a_1\s+a 1\n")
 
-    def test_warns_about_shared_numbers(self) -> None:
+    def test_numbers_run_on_across_lineups(self) -> None:
         path = self.mktemp()
         with open(path, "w") as f:
             f.write('[[provider]]\nname = "p"\nplaylist = "p.m3u"\n[[lineup]]\nid = "a"\n[[lineup]]\nid = "b"\n')
         code, out, _ = self.check(path)
         self.assertEqual(code, 0)
-        self.assertIn("warning: channel number 1 is used by a_1 and b_1", out)
+        self.assertRegex(out, r"\n\s+4\s+a_4\s+a 4\n\s+b \(b\)")
+        self.assertRegex(out, r"\n\s+5\s+b_1\s+b 1\n")
+        self.assertIn('hdhr: tuner "epgd", 8 tuners, device id generated once, kept in state_dir, '
+                      "discovery off", out)
+
+    def test_shared_numbers_are_an_error(self) -> None:
+        path = self.mktemp()
+        with open(path, "w") as f:
+            f.write('[[provider]]\nname = "p"\nplaylist = "p.m3u"\n[[lineup]]\nid = "a"\n'
+                    '[[lineup]]\nid = "b"\nfirst_number = 2\n')
+        code, out, err = self.check(path)
+        self.assertEqual((code, out), (1, ""))
+        self.assertEqual(err, f'{path}: lineup[1].first_number: channel numbers 2-5 of lineup "b" '
+                              f'overlap 1-4 of lineup "a"\n')
 
     def test_error_is_one_line(self) -> None:
         path = self.mktemp()
