@@ -88,7 +88,7 @@ class XmltvTests(SynchronousTestCase):
         self.assertEqual(game[0].get("stop"), "20261124220000 +0000")
         self.assertEqual([c.tag for c in game[0]],
                          ["title", "sub-title", "desc", "category", "category", "icon",
-                          "episode-num", "episode-num"])
+                          "episode-num", "episode-num", "new"])
         self.assertEqual(game[0].findtext("sub-title"), "Game 12 & more <live>")
         self.assertEqual(game[0].findtext("desc"), "Ça commence à 19h — “quoted”")
         self.assertEqual(game[0].find("episode-num").get("system"), "xmltv_ns")
@@ -146,3 +146,50 @@ class XmltvTests(SynchronousTestCase):
         first = render_xmltv(sched, hour)
         self.assertEqual(render_xmltv(sched, hour + 3599), first)
         self.assertNotEqual(render_xmltv(sched, hour + 3600), first)
+
+
+class MediaServerTests(SynchronousTestCase):
+    """SPEC §6.2's additions for Plex, Jellyfin, Emby and Channels DVR."""
+
+    def render(self, sched: Schedule) -> etree._Element:
+        return etree.fromstring(render_xmltv(sched, NOW.timestamp(), days=1))
+
+    def game(self, root: etree._Element, title: str) -> etree._Element:
+        (found,) = [p for p in root.iter("programme") if p.findtext("title") == title]
+        return found
+
+    def test_channel_number_is_a_second_display_name(self) -> None:
+        channels = self.render(schedule((), ())).findall("channel")
+        self.assertEqual([[d.text for d in c.findall("display-name")] for c in channels],
+                         [["NHL 1", "1"], ["NHL 2", "2"]])
+
+    def test_event_is_sports_new_and_dated(self) -> None:
+        root = self.render(schedule((event("Bruins vs Rangers", 18, 21, categories=("Hockey",)),)))
+        game = self.game(root, "Bruins vs Rangers")
+        self.assertEqual([c.text for c in game.findall("category")], ["Hockey", "Sports"])
+        self.assertIsNotNone(game.find("new"))
+        (number,) = game.findall("episode-num")
+        self.assertEqual((number.get("system"), number.text), ("original-air-date", "2026-11-24 19:00:00"))
+
+    def test_sports_not_repeated(self) -> None:
+        root = self.render(schedule((event("Game", 18, 21, categories=("sports", "Hockey", "Hockey")),)))
+        self.assertEqual([c.text for c in self.game(root, "Game").findall("category")], ["sports", "Hockey"])
+
+    def test_provider_episode_numbers_replace_the_air_date(self) -> None:
+        root = self.render(schedule((event("Game", 18, 21, episode_nums=(("onscreen", "E12"),)),)))
+        numbers = self.game(root, "Game").findall("episode-num")
+        self.assertEqual([(n.get("system"), n.text) for n in numbers], [("onscreen", "E12")])
+
+    def test_fillers_carry_none_of_it(self) -> None:
+        root = self.render(schedule((event("Game", 18, 21),)))
+        fillers = [p for p in root.iter("programme") if p.findtext("title") != "Game"]
+        self.assertTrue(fillers)
+        for filler in fillers:
+            self.assertEqual([c.tag for c in filler], ["title"], filler.findtext("title"))
+
+    def test_additions_are_dtd_valid(self) -> None:
+        sched = schedule((event("A", 2, 4), event("B", 5, 6, categories=("Sports",),
+                                                   episode_nums=(("xmltv_ns", "0.1."),))), ())
+        dtd = etree.DTD(DTD_PATH)
+        root = self.render(sched)
+        self.assertTrue(dtd.validate(root), dtd.error_log.filter_from_errors())

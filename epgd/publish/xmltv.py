@@ -4,6 +4,10 @@ The combined channels' guide as XMLTV (SPEC §6.2), built with lxml and valid ag
 
 Gaps get filler programmes (``Next: <title> at <HH:MM>``) so that guide grids show when the
 next event comes instead of an empty row. The same schedule and ``now`` give the same bytes.
+
+For media servers, which match guide channels by number and sort programmes by category, each
+channel has its number as a second display-name, and each event (never a filler) is marked
+``Sports``, ``<new/>`` and, without episode numbers of its own, an ``original-air-date``.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ DAY = 86400.0
 FILLER_BLOCK = 6 * 3600.0
 GRID = 3600.0  # the guide starts at the hour that holds "now"
 NOTHING = "No events scheduled"
+SPORTS = "Sports"
 
 # Characters XML 1.0 cannot carry; provider titles do contain them now and then.
 _INVALID_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
@@ -67,14 +72,35 @@ def _programme(
         _add_text(element, "sub-title", event.sub_title)
     if event.desc:
         _add_text(element, "desc", event.desc)
-    for category in event.categories:
-        if category:
-            _add_text(element, "category", category)
+    for category in _categories(event.categories):
+        _add_text(element, "category", category)
     if event.icon:
         etree.SubElement(element, "icon", src=xml_text(event.icon))
+    numbered = False
     for system, value in event.episode_nums:
         if value:
             _add_text(element, "episode-num", value, system=xml_text(system or "onscreen"))
+            numbered = True
+    if not numbered:
+        # "Record new episodes" rules key airings by this; each event is its own episode.
+        aired = _dt.datetime.fromtimestamp(start, UTC).strftime("%Y-%m-%d %H:%M:%S")
+        _add_text(element, "episode-num", aired, system="original-air-date")
+    etree.SubElement(element, "new")  # a live event is never a rerun
+
+
+def _categories(given: tuple[str, ...]) -> list[str]:
+    """
+    The provider's categories, each once, then ``Sports`` unless it is among them: media
+    servers sort programmes into Sports by it.
+    """
+    seen: set[str] = set()
+    out = []
+    for category in (*given, SPORTS):
+        key = xml_text(category).strip().casefold()
+        if key and key not in seen:
+            seen.add(key)
+            out.append(category)
+    return out
 
 
 def _fillers(
