@@ -19,6 +19,7 @@ from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import IService, MultiService
 from twisted.internet import endpoints
 from twisted.internet.error import CannotListenError
+from twisted.internet.interfaces import IListeningPort
 from twisted.python import usage
 from twisted.web.http import combinedLogFormatter
 from twisted.web.server import Site
@@ -134,12 +135,37 @@ def build_service(
     _adopt(top, streams, "streams")
     catalog.on_schedule(streams.schedule_changed)
 
-    api = EpgdApi(config, catalog, streams, reactor)
+    tuner = None
+    if config.hdhr.enabled:
+        from epgd.hdhr import HdhrDevice
+
+        tuner = HdhrDevice.from_config(config)
+    api = EpgdApi(config, catalog, streams, reactor, hdhr=tuner)
     site = Site(api.app.resource(), logFormatter=masked_log_formatter(redactor))
+    listeners = []
     for index, description in enumerate(config.server.listen):
         listener = Listener(reactor, description, site)
+        listeners.append(listener)
         _adopt(top, listener, f"listen-{index}")
+    if tuner is not None and config.hdhr.discovery:
+        _adopt(top, discovery_listener(config, tuner, listeners, reactor), "hdhr-discovery")
     return top
+
+
+def discovery_listener(config: Config, tuner: Any, listeners: list[Listener], reactor: Any) -> IService:
+    """HDHomeRun UDP discovery (SPEC §10.2), announcing the first TCP listener's port."""
+    from epgd.hdhr_discovery import DiscoveryListener, DiscoveryProtocol, announced_base_url
+
+    def http_port() -> int | None:
+        for listener in listeners:
+            port = getattr(listener.port.getHost(), "port", None) if listener.port else None
+            if port is not None:
+                return int(port)
+        return None
+
+    protocol = DiscoveryProtocol(tuner.device_id, tuner.tuner_count,
+                                 announced_base_url(config.server.base_url, http_port))
+    return DiscoveryListener(protocol, config.hdhr.discovery_port, reactor)
 
 
 class Listener(StreamServerEndpointService):
@@ -149,6 +175,7 @@ class Listener(StreamServerEndpointService):
         super().__init__(endpoints.serverFromString(reactor, description), factory)
         self.description = description
         self._raiseSynchronously = True
+        self.port: IListeningPort | None = None  # once listening (HDHomeRun discovery announces it)
 
     def privilegedStartService(self) -> None:
         try:
@@ -156,6 +183,16 @@ class Listener(StreamServerEndpointService):
         except CannotListenError as e:
             print(f'epgd: cannot listen on "{self.description}": {e.socketError}', file=sys.stderr)
             raise SystemExit(1) from None
+        if self._waitingForPort is not None:
+            self._waitingForPort.addCallback(self._listening)
+
+    def _listening(self, port: IListeningPort | None) -> IListeningPort | None:
+        self.port = port
+        return port
+
+    def stopService(self) -> Any:
+        self.port = None
+        return super().stopService()
 
 
 def provider_urls(config: Config) -> list[str]:
