@@ -4,6 +4,9 @@
 # In /config/epgd.toml set   [server] state_dir = "/state"   (see epgd.example.toml); the default
 # "./state" lands in the volume too (the working directory is /state), as /state/state.
 # Try it without a config:   docker run --rm -p 8080:8080 epgd twistd -n --pidfile= epgd --demo
+# Plex, Jellyfin, Emby: add the tuner by hand as HOST:8080 (README). With [hdhr] discovery = true
+# epgd also answers HDHomeRun discovery on UDP 65001 (hdhr.discovery_port); broadcasts do not cross
+# Docker's port mapping (-p 65001:65001/udp is not enough), so run it with --network host for that.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -25,6 +28,8 @@ WORKDIR /state
 USER epgd
 VOLUME ["/state"]
 EXPOSE 8080
+# only with [hdhr] discovery = true (and --network host, see above)
+EXPOSE 65001/udp
 
 # /health is 503 until provider data was loaded once; the check assumes epgd listens on port 8080.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
