@@ -10,8 +10,10 @@ saves the sticky lane assignments, renders a new ``Published`` and swaps it in w
 
 from __future__ import annotations
 
+import bisect
 import datetime as _dt
 import os
+from collections import Counter
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -36,6 +38,21 @@ from epgd.sources.models import ProviderChannel, ProviderData
 
 REPUBLISH_INTERVAL = 3600.0  # move the epg.xml window on at least this often
 ASSIGNMENTS = "assignments.json"
+#: upper bounds (seconds) of the refresh-duration histogram /metrics shows
+REFRESH_BUCKETS = (0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0)
+
+
+class Durations:
+    """How long a provider's refreshes took, in fixed buckets: bounded, whatever the uptime."""
+
+    def __init__(self, bounds: tuple[float, ...] = REFRESH_BUCKETS) -> None:
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)  # the last one: above every bound
+        self.total = 0.0
+
+    def observe(self, seconds: float) -> None:
+        self.counts[bisect.bisect_left(self.bounds, seconds)] += 1
+        self.total += seconds
 
 
 class FeedLike(Protocol):
@@ -136,6 +153,9 @@ class Catalog(Service):
         self._loops: list[LoopingCall] = []
         self._inflight: dict[str, list[Deferred[None]]] = {}
         self._errors: dict[str, str] = {}
+        #: for /metrics: finished fetches by (provider, "ok" or "error"), and their durations
+        self.refreshes: Counter[tuple[str, str]] = Counter()
+        self.refresh_durations: dict[str, Durations] = {name: Durations() for name in self.feeds}
         self._serving: set[str] = set()  # providers whose data the served schedule holds
         self._stopping = False
 
@@ -254,7 +274,15 @@ class Catalog(Service):
             self._inflight[name].append(waiter)
             return waiter
         self._inflight[name] = [waiter]
+        started = self.reactor.seconds()
         d = maybeDeferred(self.feeds[name].refresh)
+
+        def count(result: object, outcome: str) -> object:
+            self.refreshes[(name, outcome)] += 1
+            self.refresh_durations[name].observe(max(0.0, self.reactor.seconds() - started))
+            return result
+
+        d.addCallbacks(count, count, callbackArgs=("ok",), errbackArgs=("error",))
         d.addCallbacks(self._refreshed, self._refresh_failed,
                        callbackArgs=(name,), errbackArgs=(name,))
         d.addErrback(lambda f: self.log.failure("rebuilding after {provider}", f,

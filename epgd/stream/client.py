@@ -61,6 +61,7 @@ class Client:
         self.detached = False
         self.paused = False
         self.reason = ""
+        self.dropped: str | None = None  # why epgd cut this viewer off, a word for /metrics
         self.done: Deferred[bytes] = Deferred(self._cancelled)
         self._limit = buffer_limit
         self._on_detach = on_detach
@@ -188,6 +189,7 @@ class Client:
         )
         connection = getattr(self.request, "channel", None)
         transport = getattr(connection, "transport", None)
+        self.dropped = "too_slow"
         self.detach("too slow: fell more than client_buffer bytes behind")
         # Abort, not loseConnection: that would wait, holding the unread buffers, for a
         # client that does not read to take them.

@@ -7,6 +7,7 @@ connection, enforces ``max_clients`` and ``max_streams``, re-checks the schedule
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -52,6 +53,11 @@ class StreamManager(Service):
         self.registry.make_room = self._make_room
         self.channels: dict[str, ChannelStream] = {}
         self._clients: set[Client] = set()
+        #: what /metrics counts beyond the live streams: viewers cut off by reason, and the
+        #: bytes and switches of a channel's streams that have stopped (counters stay monotonic)
+        self.dropped: Counter[str] = Counter()
+        self.past_bytes: Counter[str] = Counter()
+        self.past_switches: Counter[str] = Counter()
         self._boundary: IDelayedCall | None = None
         self._checker = LoopingCall(self._check_all)
         self._checker.clock = reactor
@@ -162,6 +168,8 @@ class StreamManager(Service):
 
     def _client_gone(self, client: Client) -> None:
         self._clients.discard(client)
+        if client.dropped:
+            self.dropped[client.dropped] += 1
         channel = self.channels.get(client.channel_id)
         if channel is not None:
             channel.client_gone(client)
@@ -169,6 +177,9 @@ class StreamManager(Service):
     def _channel_stopped(self, channel: ChannelStream) -> None:
         if self.channels.get(channel.channel_id) is channel:
             del self.channels[channel.channel_id]
+            figures = channel.status(self.reactor.seconds())
+            self.past_bytes[channel.channel_id] += figures["bytes_sent"]
+            self.past_switches[channel.channel_id] += figures["switches"]
 
     # -- control ---------------------------------------------------------------------
 
@@ -181,8 +192,13 @@ class StreamManager(Service):
         if channel is None:
             return False
         self.log.info("[PROXY] {channel} stopped by request", channel=channel_id)
+        self.dropped["stopped"] += len(channel.clients)
         channel.stop("stopped by an administrator")
         return True
+
+    def connections(self) -> dict[str, int]:
+        """Provider connections open now, by configured provider (for /health and /metrics)."""
+        return {p.name: self.registry.used(p.name) for p in self.config.providers}
 
     def _clientless(self, provider: str, asking: object = None) -> ChannelStream | None:
         """A stream with no clients that holds a connection of ``provider``."""
@@ -260,6 +276,7 @@ class StreamManager(Service):
                 if channel.idle_for(now) >= timeout:
                     self.log.info("[PROXY] {channel} idle for {seconds}s, stopping",
                                   channel=channel_id, seconds=f"{timeout:g}")
+                    self.dropped["idle"] += len(channel.clients)
                     channel.stop("idle")
         except Exception:
             self.log.failure("[PROXY] idle check failed")

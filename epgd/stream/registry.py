@@ -6,6 +6,7 @@ serves every channel that plays a URL), one HTTP client and pool per provider, a
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from typing import cast
 
@@ -53,6 +54,8 @@ class UpstreamRegistry:
         #: called with (provider name, the stream asking) when the provider is full;
         #: returns True if it stopped something to free a slot
         self.make_room: Callable[[str, object], bool] = lambda provider, asking: False
+        #: (provider, one of upstream.FAULTS) -> faults seen, for /metrics
+        self.failures: Counter[tuple[str, str]] = Counter()
 
     # -- slots -----------------------------------------------------------------------
 
@@ -96,7 +99,7 @@ class UpstreamRegistry:
             upstream = Upstream(
                 source.url, source.provider, self._http(source.provider), headers,
                 self._reactor, self._config.stream, self._redactor,  # type: ignore[arg-type]
-                on_failed=self._failed,
+                on_failed=self._failed, on_fault=self._fault,
             )
             self._by_url[source.url] = upstream
             self._refs[upstream] = 0
@@ -115,6 +118,9 @@ class UpstreamRegistry:
         if self._by_url.get(upstream.url) is upstream:
             del self._by_url[upstream.url]
         self._track(upstream.close())
+
+    def _fault(self, upstream: Upstream, kind: str) -> None:
+        self.failures[(upstream.provider, kind)] += 1
 
     def _failed(self, upstream: Upstream) -> None:
         """A failed Upstream holds no connection: free its URL and slot at once."""

@@ -32,6 +32,8 @@ from epgd.stream.ts import SNIFF_BYTES, Aligner, preview, sniff
 STABLE_AFTER = 5.0
 BACKOFF_FIRST = 0.5
 BACKOFF_MAX = 8.0
+#: the fixed words a fault is counted under (``epgd_upstream_failures_total{reason}``)
+FAULTS = ("connect_error", "timeout", "http_error", "not_ts", "dropped", "ended")
 
 
 def backoff(attempt: int) -> float:
@@ -112,6 +114,7 @@ class Upstream:
         config: StreamConfig,
         redactor: Redactor,
         on_failed: Callable[[Upstream], None] | None = None,
+        on_fault: Callable[[Upstream, str], None] | None = None,
     ) -> None:
         self.url = url
         self.provider = provider
@@ -124,6 +127,7 @@ class Upstream:
         self._config = config
         self._redactor = redactor
         self._on_failed = on_failed
+        self._on_fault = on_fault  # told each fault as one of FAULTS, for /metrics
         self._aligner = Aligner()
         self._request: Deferred[Any] | None = None
         self._body: _Body | None = None
@@ -189,7 +193,7 @@ class Upstream:
         try:
             request = self._http.get(self.url, headers=self._headers, unbuffered=True)
         except Exception as e:  # a malformed URL raises at once
-            self._attempt_failed(f"cannot request it: {self._redactor.mask(str(e))}")
+            self._attempt_failed(f"cannot request it: {self._redactor.mask(str(e))}", "connect_error")
             return
         self._request = request
         request.addTimeout(self._config.connect_timeout, self._clock)
@@ -202,11 +206,11 @@ class Upstream:
         # A real Agent, cancelled by the timeout, fails with the CancelledError wrapped.
         reasons = _reasons(failure)
         if any(r.check(ConnectTimeout, DeferredTimeout, CancelledError) for r in reasons):
-            reason = f"no answer within {self._config.connect_timeout:g}s"
+            reason, kind = f"no answer within {self._config.connect_timeout:g}s", "timeout"
         else:
             text = "; ".join(r.getErrorMessage() or repr(r.value) for r in reasons)
-            reason = f"connection failed: {self._redactor.mask(text)}"
-        self._attempt_failed(reason)
+            reason, kind = f"connection failed: {self._redactor.mask(text)}", "connect_error"
+        self._attempt_failed(reason, kind)
 
     def _response(self, response: Any) -> None:
         self._request = None
@@ -216,7 +220,7 @@ class Upstream:
         if not 200 <= response.code < 300:
             phrase = (response.phrase or b"").decode("latin-1", "replace")
             response.deliverBody(_Discard())
-            self._attempt_failed(f"HTTP {response.code} {phrase}".strip())
+            self._attempt_failed(f"HTTP {response.code} {phrase}".strip(), "http_error")
             return
         # connect_timeout bounds the wait for the first bytes, counted from the request
         self._seen_bytes = self.bytes_in
@@ -266,7 +270,7 @@ class Upstream:
         self._head = b""
         self._drop_body()
         self._attempt_failed(
-            f"sent {verdict}, not MPEG-TS: {self._redactor.mask(preview(head))!r}"
+            f"sent {verdict}, not MPEG-TS: {self._redactor.mask(preview(head))!r}", "not_ts"
         )
 
     def _body_lost(self, body: _Body, reason: Failure | None) -> None:
@@ -280,12 +284,12 @@ class Upstream:
         if not self._sniffed:
             verdict = sniff(self._head) if self._head else "no bytes at all"
             if verdict is not None:
-                self._attempt_failed(f"ended after sending {verdict}")
+                self._attempt_failed(f"ended after sending {verdict}", "not_ts")
             else:
-                self._attempt_failed(f"ended after only {len(self._head)} bytes")
+                self._attempt_failed(f"ended after only {len(self._head)} bytes", "ended")
             return
         why = "ended" if clean else f"dropped ({self._redactor.mask(reason.getErrorMessage())})"  # type: ignore[union-attr]
-        self._retry(why, at_once=clean)
+        self._retry(why, at_once=clean, kind="ended" if clean else "dropped")
 
     def _drop_body(self) -> None:
         body, self._body = self._body, None
@@ -296,15 +300,22 @@ class Upstream:
 
     # -- faults ----------------------------------------------------------------------
 
-    def _attempt_failed(self, reason: str) -> None:
+    def _attempt_failed(self, reason: str, kind: str) -> None:
         """A connect attempt failed: fail over at once, or count it as a retry mid-event."""
+        self._count(kind)
         self._cancel_watchdog()
         if not self.ever_streamed:
             self._fail(reason)
         else:
             self._retry(reason, at_once=False)
 
-    def _retry(self, why: str, at_once: bool) -> None:
+    def _count(self, kind: str) -> None:
+        if self._on_fault is not None:
+            self._on_fault(self, kind)
+
+    def _retry(self, why: str, at_once: bool, kind: str | None = None) -> None:
+        if kind is not None:
+            self._count(kind)
         now = self._clock.seconds()
         if self.streaming_since is not None and now - self.streaming_since >= STABLE_AFTER:
             self.retries = 0
@@ -359,10 +370,10 @@ class Upstream:
             timeout = self._config.connect_timeout
             if self._sniffed:
                 self._drop_body()
-                self._retry(f"went silent for {timeout:g}s", at_once=False)
+                self._retry(f"went silent for {timeout:g}s", at_once=False, kind="timeout")
             else:
                 self._drop_body()
-                self._attempt_failed(f"sent no stream within {timeout:g}s")
+                self._attempt_failed(f"sent no stream within {timeout:g}s", "timeout")
             return
         self._watchdog = self._clock.callLater(self._config.connect_timeout / 4, self._watch)
 
