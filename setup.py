@@ -17,9 +17,11 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.11",
     packages=find_packages(exclude=["tests*"]) + ["twisted.plugins"],
-    package_data={"epgd.demo": ["*.ts", "*.sh", "clips/*.ts", "clips/*.sh"]},
+    package_data={"epgd.demo": ["*.ts", "*.sh", "clips/*.ts", "clips/*.sh"],
+                  "epgd.status": ["*.html", "*.js"]},
     include_package_data=True,
-    install_requires=["twisted>=23.10", "treq>=23.11", "klein>=23.5", "lxml>=4.9", "attrs>=23.1", "tzdata"],
+    install_requires=["twisted>=23.10", "treq>=23.11", "klein>=23.5", "lxml>=4.9", "attrs>=23.1", "tzdata",
+                      "prometheus-client>=0.17"],
     extras_require={
         "test": ["hypothesis", "coverage", "psutil"],
         # pinned so that CI's verdict does not change with a new release of a checker

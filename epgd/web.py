@@ -18,6 +18,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.web.iweb import IRequest
 
+from epgd import __version__, status
 from epgd.config import Config
 from epgd.hdhr import LINEUP_STATUS, HdhrDevice
 from epgd.plaintext import error_line
@@ -52,6 +53,12 @@ class StreamsLike(Protocol):
 
     def stop(self, channel_id: str) -> bool: ...
 
+    def connections(self) -> dict[str, int]: ...
+
+
+class MetricsLike(Protocol):
+    def render(self, accept: str) -> tuple[bytes, str]: ...
+
 
 def _json(request: IRequest, body: Any, code: int = 200) -> bytes:
     request.setResponseCode(code)
@@ -81,12 +88,18 @@ class EpgdApi:
         streams: StreamsLike,
         clock: IReactorTime,
         hdhr: HdhrDevice | None = None,
+        metrics: MetricsLike | None = None,
     ) -> None:
         self.config = config
         self.catalog = catalog
         self.streams = streams
         self.clock = clock
         self._hdhr = hdhr  # None: made from the config (and state_dir) when first asked for
+        if metrics is None:
+            from epgd.metrics import Metrics
+
+            metrics = Metrics(config, catalog, streams, clock)  # type: ignore[arg-type]
+        self.metrics = metrics
 
     # -- helpers ---------------------------------------------------------------------
 
@@ -178,6 +191,12 @@ class EpgdApi:
     @app.route("/health", methods=["GET", "HEAD"])
     def health(self, request: IRequest) -> bytes:
         body = self.catalog.health()
+        # beyond SPEC §4, for the status page: each provider's connections in use of its limit
+        connections = self.streams.connections()
+        for name, entry in body.get("providers", {}).items():
+            provider = self.config.provider(name)
+            entry["connections"] = connections.get(name, 0)
+            entry["max_streams"] = provider.max_streams if provider is not None else 0
         return _json(request, body, 503 if body.get("status") == "starting" else 200)
 
     @app.route("/refresh", methods=["POST"])
@@ -276,6 +295,38 @@ class EpgdApi:
         if channel_id is None:
             return error_line(request, 404, f"unknown channel number {number!r}: see /lineup.json")
         return self.streams.serve(request, channel_id)
+
+    # -- the status page and metrics ---------------------------------------------------
+
+    @app.route("/", methods=["GET", "HEAD"])
+    def status_page(self, request: IRequest) -> bytes:
+        request.setHeader(b"Content-Type", b"text/html; charset=utf-8")
+        request.setHeader(b"Cache-Control", b"no-cache")
+        request.setHeader(b"Content-Security-Policy", status.CONTENT_SECURITY_POLICY.encode("ascii"))
+        request.setHeader(b"X-Content-Type-Options", b"nosniff")
+        return status.page({
+            "version": __version__,
+            "base_url": self.config.server.base_url.rstrip("/"),
+            "token": bool(self.config.server.admin_token),
+            "hdhr": self.config.hdhr.enabled,
+            "lineups": [{"id": lu.id, "name": lu.display_name} for lu in self.config.lineups],
+        })
+
+    @app.route("/status.js", methods=["GET", "HEAD"])
+    def status_script(self, request: IRequest) -> bytes:
+        request.setHeader(b"Content-Type", b"text/javascript; charset=utf-8")
+        request.setHeader(b"Cache-Control", b"no-cache")
+        request.setHeader(b"X-Content-Type-Options", b"nosniff")
+        return status.script()
+
+    @app.route("/metrics", methods=["GET"])
+    def metrics_page(self, request: IRequest) -> bytes:
+        if not self.authorized(request):
+            return error_line(request, 401, "admin token required")
+        accept = (request.getHeader(b"accept") or b"").decode("latin-1")
+        body, content_type = self.metrics.render(accept)
+        request.setHeader(b"Content-Type", content_type.encode("ascii"))
+        return body
 
     @app.handle_errors(Exception)
     def _unexpected(self, request: IRequest, failure: Any) -> bytes:

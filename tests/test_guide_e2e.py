@@ -105,6 +105,9 @@ class FakeStreams:
     def status(self) -> dict[str, Any]:
         return {}
 
+    def connections(self) -> dict[str, int]:
+        return {}
+
     def stop(self, channel_id: str) -> bool:
         return False
 

@@ -69,6 +69,9 @@ class FakeStreams:
     def status(self) -> dict[str, Any]:
         return {"a_1": {"clients": 2}}
 
+    def connections(self) -> dict[str, int]:
+        return {}
+
     def stop(self, channel_id: str) -> bool:
         if channel_id == "a_1":
             self.stopped.append(channel_id)

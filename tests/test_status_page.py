@@ -1,0 +1,249 @@
+"""
+The status page (GET /, SPEC §13) in a real headless Chromium, over the DevTools protocol
+(tests/cdp.py): what a person running epgd sees, at desktop and phone size, updating itself
+from the JSON endpoints; admin buttons that ask for the token. Screenshots go to the test's
+temporary directory (``_trial_temp/tests.test_status_page.*/.../screenshots``) to look at.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import re
+import shutil
+import struct
+import tempfile
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from attrs import evolve
+from twisted.trial.unittest import SynchronousTestCase
+
+from epgd import __version__, status
+from epgd.config import LineupConfig, ProviderConfig
+from tests.cdp import Chromium, Page, find_chromium
+from tests.fakeprovider import PASSWORD, USER
+from tests.stackhelpers import LIVE_TITLE, NEXT_TITLE, Stack, stack_config, write_provider_files
+from tests.streamhelpers import E2ETestCase
+from tests.test_web import ApiTestCase, make_config
+
+CHROMIUM = find_chromium()
+ZONE = "America/New_York"
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+    if data[:8] != b"\x89PNG\r\n\x1a\n":
+        raise AssertionError("not a PNG")
+    width, height = struct.unpack(">II", data[16:24])
+    return width, height
+
+
+def text_of(selector: str) -> str:
+    """A JS expression: the trimmed text of the first match, or "" (never throws)."""
+    return f"(document.querySelector({json.dumps(selector)}) || {{textContent: ''}}).textContent.trim()"
+
+
+class PageFilesTests(SynchronousTestCase):
+    """The shipped files themselves: nothing from outside epgd, nothing that runs provider text."""
+
+    def test_no_external_url_and_no_html_injection_sink(self) -> None:
+        html = status.page({"base_url": ""}).decode()
+        script = status.script().decode()
+        for text in (html, script):
+            self.assertIsNone(re.search(r"(?i)\b(?:https?|wss?|ftp):|//[a-z0-9-]+\.[a-z]", text))
+        for attribute in re.findall(r'(?:src|href)="([^"]*)"', html):
+            self.assertRegex(attribute, r"^(?:[a-z/][\w/.]*|data:,)$")
+        self.assertNotIn("innerHTML", script)
+        self.assertNotIn("insertAdjacentHTML", script)
+        self.assertNotIn("document.write", script)
+        self.assertNotIn("eval(", script)
+
+    def test_served_values_cannot_end_the_script_element(self) -> None:
+        html = status.page({"base_url": "http://x/</script><script>alert(1)</script>"}).decode()
+        self.assertEqual(html.count("</script>"), 2)  # the JSON block's and status.js's
+        blob = re.search(r'<script id="epgd-info" type="application/json">(.*?)</script>', html, re.S)
+        assert blob is not None
+        self.assertEqual(json.loads(blob.group(1))["base_url"],
+                         "http://x/</script><script>alert(1)</script>")
+
+
+class RouteTests(ApiTestCase):
+    """GET /, /status.js and the additions to /health, through Klein without sockets."""
+
+    def info(self, body: bytes) -> dict[str, Any]:
+        found = re.search(rb'<script id="epgd-info" type="application/json">(.*?)</script>', body, re.S)
+        assert found is not None
+        return json.loads(found.group(1))
+
+    def test_page_is_html_with_a_policy_that_allows_only_epgd(self) -> None:
+        self.use(evolve(make_config(), lineups=(LineupConfig(id="nhl_ppv", name="NHL PPV", channels=2),)))
+        response, body = self.request("GET", "/")
+        self.assertEqual(response.code, 200)
+        self.assertEqual(self.header(response, "content-type"), "text/html; charset=utf-8")
+        policy = self.header(response, "content-security-policy") or ""
+        self.assertIn("default-src 'none'", policy)
+        self.assertIn("connect-src 'self'", policy)
+        self.assertEqual(self.info(body), {
+            "version": __version__, "base_url": "", "token": False, "hdhr": True,
+            "lineups": [{"id": "nhl_ppv", "name": "NHL PPV"}]})
+        script, code = self.request("GET", "/status.js")
+        self.assertEqual(script.code, 200)
+        self.assertEqual(self.header(script, "content-type"), "text/javascript; charset=utf-8")
+        self.assertEqual(code, status.script())
+
+    def test_page_says_a_token_is_needed_but_never_shows_it(self) -> None:
+        self.use(make_config(token="hunter2", base_url="http://tv.lan:8080/"))
+        _, body = self.request("GET", "/")
+        info = self.info(body)
+        self.assertEqual((info["token"], info["base_url"]), (True, "http://tv.lan:8080"))
+        self.assertNotIn(b"hunter2", body)
+
+    def test_health_adds_connections_of_max_streams(self) -> None:
+        self.streams.connections = lambda: {"main": 2}  # type: ignore[method-assign]
+        self.use(evolve(make_config(), providers=(ProviderConfig(name="main", playlist="p.m3u",
+                                                                 max_streams=3),)))
+        response, body = self.request("GET", "/health")
+        provider = json.loads(body)["providers"]["main"]
+        self.assertEqual((provider["connections"], provider["max_streams"]), (2, 3))
+        self.assertIn("loaded", provider)  # SPEC §4's fields are kept
+
+
+class StatusPageBrowserTests(E2ETestCase):
+    timeout = 120
+    if CHROMIUM is None:
+        skip = "no chromium installed (apt-get install chromium)"
+
+    async def stack(self, admin_token: str = "", live_title: str = LIVE_TITLE) -> Stack:
+        directory = os.path.abspath(self.mktemp())
+        os.makedirs(directory)
+        self.provider.stream("one", "a", rate=300_000)
+        self.provider.stream("two", "b", rate=300_000)
+        playlist, guide = write_provider_files(directory, self.provider, self.now(),
+                                               live_title=live_title)
+        config = stack_config(directory, playlist, guide, admin_token=admin_token, max_streams=3)
+        running = Stack(self.reactor, config, self.provider)
+        self.addCleanup(running.stop)
+        await running.ready()
+        return running
+
+    async def browser(self, width: int = 1280, height: int = 900) -> Page:
+        assert CHROMIUM is not None
+        profile = tempfile.mkdtemp(prefix="epgd-chromium-")
+        browser = Chromium.launch(self.reactor, CHROMIUM, profile)
+        self.addCleanup(shutil.rmtree, profile, ignore_errors=True)
+        self.addCleanup(browser.close)
+        page = await browser.new_page(width, height)
+        await page.send("Emulation.setTimezoneOverride", {"timezoneId": ZONE})
+        await page.send("Emulation.setLocaleOverride", {"locale": "en-GB"})
+        return page
+
+    def screenshots(self) -> str:
+        path = os.path.abspath(os.path.join(self.mktemp(), "screenshots"))
+        os.makedirs(path)
+        return path
+
+    async def test_live_event_streams_and_updates_without_a_reload(self) -> None:
+        stack = await self.stack()
+        first = await stack.open("/stream/test_1.ts")
+        await first.wait_bytes(20_000, 10)
+        page = await self.browser()
+        await page.goto(stack.base + "/")
+
+        # the live event on its channel, with its start in the browser's zone
+        now_title = text_of('[data-channel="test_1"] [data-field="now"] .title')
+        self.assertEqual(await page.wait_js(now_title, "the live event's title"), LIVE_TITLE)
+        self.assertEqual(await page.evaluate(text_of('[data-channel="test_1"] [data-field="next"] .title')),
+                         NEXT_TITLE)
+        schedule = await stack.json("/schedule.json")
+        live = next(e for e in schedule["channels"][0]["events"] if e["live"])
+        start = _dt.datetime.fromisoformat(live["start"].replace("Z", "+00:00"))
+        shown = await page.evaluate(
+            "[...document.querySelectorAll('[data-channel=\"test_1\"] [data-field=\"now\"] time')]"
+            ".map(t => [t.textContent, t.getAttribute('datetime')])")
+        self.assertEqual(shown[0], [start.astimezone(ZoneInfo(ZONE)).strftime("%H:%M"), live["start"]])
+        self.assertIn(ZONE, await page.evaluate(text_of("#zone")))
+
+        # the active stream: event, masked source, its one viewer
+        clients = text_of('[data-stream="test_1"] [data-field="clients"]')
+        self.assertEqual(await page.wait_js(clients, "the stream's viewer count"), "1 viewer")
+        self.assertEqual(await page.evaluate(text_of('[data-stream="test_1"] [data-field="event"]')),
+                         LIVE_TITLE)
+        source = await page.evaluate(text_of('[data-stream="test_1"] [data-field="source"]'))
+        self.assertTrue(source.endswith("/live/***/***/one.ts"), source)
+        connections = text_of('[data-provider="main"] [data-field="connections"]')
+        self.assertEqual(await page.wait_js(connections, "the provider's connections"),
+                         "1 of 3 connections")
+        self.assertEqual(await page.evaluate(text_of("#hdhr-address")), stack.base[len("http://"):])
+
+        # a second viewer joins: the page follows, without reloading
+        await page.evaluate("window.epgdTestMark = 'same document'")
+        loads = page.loads
+        second = await stack.open("/stream/test_1.ts")
+        await second.wait_bytes(10_000, 10)
+        await page.wait_js(f"{clients} === '2 viewers'", "the second viewer to show", timeout=15)
+        self.assertEqual(await page.evaluate("window.epgdTestMark"), "same document")
+        self.assertEqual(page.loads, loads)
+
+        shots = self.screenshots()
+        desktop = await page.screenshot(os.path.join(shots, "desktop.png"))
+        self.assertEqual(png_size(desktop)[0], 1280)
+        await page.resize(390, 844, mobile=True, scale=2)
+        await page.wait_js("window.innerWidth === 390", "the phone viewport")
+        overflow = await page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        self.assertLessEqual(overflow, 0, "the page scrolls sideways on a phone")
+        phone = await page.screenshot(os.path.join(shots, "phone.png"))
+        self.assertEqual(png_size(phone)[0], 780)
+        self.assertEqual(await page.evaluate(text_of('[data-stream="test_1"] [data-field="clients"]')),
+                         "2 viewers")
+
+        # everything came from epgd itself; no credential anywhere on the page
+        self.assertTrue(page.requests)
+        for url in page.requests:
+            self.assertTrue(url.startswith(stack.base + "/") or url.startswith("data:"), url)
+        body = await page.evaluate("document.documentElement.outerHTML")
+        for secret in (USER, PASSWORD):
+            self.assertNotIn(secret, body)
+        self.assertEqual([c for c in page.console if c.startswith(("exception", "error"))], [])
+
+    async def test_stop_and_refresh_ask_for_the_token(self) -> None:
+        title = 'Bruins <img src=x onerror="window.pwned=1"> & Rangers'
+        stack = await self.stack(admin_token="let-me-in", live_title=title)
+        viewer = await stack.open("/stream/test_1.ts")
+        await viewer.wait_bytes(10_000, 10)
+        page = await self.browser(800, 900)
+        await page.goto(stack.base + "/")
+        event = text_of('[data-stream="test_1"] [data-field="event"]')
+        self.assertEqual(await page.wait_js(event, "the stream card"), title)  # as text, not markup
+        self.assertIsNone(await page.evaluate("window.pwned"))
+        self.assertEqual(await page.evaluate("document.querySelectorAll('main img').length"), 0)
+
+        stop = "document.querySelector('[data-stream=\"test_1\"] button')"
+        await page.evaluate(f"{stop}.click()")
+        self.assertEqual(await page.wait_js(f"{stop}.textContent", "the confirmation"), "Stop now?")
+        await page.evaluate(f"{stop}.click()")
+        await page.wait_js("document.getElementById('token-dialog').open", "the token prompt")
+        await page.evaluate("document.getElementById('token-input').value = 'wrong';"
+                            "document.getElementById('token-ok').click()")
+        await page.wait_js("document.getElementById('token-dialog').open && "
+                           + text_of("#token-label") + ".includes('refused')", "the prompt again")
+        self.assertFalse(viewer.is_closed)
+        await page.evaluate("document.getElementById('token-input').value = 'let-me-in';"
+                            "document.getElementById('token-ok').click()")
+        await viewer.wait_closed(10)
+        await page.wait_js("document.querySelector('[data-stream=\"test_1\"]') === null",
+                           "the stopped stream to leave the page")
+        self.assertEqual(await page.evaluate(text_of("#notice")), "Stopped test_1.")
+        self.assertEqual(await page.evaluate(text_of('[data-provider="main"] [data-field="connections"]')),
+                         "0 of 3 connections")  # read again at once, not at the next poll
+
+        # the token is remembered for the tab: refresh asks no more
+        await page.evaluate("document.getElementById('refresh').click()")
+        await self.wait_until(lambda: stack.catalog.refreshes[("main", "ok")] >= 2, 10,
+                              "the refresh the button asked for")
+        self.assertFalse(await page.evaluate("document.getElementById('token-dialog').open"))
+        self.assertEqual(await page.wait_js(text_of("#notice"), "the refresh notice"),
+                         "Refreshing every provider…")
+        shots = self.screenshots()
+        await page.screenshot(os.path.join(shots, "after-stop.png"))
+
