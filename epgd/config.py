@@ -52,8 +52,11 @@ _URL_SCHEME = re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*)://")
 _MAX_SHOWN = 80
 
 
-def load_config(path: str) -> Config:
-    """Read and validate a TOML file; every problem is one ``ConfigError`` line."""
+def load_config(path: str, sources_required: bool = True) -> Config:
+    """
+    Read and validate a TOML file; every problem is one ``ConfigError`` line.
+    ``sources_required=False`` (``--demo --config``) accepts a file without providers or lineups.
+    """
     if not path:
         raise ConfigError("epgd: the configuration file name is empty")
     try:
@@ -67,12 +70,12 @@ def load_config(path: str) -> Config:
         raise ConfigError(f"{path}: not UTF-8 text, as TOML requires") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: TOML syntax error: {e}") from None
-    return parse_config(data, path)
+    return parse_config(data, path, sources_required)
 
 
-def parse_config(data: dict[str, Any], path: str) -> Config:
+def parse_config(data: dict[str, Any], path: str, sources_required: bool = True) -> Config:
     """Validate already-parsed TOML ``data`` (``path`` is only used in messages)."""
-    return _Parser(path, data).config()
+    return _Parser(path, data, sources_required).config()
 
 
 def check_listen(description: str) -> str | None:
@@ -144,9 +147,10 @@ def _is_number(value: Any) -> bool:
 class _Parser:
     """One pass over the TOML data; knows the file name and how to phrase a failure."""
 
-    def __init__(self, path: str, data: dict[str, Any]) -> None:
+    def __init__(self, path: str, data: dict[str, Any], sources_required: bool = True) -> None:
         self.path = path
         self.data = data
+        self.sources_required = sources_required
         urls: list[str] = []
         for section, keys in (("provider", ("playlist", "guide")), ("event", ("url",))):
             items = data.get(section)
@@ -253,7 +257,7 @@ class _Parser:
         guide = self.guide(self.data.get("guide", {}))
         hdhr = self.hdhr(self.data.get("hdhr", {}))
         providers = tuple(self.provider(p, f"provider[{i}]") for i, p in enumerate(self.tables("provider")))
-        if not providers:
+        if not providers and self.sources_required:
             self.fail("provider", "at least one [[provider]] table is required", shown=False)
         names = [p.name for p in providers]
         for i, name in enumerate(names):
@@ -265,7 +269,7 @@ class _Parser:
             after = parsed[-1].channel_number(parsed[-1].channels) + 1 if parsed else 1
             parsed.append(self.lineup(t, f"lineup[{i}]", names, after))
         lineups = tuple(parsed)
-        if not lineups:
+        if not lineups and self.sources_required:
             self.fail("lineup", "at least one [[lineup]] table is required", shown=False)
         self.numbers_apart(lineups)
         seen: dict[str, str] = {}

@@ -43,8 +43,9 @@ class Options(usage.Options):
         ["config", "c", None, f"TOML configuration file (default: ./{DEFAULT_CONFIG} if present)."],
     ]
     optFlags = [
-        ["demo", None, "Run a built-in demo provider on loopback and serve a demo lineup from it "
-                       "(with --config, the demo is added to that configuration)."],
+        ["demo", None, "Run a built-in demo provider on loopback and serve demo lineups from it "
+                       "(with --config, that file's [server], [stream] and [hdhr] are kept; "
+                       "it needs no [[provider]] or [[lineup]])."],
     ]
 
     def __init__(self) -> None:
@@ -86,7 +87,8 @@ def settle(path: str | None, demo: bool, listen: Iterable[str]) -> Config | None
                 f"put one at ./{DEFAULT_CONFIG}, or try --demo"
             )
         path = DEFAULT_CONFIG
-    return load_config(path)
+    # the demo brings its own provider and lineups: FILE may have none
+    return load_config(path, sources_required=not demo)
 
 
 def makeService(options: Mapping[str, Any]) -> MultiService:
@@ -95,7 +97,7 @@ def makeService(options: Mapping[str, Any]) -> MultiService:
 
     config = options.get("loaded")
     if config is None and options.get("config"):
-        config = load_config(options["config"])
+        config = load_config(options["config"], sources_required=not options.get("demo"))
     return build_service(config, reactor, demo=bool(options.get("demo")), listen=options.get("listen") or ())
 
 

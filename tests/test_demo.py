@@ -176,9 +176,11 @@ class DemoSetupTests(SynchronousTestCase):
                     "http://localhost:9090/stream/demo_sports_1.ts"):
             self.assertIn(url, text)
         self.assertNotIn("s3cret", text)
-        # the first switch comes soon: 60 to 120 s after start
+        self.assertIn("status page: http://localhost:9090/ ", text)
+        # the first switch comes soon: 20 to 30 s after start, and the log says when
         wait = service.first_switch - NOW
-        self.assertTrue(60 <= wait <= 120, wait)
+        self.assertTrue(20 <= wait <= 30, wait)
+        self.assertIn(f"the first switch (Demo Sports 1, Demo PPV 1) comes in {round(wait)} s", text)
 
 
 # -- clips ----------------------------------------------------------------------------------
@@ -308,7 +310,8 @@ class ProviderTests(SynchronousTestCase):
         for channel in playlist.channels:
             self.assertRegex(channel.url, r"^http://127\.0\.0\.1:7000/live/demo/s3cret/\d+\.ts$")
         ppv = [c.name for c in playlist.channels if c.group == "DEMO PPV"]
-        self.assertEqual(ppv[0], "DEMO PPV 01: Tigers vs Lions (PPV 1) @ 03:59 PM")
+        # NOW is 04:00:37 PM: the first switch at 04:01:00, so event 1 began at 03:58
+        self.assertEqual(ppv[0], "DEMO PPV 01: Tigers vs Lions (PPV 1) @ 03:58 PM")
 
     def test_guide_parses_and_links_to_the_arenas(self) -> None:
         code, body = self.get("http://127.0.0.1:7000/xmltv.php?username=demo&password=s3cret")
@@ -368,6 +371,17 @@ class ScenarioTests(SynchronousTestCase):
             self.assertEqual(CLIP_FILES[event.clip][1], MATCHUPS[event.clip])
         self.assertIsNone(stream_clip(1))
 
+    def test_the_first_switch_comes_20_to_30_s_after_any_start(self) -> None:
+        for offset in range(0, 600, 7):
+            now = NOW + offset + 0.25
+            scenario = Scenario(epoch=start_epoch(now, 180), event_length=180)
+            first = scenario.epoch + 180  # Demo PPV 1 and Demo Sports 1 switch then
+            self.assertTrue(20 <= first - now <= 30, (offset, first - now))
+            self.assertTrue(scenario.ppv_events(now)[0].start <= now < first)
+        # a start that puts the switch off the minute: the names carry the seconds
+        scenario = Scenario(epoch=start_epoch(NOW + 8, 180), event_length=180)
+        self.assertRegex(scenario.ppv_events(NOW + 8)[0].channel, r"@ 03:58:10 PM$")
+
     def test_short_events_put_seconds_in_the_names(self) -> None:
         short = Scenario(epoch=start_epoch(NOW, 10), event_length=10)
         self.assertEqual(short.epoch, NOW)
@@ -396,7 +410,7 @@ class ScenarioTests(SynchronousTestCase):
                 self.assertGreater(len(events), 3)
                 urls = [e.sources[0].url for e in events]
                 self.assertTrue(all(a != b for a, b in zip(urls, urls[1:], strict=False)), channel)
-            # Demo Sports 1 and Demo PPV 1 switch first, 60-120 s after start (for 3-min events)
+            # Demo Sports 1 and Demo PPV 1 switch first, 20-30 s after start (for 3-min events)
             self.assertEqual(schedule.next_boundary("demo_sports_1", NOW), first)
             self.assertEqual(schedule.next_boundary("demo_ppv_1", NOW), first)
             self.assertEqual(schedule.next_boundary("demo_sports_2", NOW), first + length)
@@ -457,3 +471,113 @@ class ProviderSocketTests(TestCase):
         window = [(t, n) for t, n in collector.marks if t - t0 >= 0.5]
         (ta, na), (tb, nb) = window[0], window[-1]
         self.assertApproximates((nb - na) / (tb - ta), rate, rate * 0.25)
+
+
+# -- --demo --config FILE, and the demo as a newcomer starts it -------------------------------
+
+def write_file(test: SynchronousTestCase, text: str) -> str:
+    directory = os.path.abspath(test.mktemp())
+    os.makedirs(directory)
+    path = os.path.join(directory, "my.toml")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text.replace("STATE", os.path.join(directory, "state")))
+    return path
+
+
+ONLY_SERVER_STREAM_HDHR = (
+    '[server]\nlisten = ["tcp:0:interface=127.0.0.1"]\nstate_dir = "STATE"\n'
+    '[stream]\nchunk_size = 4096\n[hdhr]\nfriendly_name = "Den tuner"\n'
+)
+
+
+class DemoConfigFileTests(SynchronousTestCase):
+    def test_a_file_without_providers_or_lineups_is_enough_for_the_demo(self) -> None:
+        from epgd import tap
+
+        path = write_file(self, ONLY_SERVER_STREAM_HDHR)
+        options = tap.Options()
+        options.parseOptions(["--demo", "--config", path])
+        loaded = options["loaded"]
+        self.assertEqual((loaded.providers, loaded.lineups), ((), ()))
+        reactor = MemoryReactorClock()
+        reactor.advance(NOW)
+        config, service = demo_setup(reactor, loaded)
+        self.addCleanup(service.stopService)
+        self.assertEqual(config.server, loaded.server)
+        self.assertEqual(config.stream.chunk_size, 4096)
+        self.assertEqual(config.hdhr.friendly_name, "Den tuner")
+        self.assertEqual([p.name for p in config.providers], ["demo"])
+        self.assertEqual([lu.id for lu in config.lineups], ["demo_sports", "demo_ppv"])
+
+    def test_without_demo_the_same_file_still_needs_a_provider(self) -> None:
+        import io
+        import sys
+
+        from epgd import tap
+
+        path = write_file(self, ONLY_SERVER_STREAM_HDHR)
+        stderr = io.StringIO()
+        self.patch(sys, "stderr", stderr)
+        with self.assertRaises(SystemExit):
+            tap.Options().parseOptions(["--config", path])
+        self.assertEqual(stderr.getvalue(),
+                         f"{path}: provider: at least one [[provider]] table is required\n")
+
+
+class DemoServiceTests(TestCase):
+    """``twistd epgd --demo --config FILE``'s service tree on real sockets, as a newcomer starts it."""
+
+    timeout = 60
+
+    async def test_first_switch_comes_within_30_s_and_the_log_points_at_the_status_page(self) -> None:
+        import json
+
+        import treq
+        from twisted.web.client import HTTPConnectionPool
+
+        from epgd import tap
+
+        options = tap.Options()
+        options.parseOptions(["--demo", "--config", write_file(self, ONLY_SERVER_STREAM_HDHR)])
+        started = global_reactor.seconds()
+        with capturedLogs() as events:
+            service = tap.makeService(options)
+            service.startService()
+        self.addCleanup(lambda: service.running and service.stopService())
+        port = (await service.getServiceNamed("listen-0")._waitingForPort).getHost().port
+        pool = HTTPConnectionPool(global_reactor, persistent=False)
+        self.addCleanup(pool.closeCachedConnections)
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(200):
+            response = await treq.get(f"{base}/health", pool=pool)
+            if (await response.json())["status"] == "ok":
+                break
+            await task.deferLater(global_reactor, 0.05, lambda: None)
+        else:
+            self.fail("the demo's provider data never loaded")
+        text = " ".join(e["log_format"].format(**e) for e in events)
+        self.assertIn("[DEMO] status page: http://localhost:", text)
+
+        schedule = json.loads(await (await treq.get(f"{base}/schedule.json", pool=pool)).text())
+        first_switch = service.getServiceNamed("demo").first_switch
+        self.assertLessEqual(first_switch - started, 30)
+        self.assertGreaterEqual(first_switch - started, 15)  # time to open a player first
+        for channel in schedule["channels"]:
+            if channel["id"] in ("demo_sports_1", "demo_ppv_1"):
+                live, after = channel["events"][0], channel["events"][1]
+                self.assertTrue(live["live"], channel["id"])
+                stop = _iso_seconds(live["stop"])
+                self.assertEqual(stop, first_switch, channel["id"])  # the first switch
+                self.assertEqual(_iso_seconds(after["start"]), stop)
+                # then a switch every 3 minutes on Demo PPV 1, every 6 on each sports channel
+                length = _iso_seconds(after["stop"]) - _iso_seconds(after["start"])
+                self.assertEqual(length, 180 if channel["id"] == "demo_ppv_1" else 360)
+        page = await treq.get(f"{base}/", pool=pool)
+        self.assertEqual(page.code, 200)
+        self.assertIn(b"<title>epgd</title>", await page.content())
+
+
+def _iso_seconds(text: str) -> float:
+    import datetime as _dt
+
+    return _dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()

@@ -32,6 +32,7 @@ from twisted.web.server import Site
 from epgd.config import (
     Config,
     GuideConfig,
+    HdhrConfig,
     LineupConfig,
     ProviderConfig,
     ServerConfig,
@@ -48,7 +49,8 @@ def demo_config(port: int, base: Config | None, event_length: float = DEFAULT_EV
                 state_dir: str = "") -> Config:
     """
     The demo configuration for a provider on ``127.0.0.1:port``. ``base`` (``--demo
-    --config FILE``) keeps its ``server`` and ``stream`` sections; the rest is the demo's.
+    --config FILE``) keeps its ``server``, ``stream`` and ``hdhr`` sections; the rest
+    (providers, lineups, events, guide) is the demo's.
     """
     from epgd.demo.scenario import PPV_GROUP, PPV_PATTERN, PPV_TIME_FORMATS, SPORTS_GROUP
 
@@ -75,13 +77,15 @@ def demo_config(port: int, base: Config | None, event_length: float = DEFAULT_EV
         ),
     )
     if base is not None:
-        server, stream, path = base.server, base.stream, base.path
+        server, stream, hdhr, path = base.server, base.stream, base.hdhr, base.path
     else:
         server = ServerConfig(state_dir=state_dir or os.path.join(tempfile.gettempdir(), "epgd-demo"))
         stream = StreamConfig(check_interval=1.0)
+        hdhr = HdhrConfig()
         path = "--demo"
     return Config(
         server=server, stream=stream, guide=GuideConfig(days=1, filler=True, timezone="UTC"),
+        hdhr=hdhr,
         providers=(provider,), lineups=lineups, events=(), path=path,
     )
 
@@ -130,6 +134,7 @@ class DemoProviderService(Service):
         web = f"http://localhost:{_epgd_port(self.config.server.listen)}"
         self.log.info("[DEMO] demo provider listening on http://127.0.0.1:{port}",
                       port=self.port_number)
+        self.log.info("[DEMO] status page: {web}/ (streams, switches, what is on now)", web=web)
         self.log.info(
             "[DEMO] open {web}/playlist.m3u in VLC (or any IPTV player); guide {web}/epg.xml, "
             "stream status {web}/streams/status, one stream {web}/stream/demo_sports_1.ts",
@@ -137,9 +142,10 @@ class DemoProviderService(Service):
         )
         wait = max(0, round(self.first_switch - self.reactor.seconds()))
         self.log.info(
-            "[DEMO] events change every {length:g} s; the first switch (Demo Sports 1, "
-            "Demo PPV 1) comes in {wait} s",
+            "[DEMO] the first switch (Demo Sports 1, Demo PPV 1) comes in {wait} s; then "
+            "Demo PPV 1 switches every {length:g} s, each Demo Sports channel every {game:g} s",
             length=self.provider.scenario.event_length, wait=wait,
+            game=2 * self.provider.scenario.event_length,
         )
 
     def stopService(self) -> Deferred[None] | None:

@@ -76,14 +76,20 @@ def arena_id(arena: int) -> str:
     return f"arena{arena + 1}.demo"
 
 
+#: the first switch comes this long after start, rounded up to a multiple of FIRST_SWITCH_STEP
+FIRST_SWITCH_AFTER = 20.0
+FIRST_SWITCH_STEP = 10.0
+
+
 def start_epoch(now: float, event_length: float) -> float:
     """
-    Where a scenario started at ``now`` puts its clock: the first switch 60–120 s away, on a
-    whole minute, so a newcomer who opens VLC right away sees one soon. Event lengths that
-    are not whole minutes (tests) start at the current second instead.
+    Where a scenario started at ``now`` puts its clock: the first switch 20–30 s away (on a
+    multiple of 10 s), soon enough that a newcomer who opens VLC right away sees one, late
+    enough for the first fetch and for the player to start. Short events (tests, under a
+    minute) start at the current second instead: their first switch is one event away.
     """
-    if event_length % 60 == 0 and event_length >= 120:
-        first_switch = math.ceil((now + 60) / 60) * 60
+    if event_length >= 60:
+        first_switch = math.ceil((now + FIRST_SWITCH_AFTER) / FIRST_SWITCH_STEP) * FIRST_SWITCH_STEP
         return first_switch - event_length
     return float(math.floor(now))
 
