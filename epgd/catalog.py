@@ -34,6 +34,7 @@ from epgd.schedule.model import Schedule, utc_iso
 from epgd.schedule.packing import PackingState
 from epgd.sources import SourceError
 from epgd.sources.feed import ProviderFeed
+from epgd.sources.fetch import remove_quietly
 from epgd.sources.models import ProviderChannel, ProviderData
 
 REPUBLISH_INTERVAL = 3600.0  # move the epg.xml window on at least this often
@@ -74,6 +75,9 @@ class FeedLike(Protocol):
     def programmes(self) -> int: ...
 
     @property
+    def programmes_skipped(self) -> int: ...
+
+    @property
     def data(self) -> ProviderData | None: ...
 
     def load_cached(self) -> Deferred[ProviderData | None]: ...
@@ -107,6 +111,7 @@ def make_feeds(config: Config, reactor: Any, redactor: Redactor,
         provider.name: factory(
             reactor, provider,
             user_agent=config.stream.user_agent,
+            inactivity=config.stream.connect_timeout,
             state_dir=config.server.state_dir,
             redactor=redactor,
             wanted_channel=wanted,
@@ -114,6 +119,21 @@ def make_feeds(config: Config, reactor: Any, redactor: Redactor,
         )
         for provider in config.providers
     }
+
+
+def remove_stale_temps(state_dir: str) -> None:
+    """
+    Temp files a killed run left in ``state_dir`` (``.packing-*.tmp`` of the lane state, any
+    other ``.*.tmp``); provider downloads (``.*.part``) are the feeds' own. The file they were
+    to replace is whole: each is renamed into place only once written and fsynced.
+    """
+    try:
+        names = os.listdir(state_dir)
+    except OSError:
+        return
+    for name in names:
+        if name.startswith(".") and name.endswith(".tmp"):
+            remove_quietly(os.path.join(state_dir, name))
 
 
 def default_runner(reactor: Any) -> RunInThread:
@@ -192,6 +212,8 @@ class Catalog(Service):
                 "error": self.redactor.mask(error) if error else None,
                 "channels": int(feed.channels),
                 "programmes": int(feed.programmes),
+                # malformed programmes the latest guide parse passed over (SPEC §4)
+                "programmes_skipped": int(getattr(feed, "programmes_skipped", 0)),
             }
         if not self.has_data():
             status = "starting"
@@ -211,6 +233,7 @@ class Catalog(Service):
         except OSError as e:
             self.log.error("cannot create state_dir {path}: {error}",
                            path=self.config.server.state_dir, error=e.strerror or str(e))
+        remove_stale_temps(self.config.server.state_dir)
         self.state = PackingState.load(self.state_path)
         self._publish_channel_list()
         loads = [maybeDeferred(feed.load_cached).addErrback(self._cache_failed, name)

@@ -75,6 +75,7 @@ class FakeFeed:
         self.error: str | None = None
         self.channels = 0
         self.programmes = 0
+        self.programmes_skipped = 0
         self.data: ProviderData | None = None
         self.cached: ProviderData | None = None
         self.pending: list[Deferred[ProviderData]] = []
@@ -172,6 +173,15 @@ class CatalogTests(SynchronousTestCase):
         self.assertEqual(feed.refreshes, 1, "the first fetch starts right after the cache")
         self.assertEqual(catalog.health()["status"], "ok")
 
+    def test_temp_files_of_a_killed_run_are_removed_at_start(self) -> None:
+        os.makedirs(self.state_dir)
+        names = [".packing-abc123.tmp", ".hdhr-x.tmp", "assignments.json", "notes.tmp"]
+        for name in names:
+            with open(os.path.join(self.state_dir, name), "w") as f:
+                f.write("{")
+        self.start()
+        self.assertEqual(sorted(os.listdir(self.state_dir)), ["assignments.json", "notes.tmp"])
+
     def test_starting_until_data_then_ok(self) -> None:
         catalog, feed = self.start()
         published = catalog.published()
@@ -180,14 +190,18 @@ class CatalogTests(SynchronousTestCase):
         self.assertEqual(self.titles(catalog), [])
         self.assertEqual(catalog.health(), {"status": "starting", "providers": {"main": {
             "loaded": False, "last_refresh": None, "error": None, "channels": 0,
-            "programmes": 0}}})
+            "programmes": 0, "programmes_skipped": 0}}})
         self.clock.advance(5)
         feed.answer(provider_data("Game 1", "Game 2"))
         self.assertEqual(self.titles(catalog), ["Game 1", "Game 2"])
         self.assertEqual(catalog.health()["providers"]["main"], {
             "loaded": True, "last_refresh": "2026-11-24T01:00:05Z", "error": None,
-            "channels": 2, "programmes": 2})
+            "channels": 2, "programmes": 2, "programmes_skipped": 0})
         self.assertEqual(catalog.health()["status"], "ok")
+        feed.programmes_skipped, feed.error = 3, "guide is 3 malformed programmes skipped"
+        health = catalog.health()
+        self.assertEqual(health["status"], "degraded")
+        self.assertEqual(health["providers"]["main"]["programmes_skipped"], 3)
 
     def test_starting_until_the_schedule_with_the_data_is_served(self) -> None:
         """A client that waits for "ok" must find the provider's events on the streams."""
@@ -376,6 +390,7 @@ class CatalogTests(SynchronousTestCase):
     def test_feed_gets_settings_and_lineup_filter(self) -> None:
         catalog, feed = self.start()
         self.assertEqual(feed.kwargs["state_dir"], self.state_dir)
+        self.assertEqual(feed.kwargs["inactivity"], 10.0)  # stream.connect_timeout
         self.assertIsNone(feed.kwargs["run_in_thread"])
         wanted = feed.kwargs["wanted_channel"]
         nhl, news = provider_data().playlist.channels  # type: ignore[union-attr]

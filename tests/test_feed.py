@@ -43,7 +43,7 @@ def nhl_only(channel: ProviderChannel) -> bool:
     return channel.group == "NHL"
 
 
-class FeedTests(SynchronousTestCase):
+class FeedCase(SynchronousTestCase):
     def setUp(self) -> None:
         self.reactor = MemoryReactorClock()
         self.reactor.advance(1_764_000_000)
@@ -72,6 +72,8 @@ class FeedTests(SynchronousTestCase):
         with open(os.path.join(self.cache, name), "rb") as f:
             return f.read()
 
+
+class FeedTests(FeedCase):
     def test_refresh_installs_and_caches(self) -> None:
         feed = self.feed()
         self.assertFalse(feed.loaded)
@@ -149,8 +151,8 @@ class FeedTests(SynchronousTestCase):
         data = self.successResultOf(feed.refresh())
         assert data.guide is not None
         self.assertEqual([p.title for p in data.guide.programmes], ["Bruins vs Rangers"])
-        self.assertEqual(feed.error, "guide cut short, using the 1 programmes before the break: "
-                                     "the data ends before </tv>")
+        self.assertEqual(feed.error, "guide is cut short (the data ends before </tv>); "
+                                     "using its 1 programmes (no whole guide yet)")
         # A later cut guide replaces the earlier cut one; a whole one clears the error.
         self.successResultOf(feed.refresh())
         self.write("guide.xml", GUIDE)
@@ -241,6 +243,111 @@ class FeedTests(SynchronousTestCase):
             f.write("half a guide")
         self.feed()
         self.assertFalse(os.path.exists(stale))
+
+
+def damaged(guide: str, title: str) -> str:
+    """``guide`` with the first programme's title replaced by ``title`` (raw markup)."""
+    return guide.replace("<title>Bruins vs Rangers</title>", f"<title>{title}</title>", 1)
+
+
+LAUGHS = ('<?xml version="1.0"?><!DOCTYPE tv [<!ENTITY a0 "lollollollol">'
+          + "".join(f'<!ENTITY a{i} "{f"&a{i - 1};" * 10}">' for i in range(1, 10)) + "]>")
+
+
+class NotWholeGuideTests(FeedCase):
+    """A guide that is damaged, cut short or has programmes skipped never replaces a whole one."""
+
+    def assertKeptWhole(self, broken: str | bytes, why: str, **provider: Any) -> ProviderFeed:
+        feed = self.feed(**provider)
+        good = self.successResultOf(feed.refresh())
+        self.reactor.advance(60)
+        self.write("guide.xml", broken)
+        self.failureResultOf(feed.refresh(), SourceError)
+        self.assertIs(feed.data, good)
+        self.assertEqual(feed.programmes, 2)
+        assert feed.error is not None
+        self.assertIn(why, feed.error)
+        self.assertEqual(self.cached("guide.xml"), GUIDE.encode())
+        return feed
+
+    def test_markup_in_a_title(self) -> None:
+        """libxml2 'recovers' from a bare < by losing every later programme."""
+        self.assertKeptWhole(damaged(GUIDE, "Game 0 < Zero"),
+                             "guide is damaged (XML error at line 1: StartTag: invalid element name")
+
+    def test_entity_bomb(self) -> None:
+        """The amplification limit stops a billion laughs; recover=True must not hide that."""
+        bomb = damaged(GUIDE, "&a9;").replace('<?xml version="1.0"?>', LAUGHS)
+        self.assertKeptWhole(bomb, "Maximum entity amplification factor exceeded")
+
+    def test_whitespace_bomb(self) -> None:
+        """A small gzip of endless blanks: libxml2's text limit (no huge_tree) ends it."""
+        import zlib
+
+        packer = zlib.compressobj(9, zlib.DEFLATED, 31)
+        head, tail = GUIDE.encode().split(b"</tv>")
+        body = packer.compress(head) + b"".join(
+            packer.compress(b" " * (1 << 20)) for _ in range(12)) + packer.compress(b"</tv>")
+        bomb = body + packer.flush()
+        self.assertLess(len(bomb), 100_000)
+        self.assertKeptWhole(bomb, "Text node too long")
+
+    def test_decompressed_size_cap(self) -> None:
+        """max_guide_bytes counts the guide as it is decompressed, whatever the file's size."""
+        padded = GUIDE.replace("</tv>", "<!--" + "x" * 5000 + "--></tv>")
+        feed = self.assertKeptWhole(gzip.compress(padded.encode()),
+                                    "guide is larger than 4 KiB once decompressed",
+                                    max_guide_bytes=4096)
+        self.write("guide.xml", padded)  # the plain file is refused by its size, unread
+        self.failureResultOf(feed.refresh(), SourceError)
+        self.assertIn("guide is larger than 4 KiB once decompressed", str(feed.error))
+
+    def test_malformed_programmes_are_counted(self) -> None:
+        broken = GUIDE.replace('start="20261124200000 +0000"><title>Kings',
+                               'start="tomorrow"><title>Kings')
+        feed = self.assertKeptWhole(broken, "guide is 1 malformed programmes skipped")
+        self.assertEqual(feed.programmes_skipped, 1)
+        # Nothing better: used, and /health still says what is wrong with it.
+        fresh = self.feed()
+        data = self.successResultOf(fresh.refresh())
+        assert data.guide is not None
+        self.assertEqual(len(data.guide.programmes), 1)
+        self.assertEqual(fresh.programmes_skipped, 1)
+        self.assertEqual(fresh.error, "guide is 1 malformed programmes skipped; using its 1 "
+                                      "programmes (no whole guide yet)")
+
+    def test_damaged_cache_loaded_at_start_is_reported(self) -> None:
+        self.write("guide.xml", damaged(GUIDE, "Game 0 < Zero"))
+        self.successResultOf(self.feed().refresh())
+        restarted = self.feed()
+        self.successResultOf(restarted.load_cached())
+        self.assertIn("guide is damaged", str(restarted.error))
+
+    def test_files_are_on_disk_before_they_are_renamed(self) -> None:
+        calls: list[str] = []
+        real_fsync, real_replace = os.fsync, os.replace
+        self.patch(os, "fsync", lambda fd: (calls.append("fsync"), real_fsync(fd))[1])
+        self.patch(os, "replace", lambda a, b: (calls.append("replace " + os.path.basename(b)),
+                                                real_replace(a, b))[1])
+        self.successResultOf(self.feed().refresh())
+        self.assertEqual(calls, ["fsync", "fsync", "replace playlist.m3u", "fsync",
+                                 "replace guide.xml", "fsync"])
+
+    def test_close_stops_a_parse_in_its_thread(self) -> None:
+        """The stop event reaches the parsers: SIGTERM is not held up by a parse thread."""
+        feed = self.feed()
+        parses: list[Any] = []
+
+        def later(f: Callable[..., Any], *args: Any) -> Deferred[Any]:
+            d: Deferred[Any] = Deferred()
+            parses.append(lambda: d.callback(f(*args)))
+            return d
+
+        feed._run = later  # the parse waits until the test runs it, after close()
+        refreshing = feed.refresh()
+        self.successResultOf(feed.close())
+        self.assertRaises(SourceError, parses[0])
+        self.failureResultOf(refreshing)
 
 
 class FeedOverHttpTests(TestCase):

@@ -220,7 +220,7 @@ class FetcherTests(TestCase):
     @inlineCallbacks
     def test_whole_download_timeout(self) -> Any:
         clock = task.Clock()
-        fetcher = self.make_fetcher(clock=clock, timeout=120)
+        fetcher = self.make_fetcher(clock=clock, timeout=120, inactivity=1000)
         arrived = self.provider.stall("/get.php")
         result = fetcher.fetch(self.url, self.directory, "playlist")
         request = yield arrived
@@ -275,3 +275,104 @@ class FetcherTests(TestCase):
             self.fetcher.fetch("ftp://provider.example/list.m3u", self.directory, "playlist"),
             SourceError)
         self.assertIn("unsupported URL scheme 'ftp'", str(error))
+
+    @inlineCallbacks
+    def test_silence_fails_at_once(self) -> Any:
+        """No answer for ``inactivity`` seconds fails, long before the whole-download cap."""
+        clock = task.Clock()
+        fetcher = self.make_fetcher(clock=clock, timeout=3600, inactivity=10)
+        arrived = self.provider.stall("/get.php")
+        result = fetcher.fetch(self.url, self.directory, "playlist")
+        request = yield arrived
+        clock.advance(9.9)
+        self.assertNoResult(result)
+        clock.advance(0.1)
+        error = yield self.assertFailure(result, SourceError)
+        self.assertIn("failed: nothing received for 10 s", str(error))
+        self.assertNotIn("s3cret", str(error))
+        yield request.notifyFinish().addErrback(lambda _: None)
+        self.assertEqual(self.leftovers(), [])
+
+    @inlineCallbacks
+    def test_slow_but_steady_body_is_not_silence(self) -> Any:
+        """Each chunk of body restarts the inactivity clock: a big guide may take its time."""
+        from twisted.internet import reactor
+
+        clock = task.Clock()
+        fetcher = self.make_fetcher(clock=clock, timeout=3600, inactivity=10)
+        arrived = self.provider.stall("/get.php")
+        result = fetcher.fetch(self.url, self.directory, "playlist")
+        request = yield arrived
+        for part in (PLAYLIST[:10], PLAYLIST[10:30], PLAYLIST[30:]):
+            [idle] = [c for c in clock.getDelayedCalls() if c.getTime() - clock.seconds() <= 10]
+            due = idle.getTime()
+            request.write(part)
+            for _ in range(200):  # until the chunk has arrived and moved the timer on
+                if idle.getTime() != due:
+                    break
+                yield task.deferLater(reactor, 0.01, lambda: None)
+            clock.advance(9)  # 27 s in all, never 10 s of silence
+            self.assertNoResult(result)
+        request.finish()
+        path = yield result
+        with open(path, "rb") as f:
+            self.assertEqual(f.read(), PLAYLIST)
+
+    @inlineCallbacks
+    def test_endless_headers_are_refused(self) -> Any:
+        """A provider that sends header lines forever is cut off at 64 KiB, not buffered."""
+        from twisted.internet import reactor
+        from twisted.internet.protocol import Factory, Protocol
+
+        sent: list[int] = []
+
+        class Flood(Protocol):
+            def dataReceived(self, data: bytes) -> None:
+                if sent:
+                    return
+                sent.append(0)
+                self.transport.write(b"HTTP/1.1 200 OK\r\n")
+                for i in range(2000):  # 2000 lines of 1 KiB, far past any real header block
+                    self.transport.write(b"X-Filler-%d: %s\r\n" % (i, b"x" * 1000))
+                    sent[0] += 1
+
+        port = reactor.listenTCP(0, Factory.forProtocol(Flood), interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        url = f"http://127.0.0.1:{port.getHost().port}/get.php?username=alice&password=s3cret"
+        error = yield self.assertFailure(self.fetcher.fetch(url, self.directory, "playlist"),
+                                         SourceError)
+        self.assertTrue(str(error).endswith("failed: response headers longer than 64 KiB"),
+                        str(error))
+        self.assertNotIn("s3cret", str(error))
+        self.assertEqual(self.leftovers(), [])
+
+    @inlineCallbacks
+    def test_userinfo_becomes_basic_authorization(self) -> Any:
+        """http://user:pass@host/... is fetched as players fetch it, and masked in errors."""
+        import base64
+
+        port = self.provider.port.getHost().port
+        url = f"http://alice:s%40cret@127.0.0.1:{port}/list.m3u"
+        self.provider.serve("/list.m3u", PLAYLIST)
+        path = yield self.fetcher.fetch(url, self.directory, "playlist")
+        with open(path, "rb") as f:
+            self.assertEqual(f.read(), PLAYLIST)
+        headers = self.provider.resource.headers[-1]
+        self.assertEqual(headers.getRawHeaders(b"authorization"),
+                         [b"Basic " + base64.b64encode(b"alice:s@cret")])
+        self.provider.serve("/list.m3u", b"denied", code=401)
+        error = yield self.assertFailure(self.fetcher.fetch(url, self.directory, "playlist"),
+                                         SourceError)
+        self.assertEqual(str(error), f"playlist http://***@127.0.0.1:{port}/list.m3u failed: "
+                                     "HTTP 401 Unauthorized")
+
+    @inlineCallbacks
+    def test_per_fetch_cap_counts_decompressed_bytes(self) -> Any:
+        """A small gzip-encoded answer that expands past the guide cap is refused."""
+        self.provider.serve("/xmltv.php", gzip.compress(b" " * 100_000),
+                            headers={b"Content-Encoding": b"gzip"})
+        error = yield self.assertFailure(
+            self.fetcher.fetch(self.provider.url("/xmltv.php"), self.directory, "guide",
+                               max_bytes=50_000), SourceError)
+        self.assertIn("larger than 50000 bytes", str(error))
+        self.assertEqual(self.leftovers(), [])

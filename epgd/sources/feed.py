@@ -3,8 +3,11 @@ One provider's data and its last-good cache (SPEC §5.4).
 
 ``refresh`` downloads the playlist and then the guide into temporary files in
 ``state_dir/providers/<name>/``, parses both (in a thread: a guide can be 500 MB), and only when
-both are good renames them over the last-good files. A failed or malformed fetch therefore
-never replaces good data; it is recorded in ``error`` for ``/health``. ``load_cached`` parses
+both are good renames them over the last-good files (fsynced first, so a crash leaves the old
+file or the new one, whole). A failed or malformed fetch therefore never replaces good data;
+it is recorded in ``error`` for ``/health``. Nor does a guide that is not whole (cut short,
+repaired XML, malformed programmes skipped) replace one that is; where nothing better
+exists it is used, and ``error`` says what is wrong with it. ``load_cached`` parses
 the last-good files, so a restart with the provider down serves the last schedule at once.
 """
 
@@ -13,6 +16,7 @@ from __future__ import annotations
 import datetime as _dt
 import os
 from collections.abc import Callable
+from threading import Event
 from typing import Any
 
 from twisted.internet.defer import Deferred, succeed
@@ -23,7 +27,7 @@ from twisted.python.failure import Failure
 from epgd.config import ProviderConfig
 from epgd.redact import Redactor
 from epgd.sources import SourceError, is_gzip_file
-from epgd.sources.fetch import DOWNLOAD_TIMEOUT, Fetcher, remove_quietly
+from epgd.sources.fetch import INACTIVITY_TIMEOUT, Fetcher, remove_quietly
 from epgd.sources.m3u import parse_playlist
 from epgd.sources.models import GuideChannel, Playlist, ProviderChannel, ProviderData
 from epgd.sources.xmltv import parse_guide
@@ -59,6 +63,28 @@ def guide_filter(
     return wanted
 
 
+class GuideNotWhole(SourceError):
+    """A guide that is not whole, refused because the last good one is; with its count."""
+
+    def __init__(self, message: str, skipped: int) -> None:
+        super().__init__(message)
+        self.skipped = skipped
+
+
+def fsync_directory(directory: str) -> None:
+    """Make a rename in ``directory`` durable (where the platform allows it)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 class ProviderFeed:
     """The last good data of one provider, and how to renew it."""
 
@@ -74,7 +100,7 @@ class ProviderFeed:
         wanted_channel: Callable[[ProviderChannel], bool] | None = None,
         run_in_thread: Callable[..., Deferred[Any]] | None = None,
         *,
-        timeout: float = DOWNLOAD_TIMEOUT,
+        inactivity: float = INACTIVITY_TIMEOUT,
         clock: Any = None,
     ) -> None:
         self.provider = provider
@@ -87,12 +113,17 @@ class ProviderFeed:
         )
         self._fetcher = Fetcher(
             reactor, user_agent, provider.headers, redactor,
-            timeout=timeout, clock=self.clock, run_in_thread=self._run,
+            timeout=provider.fetch_timeout, inactivity=inactivity, clock=self.clock,
+            run_in_thread=self._run,
         )
         self.loaded = False
         self.last_refresh: _dt.datetime | None = None
         self.error: str | None = None
         self.data: ProviderData | None = None
+        self.programmes_skipped = 0  # malformed programmes the latest guide parse passed over
+        # Set on close: a parse running in a thread stops at its next check, so that the
+        # reactor's thread pool (joined at shutdown) never holds the process on SIGTERM.
+        self._stop = Event()
         self._running: Deferred[ProviderData] | None = None
         self._waiting: list[Deferred[ProviderData]] = []
         self._remove_stale_parts()
@@ -122,13 +153,14 @@ class ProviderFeed:
             return succeed(None)
         fetched = os.path.getmtime(playlist)
         d = self._run(self._parse, playlist, guide)
+        d.addCallback(self._note_skipped)
 
         def loaded(data: ProviderData) -> ProviderData:
             if self.data is not None:  # a refresh finished first: it is newer
                 return self.data
             error = self.error  # a refresh that failed meanwhile still shows in /health
             self._install(data, _dt.datetime.fromtimestamp(fetched, _dt.UTC))
-            self.error = error
+            self.error = error or self._flaw(data)
             self.log.info(
                 "provider {provider}: loaded last good data from {when} "
                 "({channels} channels, {programmes} programmes)",
@@ -178,15 +210,19 @@ class ProviderFeed:
             temps.append(playlist)
             guide = None
             if self.provider.guide:
-                guide = await self._fetcher.fetch(self.provider.guide, self.directory, "guide")
+                guide = await self._fetcher.fetch(self.provider.guide, self.directory, "guide",
+                                                  max_bytes=self.provider.max_guide_bytes)
                 temps.append(guide)
             previous = self.data.guide if self.data is not None else None
-            # A cut-short guide must not replace a whole one; it may replace another cut one.
+            # A guide that is not whole must not replace a whole one; it may replace another.
             data = await self._run(self._parse, playlist, guide,
-                                   previous is not None and not previous.cut_short)
+                                   previous is not None and previous.whole)
+            self._note_skipped(data)
             self._commit(playlist, guide)
             temps.clear()
         except BaseException as e:  # noqa: BLE001 - any failure keeps the last good data
+            if isinstance(e, GuideNotWhole):
+                self.programmes_skipped = e.skipped
             message = self._describe(Failure(e))
             self.error = message
             self.log.warn(
@@ -198,10 +234,7 @@ class ProviderFeed:
             for temp in temps:
                 remove_quietly(temp)
         self._install(data, _dt.datetime.fromtimestamp(self.clock.seconds(), _dt.UTC))
-        if data.guide is not None and data.guide.cut_short:
-            self.error = self.redactor.mask(
-                f"guide cut short, using the {len(data.guide.programmes)} programmes before "
-                f"the break: {data.guide.cut_short}")
+        self.error = self._flaw(data)
         self.log.info(
             "provider {provider}: refreshed, {channels} channels, {programmes} programmes",
             provider=self.provider.name, channels=self.channels, programmes=self.programmes,
@@ -211,7 +244,7 @@ class ProviderFeed:
     def _parse(self, playlist_path: str, guide_path: str | None,
                need_whole_guide: bool = False) -> ProviderData:
         """Runs in a thread: both files parsed, or SourceError."""
-        playlist = parse_playlist(playlist_path, self.provider.name)
+        playlist = parse_playlist(playlist_path, self.provider.name, self._stop)
         if not playlist.channels:
             raise SourceError("playlist has no channels")
         guide = None
@@ -220,11 +253,25 @@ class ProviderFeed:
                 guide_path,
                 offset=self.provider.guide_offset,
                 wanted=guide_filter(playlist, self.wanted_channel),
+                max_bytes=self.provider.max_guide_bytes,
+                stop=self._stop,
             )
-            if guide.cut_short and need_whole_guide:
-                raise SourceError(f"guide is cut short ({guide.cut_short}); "
-                                  "the last good guide is whole")
+            if not guide.whole and need_whole_guide:
+                raise GuideNotWhole(f"guide is {guide.flaw()}; kept the last good guide, "
+                                    "which is whole", guide.skipped)
         return ProviderData(provider=self.provider.name, playlist=playlist, guide=guide)
+
+    def _note_skipped(self, data: ProviderData) -> ProviderData:
+        self.programmes_skipped = data.guide.skipped if data.guide is not None else 0
+        return data
+
+    def _flaw(self, data: ProviderData) -> str | None:
+        """/health's error for data that is served although its guide is not whole."""
+        guide = data.guide
+        if guide is None or guide.whole:
+            return None
+        return self.redactor.mask(f"guide is {guide.flaw()}; using its "
+                                  f"{len(guide.programmes)} programmes (no whole guide yet)")
 
     def _commit(self, playlist: str, guide: str | None) -> None:
         """Put the new files in place of the last good ones (each rename is atomic)."""
@@ -236,9 +283,11 @@ class ProviderFeed:
                 remove_quietly(os.path.join(self.directory, name))
 
     def _replace(self, temp: str, name: str) -> None:
+        """The temp file is on disk already (the fetcher fsyncs it); then the rename is."""
         gz = is_gzip_file(temp)
         os.replace(temp, os.path.join(self.directory, name + (".gz" if gz else "")))
         remove_quietly(os.path.join(self.directory, name + ("" if gz else ".gz")))
+        fsync_directory(self.directory)
 
     def _existing(self, name: str) -> str | None:
         for candidate in (name, name + ".gz"):
@@ -270,7 +319,8 @@ class ProviderFeed:
                 remove_quietly(os.path.join(self.directory, name))
 
     def close(self) -> Deferred[None]:
-        """Stop a refresh in flight and close the provider connections."""
+        """Stop a refresh in flight (a parse thread too) and close the provider connections."""
+        self._stop.set()
         if self._running is not None:
             self._running.cancel()
         return self._fetcher.close()

@@ -2,10 +2,15 @@
 Downloading provider files: an http(s) URL through treq, or a local path (also ``file://``).
 
 The body is streamed into a temporary file next to its final place, never held in memory
-(guides reach 500 MB). ``Content-Encoding: gzip`` is asked for and undone on the fly by treq
-(``ContentDecoderAgent``); a body that is itself a ``.gz`` file is stored as it is and
-recognised later by its magic bytes (``epgd.sources.open_raw``). Every message passes through
-the provider's ``Redactor``.
+(guides reach 500 MB), and is on disk (fsync) before the caller renames it into place.
+``Content-Encoding: gzip`` is asked for and undone on the fly by treq
+(``ContentDecoderAgent``), so the size cap counts decompressed bytes; a body that is itself a
+``.gz`` file is stored as it is and recognised later by its magic bytes
+(``epgd.sources.open_raw``), where the parser counts it again. Two clocks run: a cap on the
+whole download (``provider.fetch_timeout``) and an inactivity timeout (no byte for
+``stream.connect_timeout``: connecting, waiting for the answer, or mid-body). Userinfo in a URL
+becomes an ``Authorization: Basic`` header. Every message passes through the provider's
+``Redactor``.
 """
 
 from __future__ import annotations
@@ -27,7 +32,6 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.client import (
     Agent,
-    HTTPConnectionPool,
     PartialDownloadError,
     ResponseDone,
     ResponseFailed,
@@ -39,18 +43,20 @@ from twisted.web.iweb import IResponse
 
 from epgd.redact import Redactor
 from epgd.sources import SourceError
+from epgd.sources.httpclient import HeaderLimitedPool, HeadersTooLong, split_userinfo
 
-DOWNLOAD_TIMEOUT = 300.0  # seconds for a whole download
-CONNECT_TIMEOUT = 30.0
+DOWNLOAD_TIMEOUT = 3600.0  # seconds for a whole download (provider.fetch_timeout)
+INACTIVITY_TIMEOUT = 10.0  # seconds without a byte (stream.connect_timeout)
 MAX_BYTES = 4 << 30  # a provider streaming forever must not fill the disk
 
 
 class _FileBody(Protocol):
     """Writes a response body to a file; ``done`` fires with the byte count."""
 
-    def __init__(self, out: Any, max_bytes: int) -> None:
+    def __init__(self, out: Any, max_bytes: int, on_data: Callable[[], object]) -> None:
         self.out = out
         self.max_bytes = max_bytes
+        self.on_data = on_data
         self.received = 0
         self.done: Deferred[int] = Deferred(lambda _: self._abort())
 
@@ -61,6 +67,7 @@ class _FileBody(Protocol):
     def dataReceived(self, data: bytes) -> None:
         if self.done.called:
             return
+        self.on_data()
         self.received += len(data)
         if self.received > self.max_bytes:
             limit = f"{self.max_bytes >> 20} MB" if self.max_bytes >= 1 << 20 else f"{self.max_bytes} bytes"
@@ -118,7 +125,7 @@ class Fetcher:
         redactor: Redactor | None = None,
         *,
         timeout: float = DOWNLOAD_TIMEOUT,
-        connect_timeout: float = CONNECT_TIMEOUT,
+        inactivity: float = INACTIVITY_TIMEOUT,
         max_bytes: int = MAX_BYTES,
         clock: IReactorTime | None = None,
         run_in_thread: Callable[..., Deferred[Any]] | None = None,
@@ -127,10 +134,11 @@ class Fetcher:
         self.clock: IReactorTime = clock if clock is not None else reactor
         self.redactor = redactor or Redactor()
         self.timeout = timeout
+        self.inactivity = inactivity
         self.max_bytes = max_bytes
         # Fetches are hours apart: nothing is gained by keeping idle connections open.
-        self._pool = HTTPConnectionPool(reactor, persistent=False)
-        self._client = HTTPClient(Agent(reactor, connectTimeout=connect_timeout, pool=self._pool))
+        self._pool = HeaderLimitedPool(reactor, persistent=False)
+        self._client = HTTPClient(Agent(reactor, connectTimeout=inactivity, pool=self._pool))
         self._headers = Headers({b"Accept": [b"*/*"]})
         self._headers.setRawHeaders(b"User-Agent", [user_agent.encode("utf-8")])
         for name, value in (headers or {}).items():
@@ -139,11 +147,13 @@ class Fetcher:
             lambda f, *a, **kw: deferToThreadPool(reactor, reactor.getThreadPool(), f, *a, **kw)
         )
 
-    def fetch(self, source: str, directory: str, what: str = "file") -> Deferred[str]:
+    def fetch(self, source: str, directory: str, what: str = "file",
+              max_bytes: int | None = None) -> Deferred[str]:
         """
         Store ``source`` (URL or path) in a new temporary file in ``directory`` and fire with
         that file's path; the caller renames or removes it. Fails with ``SourceError``
-        (``what`` names the file in the message: "playlist", "guide").
+        (``what`` names the file in the message: "playlist", "guide"). ``max_bytes`` (else
+        the fetcher's own cap) bounds what is stored, decompressed.
         """
         # The URL is followed by a space: masking the message again (as callers may) must not
         # eat into the text after a masked query value.
@@ -157,39 +167,46 @@ class Fetcher:
         except OSError as e:
             return fail(SourceError(f"{label}: cannot write to {directory}: {e.strerror}"))
         out = os.fdopen(fd, "wb")
-        expired: list[bool] = []
+        expired: list[str] = []
         if path is not None:
             out.close()
             d: Deferred[Any] = self._run_in_thread(_copy, path, temp)
         else:
-            d = self._download(source, out)
-
-            def expire() -> None:
-                expired.append(True)
+            def expire(reason: str) -> None:
+                expired.append(reason)
                 d.cancel()
 
-            d.addBoth(_closing(out, self.clock.callLater(self.timeout, expire)))
+            whole = self.clock.callLater(
+                self.timeout, expire, f"no complete answer within {self.timeout:g} s")
+            idle = self.clock.callLater(
+                self.inactivity, expire, f"nothing received for {self.inactivity:g} s")
+            d = self._download(source, out, max_bytes or self.max_bytes,
+                               lambda: idle.reset(self.inactivity))
+            d.addBoth(_closing(out, whole, idle))
 
         def failed(failure: Failure) -> Failure:
             remove_quietly(temp)
-            if expired:
-                reason = f"no complete answer within {self.timeout:g} s"
-            else:
-                reason = self._reason(failure)
+            reason = expired[0] if expired else self._reason(failure)
             return Failure(SourceError(f"{label}: {reason}"))
 
         d.addCallbacks(lambda _: temp, failed)
         return d
 
-    def _download(self, url: str, out: Any) -> Deferred[int]:
-        d = self._client.get(url, headers=self._headers, unbuffered=True)
+    def _download(self, source: str, out: Any, max_bytes: int,
+                  on_data: Callable[[], object]) -> Deferred[int]:
+        url, authorization = split_userinfo(source)
+        headers = self._headers
+        if authorization is not None and not headers.hasHeader(b"Authorization"):
+            headers = headers.copy()
+            headers.setRawHeaders(b"Authorization", [authorization])
+        d = self._client.get(url, headers=headers, unbuffered=True)
 
         def received(response: IResponse) -> Deferred[int]:
             if not 200 <= response.code < 300:
                 response.deliverBody(_Discard())
                 phrase = (response.phrase or b"").decode("latin-1", "replace")
                 raise SourceError(f"HTTP {response.code} {phrase}".strip())
-            body = _FileBody(out, self.max_bytes)
+            body = _FileBody(out, max_bytes, on_data)
             response.deliverBody(body)
             return body.done
 
@@ -210,6 +227,9 @@ class Fetcher:
             reasons = getattr(error, "reasons", None) or []
             if any(isinstance(r, Failure) and r.check(CancelledError) for r in reasons):
                 return "cancelled"
+            too_long = [r for r in reasons if isinstance(r, Failure) and r.check(HeadersTooLong)]
+            if too_long:
+                return str(too_long[0].value)
             detail = "; ".join(str(r.value) for r in reasons if isinstance(r, Failure))
             text = "connection lost before the download completed" + (
                 f" ({detail})" if detail else "")
@@ -228,14 +248,26 @@ class Fetcher:
 
 def _copy(path: str, temp: str) -> int:
     shutil.copyfile(path, temp)
+    with open(temp, "rb") as f:
+        os.fsync(f.fileno())
     return os.path.getsize(temp)
 
 
-def _closing(out: Any, timer: Any) -> Callable[[Any], Any]:
+def _closing(out: Any, *timers: Any) -> Callable[[Any], Any]:
+    """Stop the timers and close the file; a complete download is on disk first (fsync)."""
+
     def close(result: Any) -> Any:
-        if timer.active():
-            timer.cancel()
-        out.close()
+        for timer in timers:
+            if timer.active():
+                timer.cancel()
+        try:
+            if not isinstance(result, Failure):
+                out.flush()
+                os.fsync(out.fileno())
+        except OSError as e:
+            result = Failure(SourceError(f"cannot store it: {e.strerror or e}"))
+        finally:
+            out.close()
         return result
 
     return close

@@ -15,6 +15,7 @@ import itertools
 import re
 import zlib
 from collections.abc import Iterable, Iterator
+from threading import Event
 from typing import IO
 
 from epgd.sources import RawSource, SourceError, open_raw
@@ -22,32 +23,45 @@ from epgd.sources.models import Playlist, ProviderChannel
 
 # After "#EXTINF:", an optional duration ("-1", " -1", "0", "16", "-1.0").
 _DURATION = re.compile(r"\s*[-+]?\d*(?:\.\d+)?")
-# One attribute: key="value" (a double-quoted value ends at the quote that is followed by
-# another attribute, the name's comma, or the end of the line, so quotes inside a value
-# survive), key='value', or key=value (ends at whitespace or a comma).
-_ATTR = re.compile(
-    r"""\s*(?P<key>[A-Za-z_][\w.:-]*)\s*=\s*(?:
-        "(?P<dq>.*?)"(?=\s+[A-Za-z_][\w.:-]*\s*=|\s*,|\s*$)
-      | '(?P<sq>[^']*)'
-      | (?P<bare>[^\s,"']*)
-    )""",
-    re.VERBOSE,
-)
+# One attribute's name and its "=" (linear: each part is a different class of characters).
+_KEY = re.compile(r"\s*([A-Za-z_][\w.:-]*)\s*=\s*")
+# Where a double-quoted value may end: a quote followed by another attribute, the name's
+# comma, or the end of the line (so quotes inside a value survive). Each lookahead stops at
+# the next quote at the latest, so finding all of them in a line costs one pass.
+_DQ_END = re.compile(r'"(?=\s+[A-Za-z_][\w.:-]*\s*=|\s*,|\s*$)')
+# An unquoted value ends at whitespace, a comma or a quote.
+_BARE = re.compile(r"[^\s,\"']*")
 # The common, well-formed line in one match (attributes all double-quoted, no quotes inside).
 _FAST = re.compile(r'#EXTINF:\s*-?\d+(?:\.\d+)?((?:\s+[A-Za-z_][\w.:-]*="[^"]*")*)\s*,(.*)$', re.I)
 _FAST_ATTR = re.compile(r'([A-Za-z_][\w.:-]*)="([^"]*)"')
 # A token that is neither an attribute nor the name's comma: skipped.
 _JUNK = re.compile(r"\s*[^\s,]+")
 _SCHEME_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://\S")
-_RELATIVE_URL = re.compile(r"[\w~%./-]*[./][^\s]*$")
+# The leading run of a relative URL ("live/1.ts", "../x.m3u8"): it must hold a "." or "/".
+_RELATIVE_RUN = re.compile(r"[\w~%./-]*")
+
+#: Longest line read (an #EXTINF line is a few hundred bytes): a longer one is skipped, so
+#: no line costs more than a bounded amount of work or memory, however it is built.
+MAX_LINE = 64 * 1024
+#: How often (in lines) a parse looks at its ``stop`` event.
+CHECK_EVERY = 4096
 
 
-def parse_playlist(source: RawSource, provider: str) -> Playlist:
+class _Overlong:
+    """Stands for a line longer than ``MAX_LINE`` (its bytes are never kept)."""
+
+
+OVERLONG = _Overlong()
+
+
+def parse_playlist(source: RawSource, provider: str, stop: Event | None = None) -> Playlist:
     """
     Parse a playlist given as bytes or a file path (gzip recognised by its magic bytes).
-    The data is read line by line, so a 200,000-entry playlist is never held whole.
+    The data is read line by line, so a 200,000-entry playlist is never held whole; the
+    work is linear in its size (no line longer than ``MAX_LINE`` is parsed).
 
-    Raises ``SourceError`` when the data is not an M3U playlist at all.
+    Raises ``SourceError`` when the data is not an M3U playlist at all, or when ``stop`` is
+    set (the daemon is shutting down: a parse thread must not hold the process).
     """
     with open_raw(source) as stream:
         try:
@@ -55,7 +69,7 @@ def parse_playlist(source: RawSource, provider: str) -> Playlist:
             reason = _not_m3u(head)
             if reason:
                 raise SourceError(reason)
-            return _parse_lines(_lines(head, stream), provider)
+            return _parse_lines(_lines(head, stream), provider, stop)
         except (OSError, EOFError, zlib.error) as e:
             raise SourceError(f"playlist is unreadable: {e}") from None
 
@@ -65,20 +79,33 @@ def parse_playlist_text(text: str, provider: str) -> Playlist:
     return parse_playlist(text.encode("utf-8"), provider)
 
 
-def _lines(head: bytes, stream: IO[bytes]) -> Iterator[str]:
-    """Decoded lines; CRLF, LF and lone CR all end a line (and nothing else does)."""
+def _lines(head: bytes, stream: IO[bytes]) -> Iterator[str | _Overlong]:
+    """
+    Decoded lines; CRLF, LF and lone CR all end a line (and nothing else does). A line
+    longer than ``MAX_LINE`` is ``OVERLONG``: its bytes are dropped as they come, so the
+    text carried from one chunk to the next never exceeds ``MAX_LINE``.
+    """
     rest = b""
+    overlong = False  # the line being read has passed MAX_LINE already
     first = True
     for chunk in itertools.chain((head,), iter(lambda: stream.read(1 << 20), b"")):
-        parts = (rest + chunk).split(b"\n")
-        rest = parts.pop()
-        for part in parts:
-            for line in part.split(b"\r"):
-                if first:
-                    line, first = line.removeprefix(b"\xef\xbb\xbf"), False
-                yield _decode(line)
-    for line in rest.split(b"\r"):
-        yield _decode(line)
+        data = rest + chunk
+        lines = data.splitlines()  # bytes: splits at \r\n, \n and \r only
+        rest = lines.pop() if lines and data[-1:] not in (b"\n", b"\r") else b""
+        for line in lines:
+            if overlong:  # the end of the overlong line
+                overlong = False
+                yield OVERLONG
+                continue
+            if first:
+                line, first = line.removeprefix(b"\xef\xbb\xbf"), False
+            yield OVERLONG if len(line) > MAX_LINE else _decode(line)
+        if len(rest) > MAX_LINE:
+            overlong, rest = True, b""
+    if overlong:
+        yield OVERLONG
+    elif rest:
+        yield _decode(rest.removeprefix(b"\xef\xbb\xbf") if first else rest)
 
 
 def _decode(raw: bytes) -> str:
@@ -106,14 +133,22 @@ def _not_m3u(head: bytes) -> str | None:
     return None
 
 
-def _parse_lines(lines: Iterable[str], provider: str) -> Playlist:
+def _parse_lines(lines: Iterable[str | _Overlong], provider: str,
+                 stop: Event | None = None) -> Playlist:
     channels: list[ProviderChannel] = []
     shared: dict[str, str] = {}  # groups and the like repeat on every line
     skipped = 0
     pending: tuple[str, dict[str, str]] | None = None  # (name, attributes) awaiting its URL
     extgrp = ""
     saw_hls_tag = False
-    for line in lines:
+    for count, line in enumerate(lines):
+        if stop is not None and count % CHECK_EVERY == 0 and stop.is_set():
+            raise SourceError("playlist parse stopped: epgd is shutting down")
+        if isinstance(line, _Overlong):
+            if pending is not None:
+                skipped += 1  # an entry with an overlong URL, or an overlong #EXTINF line
+            pending = None
+            continue
         line = line.strip()
         if not line:
             continue
@@ -137,7 +172,7 @@ def _parse_lines(lines: Iterable[str], provider: str) -> Playlist:
         if pending is None:
             continue  # junk between entries ("=====sudan=====")
         url = line.split("|", 1)[0].strip()
-        if not (_SCHEME_URL.match(url) or _RELATIVE_URL.match(url)) or url.startswith("="):
+        if not _is_url(url) or url.startswith("="):
             continue  # not a URL ("[NO PUBLIC STREAM]"); the entry waits for one
         name, attrs = pending
         group = attrs.get("group-title", "") or extgrp
@@ -163,6 +198,14 @@ def _parse_lines(lines: Iterable[str], provider: str) -> Playlist:
     return Playlist(channels=tuple(channels), skipped=skipped)
 
 
+def _is_url(text: str) -> bool:
+    """An absolute URL, or a relative one (a path with no spaces holding "." or "/")."""
+    if _SCHEME_URL.match(text):
+        return True
+    run = _RELATIVE_RUN.match(text).group()  # type: ignore[union-attr]
+    return ("." in run or "/" in run) and len(text.split(None, 1)) == 1
+
+
 def _parse_extinf(line: str) -> tuple[str, dict[str, str]] | None:
     """``#EXTINF:-1 key="v" ...,Name`` -> (name, lower-cased attributes); None if nameless."""
     attrs: dict[str, str] = {}
@@ -172,20 +215,44 @@ def _parse_extinf(line: str) -> tuple[str, dict[str, str]] | None:
             attrs.setdefault(key.lower(), value.strip())
         name = fast.group(2).strip() or attrs.get("tvg-name", "")
         return (name, attrs) if name else None
+    return _parse_extinf_slowly(line)
+
+
+def _parse_extinf_slowly(line: str) -> tuple[str, dict[str, str]] | None:
+    """
+    Any quoting, in one pass: each step consumes what it looked at, the ends of
+    double-quoted values are found once per line, and the next single quote is looked for
+    again only once the scan has passed it. (A regex with a lazy value and a lookahead,
+    tried at each attribute, took seconds on a 20 KB line of unclosed quotes.)
+    """
     pos = _DURATION.match(line, 8).end()  # type: ignore[union-attr]
-    attrs = {}
+    attrs: dict[str, str] = {}
     end = len(line)
     name = ""
+    dq_ends = [m.start() for m in _DQ_END.finditer(line, pos)] if '"' in line else []
+    dq_next = 0  # index in dq_ends of the first end not behind the scan
+    sq_next = -2  # position of the next single quote after the scan; -1: none; -2: unknown
     while pos < end:
-        match = _ATTR.match(line, pos)
-        if match is not None and match.end() > pos:
-            value = match.group("dq")
-            if value is None:
-                value = match.group("sq")
-                if value is None:
-                    value = match.group("bare") or ""
-            attrs.setdefault(match.group("key").lower(), value.strip())
-            pos = match.end()
+        key = _KEY.match(line, pos)
+        if key is not None:
+            pos = key.end()
+            quote = line[pos : pos + 1]
+            value = ""
+            if quote == '"':
+                while dq_next < len(dq_ends) and dq_ends[dq_next] <= pos:
+                    dq_next += 1
+                if dq_next < len(dq_ends):
+                    close = dq_ends[dq_next]
+                    value, pos = line[pos + 1 : close], close + 1
+            elif quote == "'":
+                if sq_next != -1 and sq_next <= pos:
+                    sq_next = line.find("'", pos + 1)
+                if sq_next > pos:
+                    value, pos = line[pos + 1 : sq_next], sq_next + 1
+            else:
+                bare = _BARE.match(line, pos)
+                value, pos = bare.group(), bare.end()  # type: ignore[union-attr]
+            attrs.setdefault(key.group(1).lower(), value.strip())
             continue
         while pos < end and line[pos] in " \t":
             pos += 1

@@ -62,6 +62,19 @@ class Guide:
     programmes: tuple[Programme, ...]
     skipped: int = 0  # malformed programmes passed over
     cut_short: str = ""  # why the data ended before </tv> (truncated download); "" when whole
+    damaged: str = ""  # XML errors the parser repaired (and may have lost programmes to)
+
+    @property
+    def whole(self) -> bool:
+        """Read to its end with nothing repaired or skipped: nothing better can exist."""
+        return not (self.cut_short or self.damaged or self.skipped)
+
+    def flaw(self) -> str:
+        """What is wrong with it, one line ("" when whole)."""
+        parts = [f"cut short ({self.cut_short})" if self.cut_short else "",
+                 f"damaged ({self.damaged})" if self.damaged else "",
+                 f"{self.skipped} malformed programmes skipped" if self.skipped else ""]
+        return "; ".join(p for p in parts if p)
 
 
 @frozen

@@ -9,7 +9,8 @@ programmes are read at 50 MB/s or so: see ``_GuideParser`` and bench/guide_inges
 A guide is untrusted input: the parser never loads a DTD, never touches the network and never
 expands entities (an ``<!ENTITY x SYSTEM "file:///etc/passwd">`` stays an unexpanded reference).
 It is tolerant of what real providers send: malformed programmes are skipped and counted, a
-truncated file yields what came before the break; only input that is not XMLTV at all (an HTML
+truncated file yields what came before the break, XML errors the recovering parser repaired
+are reported (``Guide.damaged``: its repair may have lost programmes); only input that is not XMLTV at all (an HTML
 page, a JSON error, an empty body, another XML root) raises ``SourceError``.
 """
 
@@ -18,8 +19,10 @@ from __future__ import annotations
 import datetime as _dt
 import gc
 import io
+import os
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from threading import Event
 from typing import Any
 
 import attrs
@@ -35,6 +38,7 @@ from epgd.sources.xmltvread import (
     not_xmltv,
     one_line,
     plain_path,
+    repaired,
 )
 from epgd.sources.xmltvtime import parse_xmltv_time
 
@@ -250,6 +254,8 @@ def parse_guide(
     *,
     offset: float = 0.0,
     wanted: Callable[[GuideChannel], bool] | None = None,
+    max_bytes: int | None = None,
+    stop: Event | None = None,
 ) -> Guide:
     """
     Parse a guide given as bytes or a file path (gzip recognised by its magic bytes).
@@ -258,6 +264,10 @@ def parse_guide(
     ``wanted``, only the channels it accepts, and their programmes, are kept; a programme
     whose channel id is never declared is decided by ``wanted(GuideChannel(id=...))``.
     A missing stop is the next programme's start on the same channel, else None.
+
+    A guide whose data, once decompressed, passes ``max_bytes`` is refused (counted as it is
+    read, never held). XML damage the parser had to repair is kept in ``Guide.damaged``.
+    ``stop`` set (the daemon is shutting down) ends the parse with ``SourceError``.
     """
     parser = _GuideParser(offset)
     channels: list[GuideChannel] = []
@@ -270,8 +280,9 @@ def parse_guide(
     skipped = 0
     done = 0  # elements cleared
     with open_raw(source) as stream, _collector_paused():
-        reader = Reader(stream)
+        reader = Reader(stream, max_bytes, stop)
         head = reader.head(8192)
+        reader.raise_refusal()
         reason = not_xmltv(head)
         if reason:
             raise SourceError(reader.error and f"guide is unreadable: {reader.error}" or reason)
@@ -279,6 +290,7 @@ def parse_guide(
         feed: Any = reader
         if isinstance(stream, io.BufferedReader) and plain_path(stream.name):
             feed = stream.name
+            reader.check_size(os.fstat(stream.fileno()).st_size)
         cut_short = ""
         context = etree.iterparse(
             feed,
@@ -287,7 +299,7 @@ def parse_guide(
             resolve_entities=False,
             no_network=True,
             load_dtd=False,
-            huge_tree=True,
+            huge_tree=False,  # keeps libxml2's limits: no 10 MB text node, no 1 GB of blanks
             recover=True,
             remove_comments=True,
             remove_pis=True,
@@ -332,12 +344,15 @@ def parse_guide(
                             channels.append(channel)
                             programmes.extend(orphans)
                 done += 1
-                if done % DROP_EVERY == 0 and (parent := el.getparent()) is not None:
-                    del parent[:-1]  # the elements read (and anything skipped) before this one
+                if done % DROP_EVERY == 0:
+                    if (parent := el.getparent()) is not None:
+                        del parent[:-1]  # the elements read (and anything skipped) before it
+                    reader.check_stop()
         except etree.XMLSyntaxError as e:
             if context.root is None:
                 raise SourceError(f"guide is not XMLTV: {one_line(e)}") from None
             cut_short = one_line(e)
+        reader.raise_refusal()
         if reader.error is not None:
             if context.root is None:
                 raise SourceError(f"guide is unreadable: {reader.error}")
@@ -350,6 +365,7 @@ def parse_guide(
                 cut_short = "the data ends before </tv>"
         if cut_short and root is not None:
             log.warn("guide cut short, keeping what came before: {error}", error=cut_short)
+        damaged = repaired(context.error_log, bool(cut_short))
     if root is None:
         raise SourceError("guide is not XMLTV: no <tv> element")
     if root.tag != "tv":
@@ -359,6 +375,7 @@ def parse_guide(
         programmes=tuple(_fill_stops(programmes)),
         skipped=skipped,
         cut_short=cut_short,
+        damaged=damaged,
     )
 
 
