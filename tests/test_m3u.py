@@ -229,3 +229,58 @@ class RoundTripTests(SynchronousTestCase):
             self.assertEqual(channel.tvg_name, entry["tvg-name"])
             self.assertEqual(channel.group, entry["group-title"])
             self.assertEqual(channel.logo, entry["tvg-logo"])
+
+
+class BoundedParsingTests(SynchronousTestCase):
+    """Hostile lines cost work in proportion to their length, and no line is unbounded."""
+
+    def test_unclosed_quotes(self) -> None:
+        """
+        ' a="x' repeated with no closing quote: the old lazy-quote regex rescanned the rest of
+        the line at every attribute (96 s of CPU at 160 KB). 40 such lines of 60 KB each, just
+        under MAX_LINE, now parse at the speed of any other text.
+        """
+        from epgd.sources.m3u import MAX_LINE
+
+        hostile = '#EXTINF:-1' + ' a="x' * ((MAX_LINE - 100) // 5) + ',Hostile'
+        self.assertLess(len(hostile.encode()), MAX_LINE)
+        lines = ["#EXTM3U"]
+        for i in range(40):
+            lines += [hostile.replace('"', "'") if i % 2 else hostile, f"http://h.example/{i}.ts"]
+        lines += ["#EXTINF:-1,After", "http://h.example/after.ts"]
+        playlist = parse_playlist("\n".join(lines).encode(), "p")
+        self.assertEqual([c.name for c in playlist.channels], ["Hostile"] * 40 + ["After"])
+        self.assertEqual(playlist.channels[0].url, "http://h.example/0.ts")
+
+    def test_quotes_inside_values_still_survive_the_slow_path(self) -> None:
+        line = "#EXTINF:-1 tvg-name=\"A \"B\" C\" group-title='G' tvg-id=x,Name, with \"quotes\""
+        [channel] = parse_playlist_text(line + "\nhttp://h.example/1.ts\n", "p").channels
+        self.assertEqual((channel.tvg_name, channel.group, channel.tvg_id, channel.name),
+                         ('A "B" C', "G", "x", 'Name, with "quotes"'))
+
+    def test_overlong_lines_are_skipped_unread(self) -> None:
+        """A line past MAX_LINE is dropped as it streams (never joined up in memory)."""
+        from epgd.sources.m3u import MAX_LINE
+
+        for newline in (b"\n", b"\r\n", b"\r"):
+            data = newline.join([
+                b"#EXTM3U",
+                b'#EXTINF:-1 a="' + b"x" * (4 * MAX_LINE) + b'",Too long',
+                b"http://h.example/long.ts",
+                b"#EXTINF:-1,Short",
+                b"http://h.example/" + b"y" * (3 << 20) + b".ts",  # a 3 MB URL: over 2 chunks
+                b"#EXTINF:-1,Good",
+                b"http://h.example/good.ts",
+            ])
+            playlist = parse_playlist(data, "p")
+            self.assertEqual([c.name for c in playlist.channels], ["Good"])
+            self.assertEqual(playlist.skipped, 2)
+
+    def test_stop_event_ends_the_parse(self) -> None:
+        from threading import Event
+
+        stop = Event()
+        stop.set()
+        error = self.assertRaises(SourceError, parse_playlist,
+                                  b"#EXTM3U\n#EXTINF:-1,A\nhttp://h.example/a.ts\n", "p", stop)
+        self.assertEqual(str(error), "playlist parse stopped: epgd is shutting down")

@@ -145,8 +145,7 @@ def _parse_lines(lines: Iterable[str | _Overlong], provider: str,
         if stop is not None and count % CHECK_EVERY == 0 and stop.is_set():
             raise SourceError("playlist parse stopped: epgd is shutting down")
         if isinstance(line, _Overlong):
-            if pending is not None:
-                skipped += 1  # an entry with an overlong URL, or an overlong #EXTINF line
+            skipped += 1  # an overlong #EXTINF line, or the overlong URL of the pending entry
             pending = None
             continue
         line = line.strip()
