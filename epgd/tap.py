@@ -21,10 +21,9 @@ from twisted.internet import endpoints
 from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IListeningPort
 from twisted.python import usage
-from twisted.web.http import combinedLogFormatter
-from twisted.web.server import Site
 
 from epgd.config import Config, ConfigError, check_listen, load_config
+from epgd.httpguard import EpgdSite, access_log_formatter
 from epgd.redact import Redactor
 
 DEFAULT_CONFIG = "epgd.toml"
@@ -143,7 +142,7 @@ def build_service(
 
         tuner = HdhrDevice.from_config(config)
     api = EpgdApi(config, catalog, streams, reactor, hdhr=tuner)
-    site = Site(api.app.resource(), logFormatter=masked_log_formatter(redactor))
+    site = EpgdSite(api.app.resource(), redactor)
     listeners = []
     for index, description in enumerate(config.server.listen):
         listener = Listener(reactor, description, site)
@@ -205,11 +204,7 @@ def provider_urls(config: Config) -> list[str]:
 
 def masked_log_formatter(redactor: Redactor) -> Any:
     """The access log in combined format, with ``?token=`` and other secrets masked."""
-
-    def format_line(timestamp: str, request: Any) -> str:
-        return redactor.mask(combinedLogFormatter(timestamp, request))
-
-    return format_line
+    return access_log_formatter(redactor)
 
 
 def _adopt(parent: MultiService, child: Any, name: str) -> None:

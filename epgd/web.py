@@ -17,10 +17,12 @@ from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.web.iweb import IRequest
+from werkzeug.http import parse_accept_header, parse_date
 
 from epgd import __version__, status
 from epgd.config import Config
 from epgd.hdhr import LINEUP_STATUS, HdhrDevice
+from epgd.httpguard import shorten
 from epgd.plaintext import error_line
 from epgd.publish.m3u import for_ffmpeg
 
@@ -67,18 +69,29 @@ def _json(request: IRequest, body: Any, code: int = 200) -> bytes:
 
 
 def _accepts_gzip(request: IRequest) -> bool:
+    """RFC 9110 §12.5.3 as werkzeug reads it: ``gzip;q=0, *`` refuses gzip."""
     accept = (request.getHeader(b"accept-encoding") or b"").decode("latin-1").lower()
-    for part in accept.split(","):
-        name, _, params = part.strip().partition(";")
-        if name.strip() in ("gzip", "*") and params.replace(" ", "") not in ("q=0", "q=0.0"):
-            return True
-    return False
+    return parse_accept_header(accept).quality("gzip") > 0
+
+
+def unauthorized(request: IRequest) -> bytes:
+    """401 for an admin endpoint, saying which scheme to use (RFC 6750 §3)."""
+    request.setHeader(b"WWW-Authenticate", b'Bearer realm="epgd"')
+    return error_line(request, 401, "admin token required")
+
+
+def _longest_channel_id(config: Config) -> int:
+    """Channel ids are "<lineup id>_<1..999>": nothing longer can name one."""
+    return max((len(lineup.id) for lineup in config.lineups), default=0) + 4
 
 
 class EpgdApi:
     """The web API of one epgd process."""
 
     app = Klein()
+    # Paths are looked up as they come: werkzeug would answer "//stream//x.ts" with a
+    # RequestRedirect, which escapes Klein as a 500 (set before any route is added).
+    app.url_map.merge_slashes = False
     log = Logger()
 
     def __init__(
@@ -155,13 +168,19 @@ class EpgdApi:
         # hand plain bytes to a client that got gzip (or back). Either tag still validates.
         gzip_tag = outputs.etag[:-1] + '-gzip"'
         request.setHeader(b"ETag", (gzip_tag if encoded else outputs.etag).encode("ascii"))
-        request.setHeader(b"Last-Modified", outputs.last_modified.encode("ascii"))
         request.setHeader(b"Cache-Control", b"no-cache")
         request.setHeader(b"Vary", b"Accept-Encoding")
+        # Twisted writes Last-Modified and answers If-Modified-Since (304)...
+        modified = parse_date(outputs.last_modified)
+        unchanged = modified is not None and request.setLastModified(modified.timestamp())
         inm = (request.getHeader(b"if-none-match") or b"").decode("latin-1")
         offered = {t.strip().removeprefix("W/") for t in inm.split(",")}
         if inm and ("*" in offered or offered & {outputs.etag, gzip_tag}):
             request.setResponseCode(304)
+            return b""
+        if inm and unchanged:  # ...unless If-None-Match is there: it decides (RFC 9110 §13.1.3)
+            request.setResponseCode(200)
+        elif unchanged:
             return b""
         if always_gzip:
             request.setHeader(b"Content-Type", b"application/gzip")
@@ -202,7 +221,7 @@ class EpgdApi:
     @app.route("/refresh", methods=["POST"])
     def refresh(self, request: IRequest) -> bytes:
         if not self.authorized(request):
-            return error_line(request, 401, "admin token required")
+            return unauthorized(request)
         self.catalog.refresh().addErrback(
             lambda f: self.log.failure("refresh failed", f)
         )
@@ -213,8 +232,12 @@ class EpgdApi:
     @app.route("/stream/<string:filename>", methods=["GET", "HEAD"])
     def stream(self, request: IRequest, filename: str) -> Any:
         if not filename.endswith(".ts"):
-            return error_line(request, 404, f"unknown stream {filename!r}: stream URLs end in .ts")
-        return self.streams.serve(request, filename[: -len(".ts")])
+            return error_line(request, 404, f"unknown stream {shorten(filename)!r}: "
+                                            "stream URLs end in .ts")
+        channel_id = filename[: -len(".ts")]
+        if len(channel_id) > _longest_channel_id(self.config):
+            return error_line(request, 404, f"unknown channel {shorten(channel_id)!r}")
+        return self.streams.serve(request, channel_id)
 
     @app.route("/streams/status", methods=["GET"])
     def streams_status(self, request: IRequest) -> bytes:
@@ -223,10 +246,10 @@ class EpgdApi:
     @app.route("/streams/stop/<string:channel_id>", methods=["GET", "POST"])
     def streams_stop(self, request: IRequest, channel_id: str) -> bytes:
         if not self.authorized(request):
-            return error_line(request, 401, "admin token required")
+            return unauthorized(request)
         if self.streams.stop(channel_id):
             return _json(request, {"stopped": channel_id})
-        return error_line(request, 404, f"no active stream on channel {channel_id!r}")
+        return error_line(request, 404, f"no active stream on channel {shorten(channel_id)!r}")
 
     # -- HDHomeRun emulation (SPEC §10.1) ----------------------------------------------
 
@@ -293,7 +316,7 @@ class EpgdApi:
             return tuner
         channel_id = tuner.channel_for(number)
         if channel_id is None:
-            return error_line(request, 404, f"unknown channel number {number!r}: see /lineup.json")
+            return error_line(request, 404, f"unknown channel number {shorten(number)!r}: see /lineup.json")
         return self.streams.serve(request, channel_id)
 
     # -- the status page and metrics ---------------------------------------------------
@@ -330,11 +353,18 @@ class EpgdApi:
 
     @app.handle_errors(Exception)
     def _unexpected(self, request: IRequest, failure: Any) -> bytes:
-        from werkzeug.exceptions import MethodNotAllowed, NotFound
+        from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
         if failure.check(NotFound):
             return error_line(request, 404, "not found: see /playlist.m3u, /epg.xml, /schedule.json, /health")
         if failure.check(MethodNotAllowed):
-            return error_line(request, 405, "method not allowed")
+            allowed = sorted(failure.value.valid_methods or ())
+            if allowed:
+                request.setHeader(b"Allow", ", ".join(allowed).encode("ascii"))
+            return error_line(request, 405, "method not allowed" + (
+                f": use {' or '.join(allowed)}" if allowed else ""))
+        if failure.check(HTTPException):  # any other routing answer werkzeug gives
+            error = failure.value
+            return error_line(request, error.code or 400, f"{error.name}".lower())
         self.log.failure("unexpected error in {path}", failure, path=request.path)
         return error_line(request, 500, "internal error (see the epgd log)")

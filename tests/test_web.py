@@ -305,3 +305,64 @@ class ConfigUseTests(SynchronousTestCase):
         stub.flush()
         body = self.successResultOf(stub.content(self.successResultOf(d)))
         self.assertIn(b"https://tv.example/stream/a_1.ts", body)
+
+
+class HostileRequestTests(ApiTestCase):
+    """Odd paths and headers still get a one-line answer, and nothing is logged as a crash."""
+
+    def test_doubled_slashes_are_404_not_500(self) -> None:
+        for path in ("//stream//a_1.ts", "/streams//status", "/streams/stop//a_1"):
+            response, body = self.request("GET", path)
+            self.assertEqual(response.code, 404, path)
+            self.assertOneLine(body)
+        self.assertEqual(self.streams.served, [])
+        self.assertEqual(self.flushLoggedErrors(), [])
+
+    def test_a_huge_channel_id_is_not_echoed(self) -> None:
+        response, body = self.request("GET", "/stream/" + "a" * 15_000 + ".ts")
+        self.assertEqual(response.code, 404)
+        self.assertOneLine(body)
+        self.assertLess(len(body), 200)
+        self.assertEqual(self.streams.served, [])
+        self.use(make_config(token="t"))
+        response, body = self.request("POST", "/streams/stop/" + "b" * 15_000 + "?token=t")
+        self.assertEqual(response.code, 404)
+        self.assertLess(len(body), 200)
+
+    def test_401_names_the_bearer_scheme(self) -> None:
+        self.use(make_config(token="s3cret-token"))
+        for method, path in (("POST", "/refresh"), ("GET", "/streams/stop/a_1")):
+            response, body = self.request(method, path)
+            self.assertEqual(response.code, 401)
+            self.assertEqual(self.header(response, "WWW-Authenticate"), 'Bearer realm="epgd"')
+            self.assertOneLine(body)
+
+    def test_405_lists_the_allowed_methods(self) -> None:
+        response, body = self.request("GET", "/refresh")
+        self.assertEqual((response.code, self.header(response, "Allow")), (405, "POST"))
+        self.assertOneLine(body)
+        response, _ = self.request("DELETE", "/epg.xml")
+        self.assertEqual((response.code, self.header(response, "Allow")), (405, "GET, HEAD"))
+
+    def test_gzip_refused_explicitly_beside_a_wildcard(self) -> None:
+        for accept, gzipped in (("gzip;q=0, *", False), ("*", True), ("identity", False),
+                                ("br, GZIP;q=0.5", True), ("*;q=0", False), ("gzip;q=0.000", False)):
+            response, body = self.request("GET", "/epg.xml", headers={"Accept-Encoding": accept})
+            self.assertEqual(self.header(response, "Content-Encoding") == "gzip", gzipped, accept)
+            self.assertEqual(gzip.decompress(body) if gzipped else body, EPG)
+
+    def test_if_modified_since(self) -> None:
+        stamp = FakePublished.last_modified
+        response, body = self.request("GET", "/epg.xml", headers={"If-Modified-Since": stamp})
+        self.assertEqual((response.code, body), (304, b""))
+        self.assertEqual(response.headers.getRawHeaders("Last-Modified"), [stamp])
+        earlier = "Mon, 23 Nov 2026 01:00:00 GMT"
+        response, body = self.request("GET", "/epg.xml", headers={"If-Modified-Since": earlier})
+        self.assertEqual((response.code, body), (200, EPG))
+        self.assertEqual(response.headers.getRawHeaders("Last-Modified"), [stamp])
+        # If-None-Match decides when both are sent (RFC 9110 §13.1.3).
+        response, body = self.request("GET", "/epg.xml", headers={
+            "If-Modified-Since": stamp, "If-None-Match": '"other"'})
+        self.assertEqual((response.code, body), (200, EPG))
+        response, body = self.request("GET", "/epg.xml.gz", headers={"If-Modified-Since": stamp})
+        self.assertEqual((response.code, body), (304, b""))
