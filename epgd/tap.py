@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, NoReturn
 
 from attrs import evolve
 from twisted.application.internet import StreamServerEndpointService
@@ -22,6 +22,7 @@ from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IListeningPort
 from twisted.python import usage
 
+from epgd import logmask
 from epgd.config import Config, ConfigError, check_listen, load_config
 from epgd.httpguard import EpgdSite, access_log_formatter
 from epgd.redact import Redactor
@@ -97,7 +98,11 @@ def makeService(options: Mapping[str, Any]) -> MultiService:
     config = options.get("loaded")
     if config is None and options.get("config"):
         config = load_config(options["config"], sources_required=not options.get("demo"))
-    return build_service(config, reactor, demo=bool(options.get("demo")), listen=options.get("listen") or ())
+    # twistd's own options (the parent of ours): will it fork into the background?
+    parent = getattr(options, "parent", None)
+    daemon = parent is not None and not parent.get("nodaemon", True) and os.name == "posix"
+    return build_service(config, reactor, demo=bool(options.get("demo")),
+                         listen=options.get("listen") or (), daemon=daemon)
 
 
 def build_service(
@@ -105,16 +110,18 @@ def build_service(
     reactor: Any,
     demo: bool = False,
     listen: Iterable[str] = (),
+    daemon: bool = False,
 ) -> MultiService:
     """
     The whole process as one ``MultiService``. Children start in the order added (the demo
     provider is up before the first fetch) and stop in reverse (listeners close first).
+    ``daemon``: twistd will fork into the background (no ``-n``) before the listeners bind.
     """
     from epgd.catalog import Catalog
     from epgd.stream.manager import StreamManager
     from epgd.web import EpgdApi
 
-    top = MultiService()  # reactor: the global one (time, TCP, sockets...), hence Any
+    top = EpgdService(daemon)  # reactor: the global one (time, TCP, sockets...), hence Any
     if demo:
         from epgd.demo import demo_setup
 
@@ -129,6 +136,7 @@ def build_service(
             demo_service.config = config  # its start-up log names the URLs to open
 
     redactor = Redactor.for_urls(provider_urls(config))
+    logmask.install(redactor)  # before twistd adds its log observer: every line is masked
     catalog = Catalog(config, reactor, redactor)
     _adopt(top, catalog, "catalog")
     streams = StreamManager(config, reactor, schedule=catalog.schedule, redactor=redactor,
@@ -145,7 +153,7 @@ def build_service(
     site = EpgdSite(api.app.resource(), redactor)
     listeners = []
     for index, description in enumerate(config.server.listen):
-        listener = Listener(reactor, description, site)
+        listener = Listener(reactor, description, site, top.start_failed)
         listeners.append(listener)
         _adopt(top, listener, f"listen-{index}")
     if tuner is not None and config.hdhr.discovery:
@@ -169,21 +177,63 @@ def discovery_listener(config: Config, tuner: Any, listeners: list[Listener], re
     return DiscoveryListener(protocol, config.hdhr.discovery_port, reactor)
 
 
+class StartFailed(Exception):
+    """The start cannot go on; the message is the one line the user sees."""
+
+
+class EpgdService(MultiService):
+    """
+    The process's service tree, and where a start failure is told. In the foreground the
+    line goes to stderr (twistd's log by then) and the process exits 1. Under a daemonizing
+    twistd, stderr is /dev/null by the time the listeners bind (the fork came first), so the
+    terminal twistd was started from is kept (a duplicate of its stderr, closed once started)
+    to print the line on; ``StartFailed`` then lets twistd remove its pidfile and exit 1.
+    """
+
+    def __init__(self, daemon: bool = False) -> None:
+        super().__init__()
+        self._terminal: Any = os.fdopen(os.dup(2), "w") if daemon else None
+
+    def start_failed(self, line: str) -> NoReturn:
+        print(line, file=sys.stderr)
+        if self._terminal is None:
+            raise SystemExit(1)
+        try:
+            print(line, file=self._terminal, flush=True)
+        except OSError:
+            pass
+        self._close_terminal()
+        raise StartFailed(line)
+
+    def startService(self) -> None:
+        super().startService()
+        self._close_terminal()
+
+    def _close_terminal(self) -> None:
+        if self._terminal is not None:
+            terminal, self._terminal = self._terminal, None
+            try:
+                terminal.close()
+            except OSError:
+                pass
+
+
 class Listener(StreamServerEndpointService):
     """One ``server.listen`` endpoint; failing to bind stops the start with one line, not a traceback."""
 
-    def __init__(self, reactor: Any, description: str, factory: Any) -> None:
+    def __init__(self, reactor: Any, description: str, factory: Any,
+                 failed: Callable[[str], NoReturn] | None = None) -> None:
         super().__init__(endpoints.serverFromString(reactor, description), factory)
         self.description = description
         self._raiseSynchronously = True
         self.port: IListeningPort | None = None  # once listening (HDHomeRun discovery announces it)
+        self._failed = failed or EpgdService().start_failed
 
     def privilegedStartService(self) -> None:
         try:
             super().privilegedStartService()
         except CannotListenError as e:
-            print(f'epgd: cannot listen on "{self.description}": {e.socketError}', file=sys.stderr)
-            raise SystemExit(1) from None
+            self._failed(f'epgd: cannot listen on "{self.description}": {e.socketError}')
         if self._waitingForPort is not None:
             self._waitingForPort.addCallback(self._listening)
 

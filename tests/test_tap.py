@@ -318,3 +318,107 @@ class ProcessTests(SynchronousTestCase):
                              env={"EPGD_CONFIG": write_config(self)})
         self.serve_and_stop(process, log)
 
+
+
+LEAKY_TAC = '''
+import gc
+import os
+
+from twisted.application import service
+from twisted.internet import defer, reactor
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from epgd.config import load_config
+from epgd.tap import build_service
+
+application = service.Application("epgd")
+build_service(load_config(os.environ["EPGD_CONFIG"]), reactor).setServiceParent(application)
+
+
+def leak():
+    """Paths that no call site masks: a failure's traceback, a lost Deferred, a print."""
+    error = RuntimeError("GET http://127.0.0.1:1/get.php?username=alice7&password=hunter2x")
+    Logger(namespace="leak").failure("boom", Failure(error))
+    lost = defer.fail(ValueError("the password is hunter2x"))
+    del lost
+    gc.collect()
+    print("printed hunter2x for alice7")
+    Logger(namespace="leak").info("done leaking")
+
+
+reactor.callWhenRunning(leak)
+'''
+
+
+class HardenedProcessTests(SynchronousTestCase):
+    """Start failures in the background, and the one masking log observer, in real twistd."""
+
+    workdir = ProcessTests.workdir
+    finish = ProcessTests.finish
+
+    def test_busy_port_daemonized_is_one_line_and_leaves_no_pidfile(self) -> None:
+        import socket
+
+        busy = socket.socket()
+        self.addCleanup(busy.close)
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        listen = f"tcp:{busy.getsockname()[1]}:interface=127.0.0.1"
+        cwd = self.workdir()
+        pidfile = os.path.join(cwd, "twistd.pid")
+        log = os.path.join(cwd, "epgd.log")
+        process = run_twistd(cwd, f"--pidfile={pidfile}", "--logfile", log, "epgd", "--config",
+                             write_config(self), "--listen", listen)
+        out, err = self.finish(process)
+        line = f'epgd: cannot listen on "{listen}": [Errno 98] Address already in use'
+        self.assertNotEqual(process.returncode, 0)
+        self.assertEqual(err.splitlines()[0], line, err)
+        self.assertNotIn("b''", err)
+        for _ in range(100):  # the daemon removes it as it exits, maybe after twistd's parent
+            if not os.path.exists(pidfile):
+                break
+            time.sleep(0.05)
+        self.assertFalse(os.path.exists(pidfile), "the pidfile is left behind")
+        with open(log, encoding="utf-8") as f:
+            self.assertIn(line, f.read())
+
+    def test_every_log_line_is_masked(self) -> None:
+        cwd = self.workdir()
+        config = os.path.join(cwd, "epgd.toml")
+        with open(config, "w", encoding="utf-8") as f:
+            f.write(f'[server]\nlisten = ["tcp:0:interface=127.0.0.1"]\nstate_dir = "{cwd}/state"\n'
+                    '[[provider]]\nname = "main"\n'
+                    'playlist = "http://127.0.0.1:1/get.php?username=alice7&password=hunter2x"\n'
+                    '[[lineup]]\nid = "nhl_ppv"\n')
+        tac = os.path.join(cwd, "leaky.tac")
+        with open(tac, "w", encoding="utf-8") as f:
+            f.write(LEAKY_TAC)
+        log = os.path.join(cwd, "epgd.log")
+        process = run_twistd(cwd, "-ny", tac, "--pidfile=", "--logfile", log,
+                             env={"EPGD_CONFIG": config})
+        try:
+            text = ""
+            for _ in range(400):
+                if process.poll() is not None:
+                    self.fail(f"twistd exited early: {process.communicate()}")
+                if os.path.exists(log):
+                    with open(log, encoding="utf-8") as f:
+                        text = f.read()
+                    if "done leaking" in text:
+                        break
+                time.sleep(0.05)
+            process.send_signal(signal.SIGTERM)
+            self.finish(process)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
+        with open(log, encoding="utf-8") as f:
+            text = f.read()
+        self.assertIn("done leaking", text)
+        for expected in ("boom", "RuntimeError", "Unhandled error in Deferred", "ValueError",
+                         "printed *** for ***"):
+            self.assertIn(expected, text)
+        self.assertNotIn("hunter2x", text)
+        self.assertNotIn("alice7", text)
