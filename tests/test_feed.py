@@ -402,4 +402,6 @@ class FeedOverHttpTests(TestCase):
         yield arrived
         yield self.feed.close()
         error = yield self.assertFailure(refreshing, SourceError)
-        self.assertIn("cancelled", str(error))
+        self.assertEqual(str(error), "refresh stopped: epgd is shutting down")
+        self.assertIsNone(self.feed.error, "stopping is not a provider failure")
+        self.assertNotIn("refresh failed", self.everything_logged())

@@ -223,6 +223,10 @@ class ProviderFeed:
         except BaseException as e:  # noqa: BLE001 - any failure keeps the last good data
             if isinstance(e, GuideNotWhole):
                 self.programmes_skipped = e.skipped
+            if self._stop.is_set():  # closed: cancelled, or its parse stopped; not a failure
+                self.log.info("provider {provider}: refresh stopped, epgd is shutting down",
+                              provider=self.provider.name)
+                raise SourceError("refresh stopped: epgd is shutting down") from None
             message = self._describe(Failure(e))
             self.error = message
             self.log.warn(
