@@ -4,7 +4,8 @@ passes through ``Redactor.mask`` first.
 
 Masked: userinfo, the values of credential-like query parameters, Xtream-style
 ``/live/USER/PASS/`` path segments, and every literal username or password found in a
-provider's playlist URL (those may turn up anywhere: paths, other parameters, error text).
+provider's playlist URL (those may turn up anywhere: paths, other parameters, error text),
+wherever it stands as a word of its own.
 """
 
 from __future__ import annotations
@@ -49,6 +50,11 @@ class Redactor:
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         self._secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+        # A secret counts where it stands as a word of its own: a username "nhl" must not
+        # turn the channel nhl_ppv_1 into ***_ppv_1 in every log line.
+        self._literal = re.compile(
+            r"(?<![A-Za-z0-9_])(?:" + "|".join(re.escape(s) for s in self._secrets) + r")(?![A-Za-z0-9_])"
+        ) if self._secrets else None
 
     @classmethod
     def for_urls(cls, urls: Iterable[str]) -> Redactor:
@@ -62,8 +68,8 @@ class Redactor:
         text = _USERINFO.sub(lambda m: m.group("scheme") + MASK + "@", text)
         text = _QUERY_SECRET.sub(lambda m: m.group("name") + "=" + MASK, text)
         text = _XTREAM_PATH.sub(lambda m: f"/{m.group(1)}/{MASK}/{MASK}/", text)
-        for secret in self._secrets:
-            text = text.replace(secret, MASK)
+        if self._literal is not None:
+            text = self._literal.sub(MASK, text)
         return text
 
     __call__ = mask

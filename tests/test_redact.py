@@ -51,6 +51,13 @@ class MaskTests(SynchronousTestCase):
         self.assertNotIn("alice77", masked)
         self.assertNotIn("hunter22", masked)
 
+    def test_a_literal_secret_is_masked_as_a_word_not_inside_one(self) -> None:
+        """A username like "demo" or "nhl" must not mangle channel ids in every log line."""
+        redactor = Redactor.for_urls(["http://h/get.php?username=demo&password=hunter22"])
+        self.assertEqual(redactor.mask("demo_sports_1 switching; user demo, pass hunter22."),
+                         "demo_sports_1 switching; user ***, pass ***.")
+        self.assertEqual(redactor.mask("http://h/x/demo/hunter22/1.ts"), "http://h/x/***/***/1.ts")
+
     def test_punctuation_after_a_url_survives(self) -> None:
         self.assertEqual(
             Redactor().mask("fetch of http://h/x?token=abc. failed: (http://h/y?key=k1), done"),
