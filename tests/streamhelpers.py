@@ -93,6 +93,9 @@ def config(provider: FakeProvider, channels: int = 3, max_streams: int = 0,
     settings: dict[str, Any] = {
         "check_interval": 0.5, "idle_timeout": 30.0, "connect_timeout": 2.0,
         "client_buffer": 1024 * 1024, "hold_after_end": 0.0, "reconnect_attempts": 2,
+        # These tests tell sources apart by their PIDs, which continuous output rewrites:
+        # the splicer's own end-to-end tests (test_splice_e2e) ask for "continuous".
+        "output": "passthrough",
     }
     settings.update(stream)
     return Config(

@@ -15,7 +15,7 @@ from tests.test_channel import BASE, T0, event, fills, log_text, schedule
 from tests.tsutil import stream
 
 STATUS_KEYS = {"stream_url", "event", "uptime_seconds", "idle_seconds", "last_check", "clients",
-               "bytes_sent", "bitrate_kbps", "switches", "error"}
+               "bytes_sent", "bitrate_kbps", "switches", "error", "source_kind", "codecs"}
 
 
 class ManagerTests(SynchronousTestCase):
@@ -33,7 +33,7 @@ class ManagerTests(SynchronousTestCase):
              has_data: bool = True) -> None:
         self.config = Config(
             server=ServerConfig(max_clients=max_clients),
-            stream=StreamConfig(check_interval=5, idle_timeout=idle, hold_after_end=0),
+            stream=StreamConfig(check_interval=5, idle_timeout=idle, hold_after_end=0, output="passthrough"),
             providers=(ProviderConfig("main", BASE + "get.php", max_streams=max_streams),),
         )
         self.manager = StreamManager(self.config, self.clock, lambda: self.current,

@@ -104,7 +104,7 @@ class CollectorTests(SynchronousTestCase):
             event("Leafs vs Habs", 50, 150, "3.ts"),))
         self.config = Config(
             server=ServerConfig(),
-            stream=StreamConfig(check_interval=5, connect_timeout=2, hold_after_end=0,
+            stream=StreamConfig(check_interval=5, connect_timeout=2, hold_after_end=0, output="passthrough",
                                 client_buffer=188 * 200),
             providers=(ProviderConfig("main", BASE + "get.php", max_streams=3),),
             lineups=(LineupConfig(id="nhl", channels=1),),

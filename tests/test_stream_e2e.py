@@ -22,7 +22,7 @@ from tests.streamhelpers import (
 )
 
 STATUS_KEYS = {"stream_url", "event", "uptime_seconds", "idle_seconds", "last_check", "clients",
-               "bytes_sent", "bitrate_kbps", "switches", "error"}
+               "bytes_sent", "bitrate_kbps", "switches", "error", "source_kind", "codecs"}
 
 
 class ServeTests(E2ETestCase):

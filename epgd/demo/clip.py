@@ -25,6 +25,14 @@ CLIP_FILES: tuple[tuple[str, str], ...] = (
 )
 
 _WRAP = 1 << 33  # PTS, DTS and PCR base are 33-bit counters of a 90 kHz clock
+#: where each clip's clock starts, as real providers' channels differ: one far from the
+#: others and one 10 s before the 33-bit wrap, so the demo shows epgd's splicer joining
+#: unrelated clocks into one timeline and carrying it across a wrap
+CLIP_CLOCKS: dict[str, int] = {
+    "tigers_lions.ts": 0,
+    "eagles_sharks.ts": 3 << 31,
+    "bears_wolves.ts": _WRAP - 10 * 90000,
+}
 _PES_WITHOUT_HEADER = frozenset({0xBC, 0xBE, 0xBF, 0xF0, 0xF1, 0xF2, 0xF8, 0xFF})
 
 
@@ -46,6 +54,12 @@ class Clip:
     pcrs: tuple[int, ...]  # offsets of 6-byte PCR fields
     stamps: tuple[int, ...]  # offsets of 5-byte PTS/DTS fields
     counters: tuple[tuple[int, int], ...]  # (offset of byte 3, per-loop continuity step)
+    clock: int = 0  # added to every timestamp of every loop
+
+    def __attrs_post_init__(self) -> None:
+        if self.clock % _WRAP:
+            object.__setattr__(self, "data", self._shifted(0))
+            object.__setattr__(self, "clock", 0)
 
     @property
     def seconds(self) -> float:
@@ -60,8 +74,11 @@ class Clip:
         """The ``n``-th repetition (0 = the clip as it is), continuing repetition ``n - 1``."""
         if n == 0:
             return self.data
+        return self._shifted(n)
+
+    def _shifted(self, n: int) -> bytes:
         out = bytearray(self.data)
-        delta = (self.duration * n) % _WRAP
+        delta = (self.clock + self.duration * n) % _WRAP
         for pos in self.pcrs:
             _add_pcr(out, pos, delta)
         for pos in self.stamps:
@@ -104,10 +121,11 @@ def _add_pcr(buf: bytearray, pos: int, delta: int) -> None:
     buf[pos + 4] = ((base & 1) << 7) | (buf[pos + 4] & 0x7F)
 
 
-def parse_clip(name: str, title: str, raw: bytes) -> Clip:
+def parse_clip(name: str, title: str, raw: bytes, clock: int = 0) -> Clip:
     """
     Make ``raw`` loopable: cut it to start at its first PAT (so every connection and every
-    loop starts where a decoder can), and find every field a loop must patch.
+    loop starts where a decoder can), and find every field a loop must patch; ``clock``
+    moves all its timestamps.
     """
     start = find_sync(raw)
     if start == -1:
@@ -164,7 +182,7 @@ def parse_clip(name: str, title: str, raw: bytes) -> Clip:
         for offset in offsets
         if payloads.get(pid, 0) % 16
     )
-    return Clip(name, title, bytes(data), duration, tuple(pcrs), tuple(stamps), counters)
+    return Clip(name, title, bytes(data), duration, tuple(pcrs), tuple(stamps), counters, clock)
 
 
 def _span(by_pid: dict[int, list[int]]) -> int:
@@ -183,6 +201,6 @@ def load_clips() -> tuple[Clip, ...]:
     """The clips shipped with the package, in ``CLIP_FILES`` order."""
     folder = resources.files("epgd.demo")
     return tuple(
-        parse_clip(name, title, folder.joinpath(name).read_bytes())
+        parse_clip(name, title, folder.joinpath(name).read_bytes(), CLIP_CLOCKS.get(name, 0))
         for name, title in CLIP_FILES
     )

@@ -2,10 +2,12 @@
 One combined channel's stream: follows the schedule, carries the playing event's source to
 its clients, switches sources inside their connections.
 
-A switch subscribes to the new source while the old keeps flowing (make-before-break), holds
-the new bytes until a PAT (bounded), then cuts over at a packet boundary and lets go of the
-old. Fail-over walks the event's sources in order. Whenever clients wait for data they get
-null packets, so players keep the connection.
+A switch subscribes to the new source while the old keeps flowing (make-before-break), reads
+the new bytes until the new source's entry point (a PAT followed by a random-access point;
+bounded), then cuts over and lets go of the old. Every cut — a switch, a reconnection, a
+fail-over — goes through the channel's splicer, so its clients see one unbroken program.
+Fail-over walks the event's sources in order. Whenever clients wait for data they get null
+packets, so players keep the connection.
 """
 
 from __future__ import annotations
@@ -22,15 +24,17 @@ from epgd.config import StreamConfig
 from epgd.redact import Redactor
 from epgd.schedule.model import Event, Schedule, Source
 from epgd.stream.client import Client
+from epgd.stream.entry import ENTRY_WAIT_BYTES, ENTRY_WAIT_SECONDS, Entry, EntryFinder
 from epgd.stream.output import Output
 from epgd.stream.registry import ProviderFull, UpstreamRegistry
-from epgd.stream.remap import PidNormalizer
-from epgd.stream.ts import find_pat
+from epgd.stream.splice import PassthroughSplicer, Splicer
 from epgd.stream.upstream import Upstream, backoff, last_segment
 
-#: a switch waits at most this long / this much for the new source's PAT, then cuts anyway
-PAT_WAIT_SECONDS = 2.0
-PAT_WAIT_BYTES = 1 << 20
+#: past the wait for a random-access point, a new source that still shows no way in (no
+#: PAT/PMT) after this many times the wait has failed
+ENTRY_GIVE_UP = 3
+#: once the new source's entry is found, the old one may take this long to finish its frame
+CLOSE_WAIT_SECONDS = 0.5
 #: how often keepalive, idle time and bitrate are looked after
 TICK = 0.25
 
@@ -81,25 +85,29 @@ class ChannelStream:
         self._on_stopped = on_stopped
         self._current: _Tap | None = None
         self._pending: _Tap | None = None
-        self._pending_buf: list[bytes] = []
-        self._pending_bytes = 0
-        self._pat_timer: IDelayedCall | None = None
+        self._finder: EntryFinder | None = None  # the pending source's entry, looked for
+        self._entry_timer: IDelayedCall | None = None
+        self._entry_waits = 0
+        self._ready: Entry | None = None  # the new source's entry, while the old one closes
+        self._ready_more: list[bytes] = []  # what the new source sent since
+        self._close_timer: IDelayedCall | None = None
         self._retry_call: IDelayedCall | None = None
         self._retry_count = 0
         self._source_index = 0
         self._started_once = False
         self._announced = False  # "Starting proxy" is logged once per stream, not per retry
         self._paused = False
-        self._resyncing = False  # after a reconnection: skip to the next PAT
-        self._resync_dropped = 0
-        #: opt-in: every source leaves with the same PIDs (before the join buffer sees it)
-        self._normalizer: PidNormalizer | None = None  # replaced by the splicer
+        self._continuous = config.output == "continuous"
+        self._close_at_cut = False
+        self.splicer: Splicer | PassthroughSplicer = (
+            Splicer(self._codecs_changed) if self._continuous else PassthroughSplicer(self._codecs_changed)
+        )
         now = clock.seconds()
         self.started_at = now
         self.last_check = now
-        self._ticker = LoopingCall(self.output.tick)
+        self._ticker = LoopingCall(self._tick)
         self._ticker.clock = clock
-        self._ticker.start(TICK, now=False)
+        self._ticker.start(TICK, now=False).addErrback(self._ticker_died)
 
     # -- schedule --------------------------------------------------------------------
 
@@ -199,55 +207,93 @@ class ChannelStream:
             return
         tap = _Tap(self, upstream)
         self._pending = tap
-        self._pending_buf = []
-        self._pending_bytes = 0
+        # With a source flowing, its entry point is looked for on the side while the old one
+        # keeps flowing; with none, the splicer finds it and clients wait on keepalive.
+        self._finder = self.splicer.finder() if current is not None else None
+        self._entry_waits = 0
         upstream.subscribe(tap)
         upstream.start()
 
     def _tap_data(self, tap: _Tap, data: bytes) -> None:
         if tap is self._current:
-            if self._resyncing:
-                data = self._from_pat(data)
-                if not data:
-                    return
             self._deliver(data)
+            if self._ready is not None and self.splicer.closed:
+                self._cut_to_ready()
         elif tap is self._pending:
-            if self._pat_timer is None:
-                self._pat_timer = self._clock.callLater(PAT_WAIT_SECONDS, self._pat_timeout)
-            position = find_pat(data)
-            if position != -1:
-                self._cut(data[position:] if position else data)
+            if self._ready is not None:
+                self._ready_more.append(data)
                 return
-            self._pending_buf.append(data)
-            self._pending_bytes += len(data)
-            if self._pending_bytes >= PAT_WAIT_BYTES:
-                self._pat_timeout()
+            finder = self._finder
+            if finder is None:
+                self._cut(None)
+                self._deliver(data)
+                return
+            if self._entry_timer is None:
+                self._entry_timer = self._clock.callLater(ENTRY_WAIT_SECONDS, self._entry_timeout)
+            entry = finder.feed(data)
+            if entry is not None:
+                self._entry_found(entry)
+            elif finder.seen >= ENTRY_WAIT_BYTES * (self._entry_waits + 1):
+                self._entry_timeout()
+
+    def _entry_found(self, entry: Entry) -> None:
+        """The new source can start: let the old one finish its current frame first."""
+        self._cancel_entry_wait()
+        self._ready, self._ready_more = entry, []
+        self.splicer.close()
+        if self.splicer.closed:
+            self._cut_to_ready()
+        else:
+            self._close_timer = self._clock.callLater(CLOSE_WAIT_SECONDS, self._cut_to_ready)
+
+    def _cut_to_ready(self) -> None:
+        entry, more = self._ready, self._ready_more
+        self._cancel_close_wait()
+        if entry is None or self._pending is None:
+            return
+        self._cut(entry)
+        for data in more:
+            self._deliver(data)
 
     def _tap_cut(self, tap: _Tap) -> None:
-        """The current source resumes elsewhere (a reconnection): re-enter it at a PAT."""
+        """The current source resumes elsewhere (a reconnection): re-enter it cleanly."""
         if tap is self._current:
             self.output.flush()
-            self._source_changed()
-            self._resync_dropped = 0
-            self._resyncing = True
+            if not self._continuous:
+                self.output.reset_join()
+            self.splicer.cut()
 
-    def _pat_timeout(self) -> None:
-        """No PAT in time: cut at the first packet boundary of what the new source sent."""
-        self._pat_timer = None
-        if self._pending is not None:
-            self.log.info("[PROXY] {channel}: no PAT from {new} in time, cutting over anyway",
-                          channel=self.channel_id, new=self._pending.upstream.name)
-            self._cut(b"".join(self._pending_buf))
+    def _entry_timeout(self) -> None:
+        """
+        No random-access point in time: take the new source's next frame instead; when even
+        that does not come (no PAT/PMT at all), the new source has failed.
+        """
+        if self._entry_timer is not None and self._entry_timer.active():
+            self._entry_timer.cancel()
+        self._entry_timer = None
+        pending, finder = self._pending, self._finder
+        if pending is None or finder is None:
+            return
+        self._entry_waits += 1
+        if self._entry_waits >= ENTRY_GIVE_UP:
+            self._tap_failed(pending, "sent no PAT, PMT and frame to cut in at within "
+                                      f"{ENTRY_WAIT_SECONDS * ENTRY_GIVE_UP:g}s")
+            return
+        if self._entry_waits == 1:
+            wanted = "random-access point" if finder.mode == "rap" else "PAT"
+            self.log.info("[PROXY] {channel}: no {wanted} from {new} in time, cutting over at "
+                          "its next {then}", channel=self.channel_id, wanted=wanted,
+                          new=pending.upstream.name, then="frame" if finder.mode == "rap" else "packet")
+            finder.relax()
+        self._entry_timer = self._clock.callLater(ENTRY_WAIT_SECONDS, self._entry_timeout)
 
-    def _cut(self, first: bytes) -> None:
-        """The new source starts now, at a packet boundary (a PAT when there is one)."""
+    def _cut(self, entry: Entry | None) -> None:
+        """The pending source is the current one from now on (at ``entry``, when found)."""
         tap = self._pending
         assert tap is not None
         self.output.flush()  # the old source's last bytes go out before the new one's
         self._pending = None
-        self._cancel_pat_timer()
-        self._pending_buf = []
-        self._pending_bytes = 0
+        self._cancel_entry_wait()
         old, self._current = self._current, tap
         if self._started_once:
             self.switches += 1
@@ -258,26 +304,21 @@ class ChannelStream:
         if old is not None:
             self._release(old)
         self._source_changed()
-        if first:
-            self._deliver(first)
-
-    def _from_pat(self, packets: bytes) -> bytes:
-        """After a reconnection, what comes before the first PAT is skipped (bounded wait)."""
-        position = find_pat(packets)
-        if position == -1:
-            self._resync_dropped += len(packets)
-            if self._resync_dropped < PAT_WAIT_BYTES:
-                return b""
-            position = 0
-        self._resyncing = False
-        return packets[position:]
+        if entry is None:
+            self.splicer.cut()
+        else:
+            self._emit(self.splicer.enter(entry, self._clock.seconds()))
 
     def _tap_failed(self, tap: _Tap, reason: str) -> None:
+        if tap is self._current and self._ready is not None:
+            self._cut_to_ready()  # the old source ended while finishing its frame: switch now
+            self.log.info("[PROXY] {channel}: {old} failed while the switch was under way: {why}",
+                          channel=self.channel_id, old=tap.upstream.name, why=reason)
+            return
         if tap is self._pending:
             self._pending = None
-            self._cancel_pat_timer()
-            self._pending_buf = []
-            self._pending_bytes = 0
+            self._cancel_entry_wait()
+            self._cancel_close_wait()
         elif tap is self._current:
             self.output.flush()
             self._current = None
@@ -319,21 +360,39 @@ class ChannelStream:
     # -- data to clients -------------------------------------------------------------
 
     def _deliver(self, data: bytes) -> None:
-        if self._normalizer is not None:
-            data = self._normalizer.feed(data)
-            if not data:
-                return
-        self.output.deliver(data)
+        self._emit(self.splicer.feed(data, self._clock.seconds()))
+
+    def _emit(self, out: bytes) -> None:
+        splicer = self.splicer
+        if splicer.notes:
+            for note in splicer.notes:
+                self.log.info("[PROXY] {channel}: {note}", channel=self.channel_id, note=note)
+            splicer.notes.clear()
+        if self._close_at_cut:
+            # on_codec_change = "close": players re-tune and probe the new codecs
+            self._close_at_cut = False
+            self.output.flush()
+            self.output.end("the codecs changed: tune in again")
+        if out:
+            self.output.deliver(out, splicer.entry, splicer.first_entry)
+
+    def _codecs_changed(self, old: str, new: str) -> None:
+        self.log.info("[PROXY] {channel} codecs change: {old} -> {new}", channel=self.channel_id,
+                      old=old, new=new)
+        if self._config.on_codec_change == "close":
+            self._close_at_cut = True
 
     def _source_changed(self) -> None:
-        """A new source (or none) follows: forget the old one's recent packets and PIDs."""
-        self.output.reset_join()
-        if self._normalizer is not None:
-            self._normalizer.reset()
+        """
+        A new source (or none) follows. Continuous output stays one program, so joiners may
+        still start from the old source's recent packets; passthrough never mixes two.
+        """
+        if not self._continuous:
+            self.output.reset_join()
 
     def add_client(self, client: Client) -> None:
-        """A new viewer starts at once, at the latest PAT of the recent packets."""
-        self.output.add(client, with_recent=self._current is not None)
+        """A new viewer starts at once, at the latest entry point of the recent packets."""
+        self.output.add(client)
 
     def client_gone(self, client: Client) -> None:
         self.output.remove(client)
@@ -355,6 +414,23 @@ class ChannelStream:
 
     # -- timers ----------------------------------------------------------------------
 
+    def _tick(self) -> None:
+        """Never raises: a LoopingCall stops for good on the first exception."""
+        try:
+            self.output.tick()
+        except Exception:
+            self.log.failure("[PROXY] {channel}: keepalive/bookkeeping tick failed",
+                             channel=self.channel_id)
+
+    def _ticker_died(self, failure: Any) -> None:
+        self.log.failure("[PROXY] {channel}: its ticker stopped", failure, channel=self.channel_id)
+        if not self.stopped:
+            self.stop("internal error")
+
+    @property
+    def client_count(self) -> int:
+        return self.output.client_count
+
     def idle_for(self, now: float) -> float:
         """Seconds since real data (not keepalive) last reached a client."""
         return self.output.idle_for(now)
@@ -372,12 +448,18 @@ class ChannelStream:
             "uptime_seconds": int(now - self.started_at),
             "idle_seconds": int(self.idle_for(now)),
             "last_check": self.last_check,
-            "clients": len(self.clients),
+            "clients": self.client_count,
             "bytes_sent": self.output.bytes_sent,
             "bitrate_kbps": self.output.bitrate_kbps,
             "switches": self.switches,
             "error": self.error,
+            "source_kind": self._source_kind(),
+            "codecs": self.splicer.codecs or None,
         }
+
+    def _source_kind(self) -> str | None:
+        tap = self._pending or self._current
+        return getattr(tap.upstream, "kind", "ts") if tap is not None else None
 
     # -- teardown --------------------------------------------------------------------
 
@@ -404,9 +486,8 @@ class ChannelStream:
 
     def _cancel_pending(self) -> None:
         pending, self._pending = self._pending, None
-        self._cancel_pat_timer()
-        self._pending_buf = []
-        self._pending_bytes = 0
+        self._cancel_entry_wait()
+        self._cancel_close_wait()
         if pending is not None:
             self._release(pending)
 
@@ -414,10 +495,17 @@ class ChannelStream:
         tap.upstream.unsubscribe(tap)
         self._registry.release(tap.upstream)
 
-    def _cancel_pat_timer(self) -> None:
-        if self._pat_timer is not None and self._pat_timer.active():
-            self._pat_timer.cancel()
-        self._pat_timer = None
+    def _cancel_close_wait(self) -> None:
+        self._ready, self._ready_more = None, []
+        if self._close_timer is not None and self._close_timer.active():
+            self._close_timer.cancel()
+        self._close_timer = None
+
+    def _cancel_entry_wait(self) -> None:
+        self._finder = None
+        if self._entry_timer is not None and self._entry_timer.active():
+            self._entry_timer.cancel()
+        self._entry_timer = None
 
     def _cancel_retry(self) -> None:
         if self._retry_call is not None and self._retry_call.active():

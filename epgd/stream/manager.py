@@ -203,7 +203,7 @@ class StreamManager(Service):
     def _clientless(self, provider: str, asking: object = None) -> ChannelStream | None:
         """A stream with no clients that holds a connection of ``provider``."""
         for channel in self.channels.values():
-            if channel is not asking and not channel.clients and provider in channel.provider_slots:
+            if channel is not asking and not channel.client_count and provider in channel.provider_slots:
                 return channel
         return None
 

@@ -1,7 +1,8 @@
 """
-What a channel's clients receive: the bytes of its current source coalesced once for all of
-them, the recent packets (from the latest PAT) a joining client starts with, null packets while
-they wait, and the figures /streams/status shows (bytes, bitrate, idle time).
+What a channel's clients receive: the splicer's output coalesced once for all of them, the
+recent packets (from the latest entry point: a PAT + PMT before a random-access point) a
+joining client starts with, null packets while they wait, and the figures /streams/status
+shows (bytes, bitrate, idle time).
 """
 
 from __future__ import annotations
@@ -12,10 +13,10 @@ from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTim
 
 from epgd.stream.client import FLUSH_AFTER, Client
 from epgd.stream.fanout import Fanout
-from epgd.stream.ts import null_packets, rfind_pat
+from epgd.stream.ts import null_packets
 
-#: the recent packets (from the latest PAT) a joining client gets at once
-JOIN_MAX_BYTES = 4 << 20
+#: the recent packets (from the latest entry point) a joining client gets at once
+JOIN_MAX_BYTES = 8 << 20
 KEEPALIVE_EVERY = 0.5
 KEEPALIVE = null_packets(4)
 RATE_WINDOW = 5.0
@@ -30,9 +31,13 @@ class Output:
         self._chunk_size = chunk_size
         self._out: list[bytes] = []
         self._out_bytes = 0
+        self._out_entry = -1  # offset in the coalesced bytes of their last entry point
+        self._out_first_entry = -1  # ... and of their first
         self._out_timer: IDelayedCall | None = None
         self._join: list[bytes] = []
         self._join_bytes = 0
+        #: viewers who joined when no entry point was at hand: they start at the next one
+        self._waiting: list[Client] = []
         self._flowed = False
         self._sent_before = 0  # bytes_sent of clients already gone
         self.bytes_in = 0
@@ -40,15 +45,23 @@ class Output:
         self.last_delivery = now
         self._last_data = now
         self._last_keepalive = now
+        self._last_waiting_keepalive = now
         self._rate: deque[tuple[float, int]] = deque([(now, 0)])
 
     # -- data ------------------------------------------------------------------------
 
-    def deliver(self, data: bytes) -> None:
+    def deliver(self, data: bytes, entry: int = -1, first_entry: int = -1) -> None:
         """
         Coalesce here, once for every client, to at least ``chunk_size`` bytes (or 100 ms):
         each client then writes what it gets straight through, with no timer of its own.
+        ``entry``: where in ``data`` a joining client may start (the last such place), or -1;
+        ``first_entry``: the first such place, when there are several.
         """
+        if entry >= 0:
+            self._out_entry = self._out_bytes + entry
+            if self._out_first_entry < 0:
+                first = first_entry if 0 <= first_entry <= entry else entry
+                self._out_first_entry = self._out_bytes + first
         self.bytes_in += len(data)
         self._out.append(data)
         self._out_bytes += len(data)
@@ -67,42 +80,67 @@ class Output:
             return
         out = self._out
         data = out[0] if len(out) == 1 else b"".join(out)
+        entry, self._out_entry = self._out_entry, -1
+        first, self._out_first_entry = self._out_first_entry, -1
         self._out = []
         self._out_bytes = 0
-        self._join_add(data)
+        self._join_add(data, entry)
         if len(self.clients):
             self._flowed = True
             self.clients.write(data)
+        if self._waiting and first >= 0:
+            self._start_waiting(data[first:] if first else data)
 
-    def _join_add(self, data: bytes) -> None:
-        position = rfind_pat(data)
-        if position != -1:
-            self._join = [data[position:] if position else data]
-            self._join_bytes = len(data) - position
+    def _join_add(self, data: bytes, entry: int) -> None:
+        if entry >= 0:
+            self._join = [data[entry:] if entry else data]
+            self._join_bytes = len(data) - entry
         elif self._join:
             self._join.append(data)
             self._join_bytes += len(data)
             if self._join_bytes > JOIN_MAX_BYTES:
-                self.reset_join()  # PATs too rare: joiners wait for the next one
+                self.reset_join()  # entry points too rare: joiners wait for the next one
 
     def reset_join(self) -> None:
-        """Forget the recent packets (a new source starts: never mix two sources)."""
+        """Forget the recent packets (passthrough starts a new source: never mix two)."""
         self._join = []
         self._join_bytes = 0
 
     # -- clients ---------------------------------------------------------------------
 
-    def add(self, client: Client, with_recent: bool) -> None:
-        """A new viewer starts at once, at the latest PAT of the recent packets."""
+    @property
+    def client_count(self) -> int:
+        return len(self.clients) + len(self._waiting)
+
+    def add(self, client: Client) -> None:
+        """
+        A new viewer starts at once, at the latest entry point of the recent packets; with
+        none at hand it gets its headers now and its first bytes at the next entry point.
+        """
         client.fanout = self.clients
+        initial = b"".join(self._join)
+        if not initial:
+            self._waiting.append(client)
+            client.start(b"")
+            return
         self.clients.add(client, paused=client.paused)
-        initial = b"".join(self._join) if with_recent else b""
         client.start(initial)
-        if initial and not client.detached:
+        if not client.detached:
             self._flowed = True
+
+    def _start_waiting(self, data: bytes) -> None:
+        waiting, self._waiting = self._waiting, []
+        for client in waiting:
+            if client.detached:
+                continue
+            self.clients.add(client, paused=client.paused)
+            client.write(data)
+        self._flowed = True
 
     def remove(self, client: Client) -> None:
         self.clients.remove(client)
+        if client in self._waiting:
+            self._waiting.remove(client)
         self._sent_before += client.bytes_sent
 
     def end(self, reason: str) -> None:
@@ -110,6 +148,8 @@ class Output:
         self.flush()
         for client in self.clients.consumers:
             client.end(reason)  # type: ignore[attr-defined]
+        for waiting in list(self._waiting):
+            waiting.end(reason)
 
     # -- timing ----------------------------------------------------------------------
 
@@ -127,6 +167,11 @@ class Output:
             self._last_keepalive = now
             self.flush()
             self.clients.write(KEEPALIVE)
+        if self._waiting and now - self._last_waiting_keepalive >= KEEPALIVE_EVERY - 1e-6:
+            # joiners waiting for an entry point, however long the source's key frames are apart
+            self._last_waiting_keepalive = now
+            for client in list(self._waiting):
+                client.write(KEEPALIVE)
         self._rate.append((now, self.bytes_in))
         while len(self._rate) > 2 and now - self._rate[1][0] >= RATE_WINDOW:
             self._rate.popleft()
@@ -143,4 +188,5 @@ class Output:
     @property
     def bytes_sent(self) -> int:
         live = sum(c.bytes_sent for c in self.clients.consumers)  # type: ignore[attr-defined]
+        live += sum(c.bytes_sent for c in self._waiting)
         return self._sent_before + live

@@ -1,0 +1,153 @@
+"""
+The clock fields of MPEG-TS packets and the PES headers they carry: PCR/OPCR in adaptation
+fields, PTS/DTS in PES headers, and whether a video PES starts at a random-access point.
+
+Everything takes a buffer and byte positions, so the splicer can read and rewrite a PES header
+whose bytes are spread over several packets as easily as one that sits in a single packet.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+WRAP = 1 << 33  # PTS, DTS and the PCR base count a 90 kHz clock in 33 bits
+HALF = 1 << 32
+#: PES stream ids with no PES header extension (no PTS/DTS): padding, private 2, ECM, ...
+NO_HEADER_STREAMS = frozenset({0xBC, 0xBE, 0xBF, 0xF0, 0xF1, 0xF2, 0xF8, 0xFF})
+#: bytes of a PES header needed to reach the end of its PTS and DTS
+HEADER_NEEDED = 19
+
+Buffer = bytes | bytearray | memoryview
+
+
+def ring_diff(a: int, b: int) -> int:
+    """``a - b`` on the 33-bit ring, in (-2^32, 2^32]: how far a clock value is after another."""
+    d = (a - b) % WRAP
+    return d - WRAP if d > HALF else d
+
+
+# -- adaptation field ----------------------------------------------------------------
+
+def pcr_offset(packet: Buffer, at: int = 0) -> int:
+    """Offset (from ``at``) of the packet's 6-byte PCR field, or -1."""
+    if not packet[at + 3] & 0x20 or packet[at + 4] < 7 or not packet[at + 5] & 0x10:
+        return -1
+    return 6
+
+
+def opcr_offset(packet: Buffer, at: int = 0) -> int:
+    """Offset of the OPCR field, or -1."""
+    if not packet[at + 3] & 0x20:
+        return -1
+    flags = packet[at + 5] if packet[at + 4] else 0
+    if not flags & 0x08:
+        return -1
+    offset = 12 if flags & 0x10 else 6
+    return offset if packet[at + 4] >= offset + 1 else -1
+
+
+def random_access_flag(packet: Buffer, at: int = 0) -> bool:
+    return bool(packet[at + 3] & 0x20 and packet[at + 4] and packet[at + 5] & 0x40)
+
+
+def read_pcr_base(buf: Buffer, pos: int) -> int:
+    return (buf[pos] << 25) | (buf[pos + 1] << 17) | (buf[pos + 2] << 9) | (buf[pos + 3] << 1) | (
+        buf[pos + 4] >> 7)
+
+
+def write_pcr_base(buf: bytearray, pos: int, base: int) -> None:
+    """Write a PCR base, keeping the reserved bits and the 27 MHz extension."""
+    base %= WRAP
+    buf[pos] = base >> 25 & 0xFF
+    buf[pos + 1] = base >> 17 & 0xFF
+    buf[pos + 2] = base >> 9 & 0xFF
+    buf[pos + 3] = base >> 1 & 0xFF
+    buf[pos + 4] = (buf[pos + 4] & 0x7F) | (base & 1) << 7
+
+
+# -- PES header ----------------------------------------------------------------------
+
+def read_stamp(buf: Buffer, pos: Sequence[int]) -> int:
+    """A 5-byte PTS/DTS field whose bytes sit at the positions ``pos``."""
+    return (
+        ((buf[pos[0]] >> 1) & 0x07) << 30
+        | buf[pos[1]] << 22
+        | (buf[pos[2]] >> 1) << 15
+        | buf[pos[3]] << 7
+        | buf[pos[4]] >> 1
+    )
+
+
+def write_stamp(buf: bytearray, pos: Sequence[int], value: int) -> None:
+    """Write a PTS/DTS, keeping its 4-bit prefix and marker bits as they were."""
+    value %= WRAP
+    buf[pos[0]] = (buf[pos[0]] & 0xF1) | ((value >> 30) & 0x07) << 1
+    buf[pos[1]] = (value >> 22) & 0xFF
+    buf[pos[2]] = (buf[pos[2]] & 0x01) | ((value >> 15) & 0x7F) << 1
+    buf[pos[3]] = (value >> 7) & 0xFF
+    buf[pos[4]] = (buf[pos[4]] & 0x01) | (value & 0x7F) << 1
+
+
+def stamp_fields(buf: Buffer, pos: Sequence[int]) -> tuple[int, int] | None:
+    """
+    Where the PTS and DTS of a PES header start, as indexes into ``pos`` (the positions of
+    the header's first bytes in order; at least ``HEADER_NEEDED`` of them, or all the PES
+    has): (pts, dts), -1 for a field that is absent; None when it is not a PES header with
+    timestamps to shift.
+    """
+    if len(pos) < 9 or buf[pos[0]] or buf[pos[1]] or buf[pos[2]] != 1:
+        return None
+    if buf[pos[3]] in NO_HEADER_STREAMS or buf[pos[6]] & 0xC0 != 0x80:
+        return None
+    flags = buf[pos[7]] >> 6
+    pts = 9 if flags & 2 else -1
+    dts = 14 if flags == 3 else -1
+    need = max(pts, dts) + 5 if pts >= 0 else 9
+    if need > len(pos) or 9 + buf[pos[8]] < need:
+        return None  # cut short, or a header too short for the fields it claims
+    return pts, dts
+
+
+def header_length(buf: Buffer, pos: Sequence[int]) -> int:
+    """Bytes of a PES header (9 + PES_header_data_length); 0 when unknown."""
+    return 9 + buf[pos[8]] if len(pos) >= 9 else 0
+
+
+# -- random access -------------------------------------------------------------------
+
+_H264_RAP = frozenset({5, 7})  # IDR slice, sequence parameter set
+_HEVC_RAP = frozenset({16, 17, 18, 19, 20, 21, 32, 33})  # BLA/IDR/CRA, VPS, SPS
+_MPEG2_RAP = frozenset({0xB3, 0xB8})  # sequence header, group of pictures
+
+
+def starts_random_access(codec: str, es: Buffer) -> bool:
+    """
+    True when the start of a video PES payload ``es`` (the bytes after its PES header that
+    one packet holds) shows a decoder can start there: an H.264 IDR or SPS, an HEVC IRAP,
+    VPS or SPS, an MPEG-2 sequence header, GOP or I-picture. Codecs it cannot read count as
+    random access at every PES, so a stream of them is never refused.
+    """
+    data = bytes(es)
+    if codec not in ("h264", "hevc", "mpeg2", "mpeg1"):
+        return True
+    at = data.find(b"\x00\x00\x01")
+    while 0 <= at < len(data) - 3:
+        code = data[at + 3]
+        if codec == "h264":
+            if code & 0x1F in _H264_RAP:
+                return True
+            if code & 0x1F == 1:
+                return False  # a non-IDR slice: this access unit is not a start
+        elif codec == "hevc":
+            nal = (code >> 1) & 0x3F
+            if nal in _HEVC_RAP:
+                return True
+            if nal < 16:
+                return False
+        else:
+            if code in _MPEG2_RAP:
+                return True
+            if code == 0x00 and at + 5 < len(data):
+                return (data[at + 5] >> 3) & 0x07 == 1  # picture_coding_type I
+        at = data.find(b"\x00\x00\x01", at + 3)
+    return False
