@@ -29,7 +29,8 @@ class Report:
     pmt_pids: set[int] = field(default_factory=set)
     pmts: list[tuple[int, int, list[tuple[int, int]]]] = field(default_factory=list)  # (index, version, [(type, pid)])
     programs: set[int] = field(default_factory=set)
-    es_first: dict[int, bytes] = field(default_factory=dict)  # pid -> first bytes after each PES header (last seen)
+    heads: dict[int, list[bytes]] = field(default_factory=dict)  # pid -> each PES's first ES bytes
+    damaged: int = 0
 
     def decode_stamps(self, pid: int) -> list[int]:
         return [dts if dts is not None else pts for _, pts, dts in self.stamps.get(pid, [])]
@@ -49,6 +50,9 @@ def read(data: bytes) -> Report:
         report.pids.add(pid)
         control = (pkt[3] >> 4) & 3
         cc = pkt[3] & 0x0F
+        if pkt[1] & 0x80:
+            report.damaged += 1
+            continue  # transport_error_indicator: its header cannot be trusted
         if pid != 0x1FFF:
             if pid in last_cc:
                 expected = (last_cc[pid] + 1) & 0x0F if control & 1 else last_cc[pid]
@@ -88,11 +92,11 @@ def read(data: bytes) -> Report:
             if not report.pmts or report.pmts[-1][1:] != (version, streams):
                 report.pmts.append((index, version, streams))
             continue
-        if payload[:3] == b"\x00\x00\x01" and len(payload) >= 14 and payload[7] & 0x80:
+        if payload[:3] == b"\x00\x00\x01" and len(payload) >= 19 and payload[7] & 0x80 and not pkt[3] & 0xC0:
             pts = _stamp(payload[9:14])
             dts = _stamp(payload[14:19]) if payload[7] & 0x40 else None
             report.stamps.setdefault(pid, []).append((index, pts, dts))
-            report.es_first[pid] = payload[9 + payload[8]:]
+            report.heads.setdefault(pid, []).append(payload[9 + payload[8]:])
     return report
 
 

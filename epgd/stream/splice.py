@@ -68,8 +68,8 @@ _FRAME_RANGE = (300, 9000)
 _DEFAULT_LEAD = 45000
 #: a source's own clock jumped (it looped a file, its encoder restarted) when its PCR steps
 #: back or leaps ahead this far, or a stream's decode timestamps do
-_PCR_JUMP = (-45000, 10 * 90000)
-_TS_JUMP = (-90000, 10 * 90000)
+_PCR_JUMP = (-9000, 2 * 90000)
+_TS_JUMP = (-9000, 10 * 90000)
 #: a PES header spread over more packets than this many is passed on unshifted
 _HOLD_LIMIT = 64 * PACKET_SIZE
 _LITTLE = sys.byteorder == "little"
@@ -124,7 +124,7 @@ class Splicer:
         self._pmt: bytes = b""
         self._pat: bytes = b""
         self._cc: dict[int, int] = {}  # output PID -> continuity counter of its last packet
-        self._since_psi = 1 << 30  # output packets since our last PAT + PMT
+        self._psi_due = False  # our PAT + PMT go before the next packet out
         # the clock
         self._ts_offset = 0
         self._pcr_offset = 0
@@ -146,6 +146,8 @@ class Splicer:
         self._started: set[int] = set()
         self._guard: set[int] = set()  # output PIDs whose timestamps must pass their last one
         self._offset_pending = False
+        self._pcr_pending = False
+        self._frame_now = _DEFAULT_FRAME
         self._entry_pcr: int | None = None
         self._bulk = -1  # source PID of the video, rewritten on the fast path
         self._bulk_cc: bytes | None = None
@@ -260,20 +262,17 @@ class Splicer:
         self._reset_source()
         self._set_program(program)
         anchor = program.anchor
-        out = self._map[anchor.pid]
         first_cc = entry.data[3] & 0x0F
-        last = self._cc.get(out)
+        last = self._cc.get(self._map[anchor.pid])
         self._delta[anchor.pid] = 0 if last is None else (last + 1 - first_cc) & 0x0F
         self._started.add(anchor.pid)
         self._offset_pending = self._last_pcr is not None or bool(self._last_ts)
         self._entry_pcr = entry.pcr
-        self._guard = set(self._last_ts) - {out}
+        self._guard = set(self._last_ts) - {self._map[anchor.pid]}
         self._build_table()
-        psi = self._psi()
-        self._since_psi = 0
-        rest, entry_at = self._run(entry.data, now, psi_start=-len(psi))
-        # a new source starts at our PAT + PMT and its key frame
-        return psi + rest, 0, (len(psi) + entry_at if entry_at is not None else 0)
+        self._psi_due = True  # the new source starts at our PAT + PMT and its key frame
+        out, entry_at = self._run(entry.data, now)
+        return out, 0, (entry_at if entry_at is not None else 0)
 
     def _reset_source(self) -> None:
         self._pat_in = SectionAssembler()
@@ -373,13 +372,18 @@ class Splicer:
 
     # -- the hot path ----------------------------------------------------------------
 
-    def _run(self, data: bytes, now: float, psi_start: int | None = None) -> tuple[bytes, int | None]:
+    def _run(self, data: bytes, now: float) -> tuple[bytes, int | None]:
         """
         One chunk of the current source: its output, and the offset there of its last entry
-        point (None: none). ``psi_start``: where our PAT + PMT began when they end right where
-        this chunk's output starts (negative: in output already given out).
+        point (None: none; ``_first_entry`` holds the first).
+
+        Our PAT + PMT replace the source's PAT wherever it has one and go right before every
+        random-access point, where they mark a place joiners start; they are always written
+        just before the next packet that goes out, so how the input is chunked never changes
+        the output.
         """
         count = len(data) // PACKET_SIZE
+        self._first_entry = -1
         if not count:
             return b"", None
         buf = bytearray(data)
@@ -404,17 +408,44 @@ class Splicer:
         pieces: list[bytes | bytearray] = []
         length = 0  # bytes in pieces
         begin = 0  # first input packet not yet in pieces
-        psi_end = -self._since_psi  # output offset where our last PAT + PMT ended
         entry: int | None = None
-        self._first_entry = -1
+
+        def upto(i: int) -> None:
+            """Input packets begin..i-1 go out as they are (rewritten in place)."""
+            nonlocal begin, length
+            if i > begin:
+                pieces.append(buf[begin * PACKET_SIZE:i * PACKET_SIZE])
+                length += (i - begin) * PACKET_SIZE
+            begin = i
+
+        def psi_before(i: int, joinable: bool) -> None:
+            """Our PAT + PMT right before input packet ``i``."""
+            nonlocal length, entry
+            upto(i)
+            psi = self._psi()
+            if joinable or self._bulk < 0:  # with no video, any PAT + PMT is a place to join
+                entry = length
+                if self._first_entry < 0:
+                    self._first_entry = entry
+            pieces.append(psi)
+            length += len(psi)
+            self._psi_due = False
+
+        def due_at(j: int) -> None:
+            """After a dropped packet: a plain packet next takes the PAT + PMT that are due."""
+            if self._psi_due and j < count and codes[j] == _BULK:
+                psi_before(j, False)
+
         stop = count
         for i, code in todo:
             p = i * PACKET_SIZE
-            if code == _BULK:
+            if code == _BULK:  # a plain video packet with an adaptation field
                 if self._pcr(data, buf, p, now):
                     stop = i
                     self._resync(data[p:])
                     break
+                if self._psi_due:
+                    psi_before(i, False)
                 continue
             if code == _DROP:
                 action = _GONE
@@ -424,8 +455,6 @@ class Splicer:
                 action = self._pat_packet(data, p)
             else:
                 action = self._pmt_packet(data, p)
-            if action is _KEEP and self._table is table:
-                continue
             if action is _HOLD:
                 stop = i
                 self._held = data[p:]
@@ -438,36 +467,19 @@ class Splicer:
                 stop = i
                 self._resync(data[p:])
                 break
-            pieces.append(buf[begin * PACKET_SIZE:p])
-            length += p - begin * PACKET_SIZE
-            begin = i + 1
-            if action is _BEFORE:  # a random-access point: our PAT + PMT right before it
-                if length == psi_end and psi_start is not None:
-                    entry = psi_start
-                else:
-                    psi = self._psi()
-                    entry = psi_start = length
-                    pieces.append(psi)
-                    length += len(psi)
-                    psi_end = length
-                if self._first_entry < 0:
-                    self._first_entry = entry
-            if action is _PSI:  # the source's PAT: ours (and our PMT) in its place
-                psi = self._psi()
-                psi_start = length
-                pieces.append(psi)
-                length += len(psi)
-                psi_end = length
-                if self._bulk < 0:
-                    entry = psi_start  # no video: any PAT + PMT is a place to join
-                    if self._first_entry < 0:
-                        self._first_entry = entry
-            elif action is not _GONE:
-                pieces.append(buf[p:p + PACKET_SIZE])
-                length += PACKET_SIZE
+            if action is _PSI or action is _GONE:
+                upto(i)
+                begin = i + 1
+                if action is _PSI:
+                    self._psi_due = True  # the source's PAT: ours goes before what comes next
+                due_at(i + 1)
+            elif action is _BEFORE:
+                psi_before(i, True)
+            elif self._psi_due:
+                psi_before(i, False)
             if self._table is not table:
                 # a new layout (or the video's counter learned): the rest takes the new table
-                self._since_psi = length - psi_end
+                upto(max(begin, i + 1))
                 self._track_video(buf, begin, codes)
                 first = self._first_entry
                 tail, tail_entry = self._run(data[begin * PACKET_SIZE:], now)
@@ -478,12 +490,9 @@ class Splicer:
                 pieces.append(tail)
                 return b"".join(pieces), (length + tail_entry if tail_entry is not None else entry)
         self._track_video(buf, stop, codes)
-        if not pieces:
-            self._since_psi += stop * PACKET_SIZE
+        if not pieces and not begin:  # nothing dropped or added: the chunk as rewritten
             return (bytes(buf) if stop == count else bytes(buf[:stop * PACKET_SIZE])), None
-        pieces.append(buf[begin * PACKET_SIZE:stop * PACKET_SIZE])
-        length += (stop - begin) * PACKET_SIZE
-        self._since_psi = length - psi_end
+        upto(stop)
         return b"".join(pieces), entry
 
     def _track_video(self, buf: bytearray, stop: int, codes: bytes) -> None:
@@ -517,6 +526,8 @@ class Splicer:
                 return _GONE  # a stream starts at its first PES, never in the middle of one
             self._started.add(src)
             newly = True
+        if b3 & 0x20 and not damaged and self._pcr_jumped(data, p):
+            return _RESYNC  # before anything of this packet is read onto the old clock
         if payload and b1 & 0x40 and not damaged:
             verdict = self._pes(data, buf, p, i, count, src, out, now)
             if verdict is _GONE:
@@ -538,7 +549,8 @@ class Splicer:
                 self._build_table()  # the video's shift is known: its plain packets go fast
         counter = (b3 + delta) & 0x0F
         buf[p + 3] = (b3 & 0xF0) | counter
-        self._cc[out] = counter
+        if not damaged:  # a damaged packet's counter is noise: the next cut must not follow it
+            self._cc[out] = counter
         if out == OUT_VIDEO:
             self._video_es_at = i
         return _BEFORE if before else _KEEP
@@ -585,9 +597,9 @@ class Splicer:
         pts = read_stamp(data, positions[pts_at:pts_at + 5])
         dts = read_stamp(data, positions[dts_at:dts_at + 5]) if dts_at >= 0 else pts
         last_source = self._src_ts.get(src)
-        self._src_ts[src] = dts
         if last_source is not None and not _TS_JUMP[0] <= ring_diff(dts, last_source) <= _TS_JUMP[1]:
             return _RESYNC
+        self._src_ts[src] = dts
         if self._offset_pending and src == self._anchor_pid():
             pcr = read_pcr_base(data, p + 6) if src == self._pcr_pid() and pcr_offset(data, p) > 0 else None
             self._set_offsets(dts, pcr if pcr is not None else self._entry_pcr, out, now)
@@ -629,11 +641,11 @@ class Splicer:
         if pcr_offset(data, p) > 0:
             source = read_pcr_base(data, p + 6)
             if ((data[p + 1] & 0x1F) << 8) | data[p + 2] == self._pcr_pid():
-                last, self._src_pcr = self._src_pcr, source
-                if last is not None:
-                    step = ring_diff(source, last)
-                    if not _PCR_JUMP[0] <= step <= _PCR_JUMP[1] or data[p + 5] & 0x80:
-                        return True  # a jump, or the discontinuity_indicator
+                if self._pcr_jumped(data, p):
+                    return True
+                self._src_pcr = source
+                if self._pcr_pending:
+                    self._place_pcr(source, now)
                 base = (source + self._pcr_offset) % WRAP
                 self._last_pcr = base
                 self._last_pcr_at = now
@@ -644,6 +656,15 @@ class Splicer:
         if at > 0:
             write_pcr_base(buf, p + at, read_pcr_base(data, p + at) + self._pcr_offset)
         return False
+
+    def _pcr_jumped(self, data: bytes, p: int) -> bool:
+        """The packet's PCR (on the PCR PID) steps back or leaps ahead: the source's clock jumped."""
+        if self._src_pcr is None or pcr_offset(data, p) < 0:
+            return False
+        if ((data[p + 1] & 0x1F) << 8) | data[p + 2] != self._pcr_pid():
+            return False
+        step = ring_diff(read_pcr_base(data, p + 6), self._src_pcr)
+        return not _PCR_JUMP[0] <= step <= _PCR_JUMP[1] or bool(data[p + 5] & 0x80)
 
     def _resync(self, rest: bytes) -> None:
         """
@@ -681,8 +702,22 @@ class Splicer:
             ts = real
         else:
             ts = need
-        self._ts_offset = ts
-        self._pcr_offset = ts if real is None or ring_diff(ts, real) <= frame else (real + frame) % WRAP
+        self._ts_offset = self._pcr_offset = ts
+        self._frame_now = frame
+        self._pcr_pending = self._last_pcr is not None  # settled at the first PCR that goes out
+
+    def _place_pcr(self, source: int, now: float) -> None:
+        """
+        The PCR's shift, at the first PCR of a new source that goes out (which may come some
+        packets after its way in): the frames' shift, unless that would take the PCR more than
+        a frame past the wall clock; then real time plus a frame.
+        """
+        self._pcr_pending = False
+        assert self._last_pcr is not None
+        waited = max(0, round((now - self._last_pcr_at) * 90000))
+        real = (self._last_pcr + waited - source) % WRAP
+        if ring_diff(self._ts_offset, real) > self._frame_now:
+            self._pcr_offset = (real + self._frame_now) % WRAP
 
     def _pat_packet(self, data: bytes, p: int) -> object:
         for section in self._pat_in.feed(data, p):
