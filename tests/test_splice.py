@@ -12,6 +12,7 @@ every cut. ffmpeg's own view of a spliced file is checked in tests/test_splice_f
 from __future__ import annotations
 
 import os
+from itertools import pairwise
 from dataclasses import dataclass
 
 from hypothesis import given, settings
@@ -118,7 +119,7 @@ class Invariants:
         when: list[tuple[int, float]] = []
         for piece in pieces:
             when += [(piece.segment, piece.now)] * (len(piece.data) // 188)
-        for (i, a), (j, b) in zip(report.pcrs, report.pcrs[1:]):
+        for (i, a), (j, b) in pairwise(report.pcrs):
             step = ring(b, a)
             self.assertGreaterEqual(step, 0, f"PCR steps back at packet {j}")
             if when[i][0] != when[j][0]:  # across a cut
@@ -152,7 +153,7 @@ class SpliceTests(SynchronousTestCase, Invariants):
         self.assertEqual(splicer.codecs, "h264+aac")
         # the timeline runs on through the wrap of source c's clock: one frame per frame
         video = report.decode_stamps(OUT_VIDEO)
-        steps = [ring(b, a) for a, b in zip(video, video[1:])]
+        steps = [ring(b, a) for a, b in pairwise(video)]
         self.assertEqual(min(steps), FRAME)
         self.assertLessEqual(max(steps), 2 * FRAME)  # a frame, and the real time a cut took
 
@@ -195,7 +196,7 @@ class SpliceTests(SynchronousTestCase, Invariants):
         out, pieces, _ = run([(a, 0, 20), (b, 0, 20)], waits=[2.0])
         report = self.check(out, pieces, service=1)
         video = report.decode_stamps(OUT_VIDEO)
-        jumps = [ring(y, x) for x, y in zip(video, video[1:]) if ring(y, x) != FRAME]
+        jumps = [ring(y, x) for x, y in pairwise(video) if ring(y, x) != FRAME]
         self.assertEqual(len(jumps), 1)
         self.assertAlmostEqual(jumps[0] / 90000, 2.0 + FRAME / 90000, places=1)
 
@@ -248,7 +249,7 @@ class SpliceTests(SynchronousTestCase, Invariants):
         report = self.check(out, pieces, service=1)
         self.assertIn(OUT_VIDEO, report.pids)
         audio = report.decode_stamps(0x101)
-        self.assertTrue(all(ring(b, a) > 0 for a, b in zip(audio, audio[1:])))
+        self.assertTrue(all(ring(b, a) > 0 for a, b in pairwise(audio)))
 
     def test_pmt_change_mid_source_is_a_new_version_and_a_codec_change(self) -> None:
         changes: list[tuple[str, str]] = []
@@ -280,7 +281,7 @@ class SpliceTests(SynchronousTestCase, Invariants):
         report = read(out)
         self.assertEqual(report.cc_errors, [])
         video = report.decode_stamps(OUT_VIDEO)
-        self.assertTrue(all(ring(b, a) > 0 for a, b in zip(video, video[1:])))
+        self.assertTrue(all(ring(b, a) > 0 for a, b in pairwise(video)))
         self.assertEqual(len(video), 40)
         self.assertEqual(splicer.notes, ["the source's clock jumped: re-entered it at its next key frame"])
 
