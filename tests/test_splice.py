@@ -12,8 +12,8 @@ every cut. ffmpeg's own view of a spliced file is checked in tests/test_splice_f
 from __future__ import annotations
 
 import os
-from itertools import pairwise
 from dataclasses import dataclass
+from itertools import pairwise
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
