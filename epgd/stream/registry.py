@@ -17,6 +17,8 @@ from twisted.web.client import Agent, HTTPConnectionPool
 from epgd.config import Config
 from epgd.redact import Redactor
 from epgd.schedule.model import Source
+from epgd.stream.hls import HlsUpstream
+from epgd.stream.hlsplaylist import is_hls_url
 from epgd.stream.upstream import HTTPGetter, Upstream
 
 
@@ -96,10 +98,13 @@ class UpstreamRegistry:
             headers = {"User-Agent": self._config.stream.user_agent}
             if provider is not None:
                 headers.update(provider.headers)
-            upstream = Upstream(
+            # Either kind takes one slot; an Upstream whose answer is a playlist follows it too.
+            kind = HlsUpstream if is_hls_url(source.url) else Upstream
+            upstream = kind(
                 source.url, source.provider, self._http(source.provider), headers,
                 self._reactor, self._config.stream, self._redactor,  # type: ignore[arg-type]
                 on_failed=self._failed, on_fault=self._fault,
+                hls_variant=provider.hls_variant if provider is not None else "best",
             )
             self._by_url[source.url] = upstream
             self._refs[upstream] = 0

@@ -86,6 +86,17 @@ class Aligner:
         self._synced = False
         self._suspect = None
 
+    def flush(self) -> bytes:
+        """
+        At a clean end of input that should stop at a packet boundary (an HLS segment): the
+        packet held back for its successor if it is whole, else nothing; partial data is dropped.
+        """
+        rest = self._rest
+        self.reset()
+        if len(rest) == PACKET_SIZE and rest[0] == SYNC_BYTE:
+            return rest
+        return b""
+
     @property
     def pending(self) -> int:
         """Bytes held back: the last packet, or data not yet judged."""

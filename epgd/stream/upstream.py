@@ -6,12 +6,16 @@ the body's transport is the fanout's producer, so when every channel (and throug
 client) is paused, epgd stops reading from the provider socket (TCP backpressure). It judges
 the first bytes (non-2xx, HTML, playlists and garbage fail the source), notices silence, and
 reconnects after a drop mid-event with backoff before it gives up and tells its consumers.
+
+An answer that is an HLS playlist (an HLS content type, or a body starting ``#EXTM3U``, on any
+URL) is collected and handed to an ``HlsReader`` (hls.py), which from then on feeds the same
+fanout: the registry and the channels never need to know which kind of source they hold.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from twisted.internet.defer import CancelledError, Deferred, succeed
 from twisted.internet.defer import TimeoutError as DeferredTimeout
@@ -26,7 +30,11 @@ from twisted.web.http import PotentialDataLoss
 from epgd.config import StreamConfig
 from epgd.redact import Redactor
 from epgd.stream.fanout import Fanout
+from epgd.stream.hlsplaylist import MAX_PLAYLIST_BYTES, is_hls_content_type, looks_like_playlist
 from epgd.stream.ts import SNIFF_BYTES, Aligner, preview, sniff
+
+if TYPE_CHECKING:
+    from epgd.stream.hls import HlsReader
 
 #: a connection that streamed this long resets the reconnect count
 STABLE_AFTER = 5.0
@@ -46,6 +54,21 @@ def _reasons(failure: Failure) -> list[Failure]:
     if failure.check(ResponseNeverReceived, ResponseFailed):
         return list(getattr(failure.value, "reasons", None) or []) or [failure]
     return [failure]
+
+
+def final_url(response: Any, default: str) -> str:
+    """The URL a response came from after redirects (relative HLS URIs resolve against it)."""
+    request = getattr(response, "request", None)
+    uri = getattr(request, "absoluteURI", None)
+    if isinstance(uri, bytes):
+        return uri.decode("utf-8", "replace")
+    return uri if isinstance(uri, str) else default
+
+
+def content_type(response: Any) -> bytes:
+    headers = getattr(response, "headers", None)
+    values = headers.getRawHeaders(b"content-type") if headers is not None else None
+    return values[0] if values else b""
 
 
 def last_segment(url: str) -> str:
@@ -115,6 +138,7 @@ class Upstream:
         redactor: Redactor,
         on_failed: Callable[[Upstream], None] | None = None,
         on_fault: Callable[[Upstream, str], None] | None = None,
+        hls_variant: str = "best",
     ) -> None:
         self.url = url
         self.provider = provider
@@ -138,10 +162,15 @@ class Upstream:
         self._seen_bytes = 0
         self._seen_at = 0.0
         self._attempt_at = 0.0
+        self._hls_variant = hls_variant
+        self._playlist = False  # this answer is an HLS playlist, collected for a reader
+        self._final_url = url
+        self._reader: HlsReader | None = None
+        self._resume_at: int | None = None  # where a re-opened HLS connection goes on
         self.ever_streamed = False
         self.streaming_since: float | None = None
         self.retries = 0
-        self.kind = "ts"  # /streams/status source_kind
+        self.kind = "ts"  # /streams/status source_kind: "ts" or "hls"
         self.state = "new"  # new, connecting, streaming, waiting, failed, closed
         self.error: str | None = None
         self.bytes_in = 0
@@ -171,6 +200,9 @@ class Upstream:
         self._cancel_timers()
         for consumer in self.fanout.consumers:
             self.fanout.remove(consumer)
+        reader = self._stop_reader()
+        if reader is not None:
+            return reader
         if self._request is not None:
             request, self._request = self._request, None
             request.cancel()
@@ -188,6 +220,8 @@ class Upstream:
         self.state = "connecting" if not self.ever_streamed else "waiting"
         self._head = b""
         self._sniffed = False
+        self._playlist = False
+        self._final_url = self.url
         self._aligner.reset()
         self._attempt_at = self._clock.seconds()
         try:
@@ -222,6 +256,8 @@ class Upstream:
             response.deliverBody(_Discard())
             self._attempt_failed(f"HTTP {response.code} {phrase}".strip(), "http_error")
             return
+        self._final_url = final_url(response, self.url)
+        self._playlist = is_hls_content_type(content_type(response))
         # connect_timeout bounds the wait for the first bytes, counted from the request
         self._seen_bytes = self.bytes_in
         self._seen_at = self._attempt_at
@@ -242,6 +278,13 @@ class Upstream:
             return
         if not self._sniffed:
             self._head += data
+            if self._playlist or looks_like_playlist(self._head[:64]):
+                self._playlist = True  # collected whole, then followed as HLS
+                if len(self._head) > MAX_PLAYLIST_BYTES:
+                    self._drop_body()
+                    self._attempt_failed(f"sent an HLS playlist over {MAX_PLAYLIST_BYTES} bytes",
+                                         "not_ts")
+                return
             if len(self._head) < SNIFF_BYTES:
                 return
             verdict = sniff(self._head)
@@ -250,19 +293,23 @@ class Upstream:
                 return
             self._sniffed = True
             data, self._head = self._head, b""
-            self.state = "streaming"
-            self.streaming_since = self._clock.seconds()
-            if self.ever_streamed:
-                # A reconnection starts wherever the provider likes: each consumer re-enters
-                # it at a clean point (its splicer), so a rotating provider looks seamless.
-                for consumer in self.fanout.consumers:
-                    consumer.upstream_cut(self)  # type: ignore[attr-defined]
-            self.ever_streamed = True
-            self.error = None
+            self.kind = "ts"
+            self._streaming_started()
         packets = self._aligner.feed(data)
         if packets:
             self.bytes_in += len(packets)
             self.fanout.write(packets)
+
+    def _streaming_started(self) -> None:
+        self.state = "streaming"
+        self.streaming_since = self._clock.seconds()
+        if self.ever_streamed:
+            # A reconnection starts wherever the provider likes: each consumer re-enters
+            # it at a clean point (its splicer), so a rotating provider looks seamless.
+            for consumer in self.fanout.consumers:
+                consumer.upstream_cut(self)  # type: ignore[attr-defined]
+        self.ever_streamed = True
+        self.error = None
 
     def _not_ts(self, verdict: str) -> None:
         """The source answered 2xx but with something a TS player cannot use."""
@@ -281,6 +328,14 @@ class Upstream:
         self._aligner.reset()  # never glue this connection's tail to the next one's head
         self._cancel_watchdog()
         clean = reason is None or reason.check(ResponseDone, PotentialDataLoss) is not None
+        if self._playlist:
+            playlist, self._head = self._head, b""
+            if not clean:
+                why = self._redactor.mask(reason.getErrorMessage())  # type: ignore[union-attr]
+                self._attempt_failed(f"HLS playlist cut short ({why})", "dropped")
+            else:
+                self._follow_hls(playlist)
+            return
         if not self._sniffed:
             verdict = sniff(self._head) if self._head else "no bytes at all"
             if verdict is not None:
@@ -297,6 +352,47 @@ class Upstream:
         self._cancel_watchdog()
         if body is not None and body.transport is not None:
             body.transport.stopProducing()  # type: ignore[attr-defined]
+
+    # -- HLS -------------------------------------------------------------------------
+
+    def _follow_hls(self, playlist: bytes) -> None:
+        """The answer was an HLS playlist: a reader takes this connection from here."""
+        from epgd.stream.hls import HlsReader  # hls.py builds on this module
+
+        self.kind = "hls"
+        self._reader = HlsReader(
+            self, self._http, self._headers, self._clock, self._config, self._redactor,
+            self._hls_variant, self._resume_at,
+        )
+        self._reader.open(self._final_url, playlist, self._attempt_at)
+
+    def _stop_reader(self) -> Deferred[None] | None:
+        reader, self._reader = self._reader, None
+        if reader is None:
+            return None
+        if reader.next_sequence is not None:  # a reader that never got going keeps the old one
+            self._resume_at = reader.next_sequence
+        return reader.close()
+
+    # What the HLS reader reports (HlsOwner).
+
+    def hls_streaming(self) -> None:
+        self._streaming_started()
+
+    def hls_cut(self) -> None:
+        for consumer in self.fanout.consumers:
+            consumer.upstream_cut(self)  # type: ignore[attr-defined]
+
+    def hls_lost(self, why: str, reopen: bool, fault: str) -> None:
+        self._stop_reader()
+        if reopen:
+            self._retry(why, at_once=True, kind=fault)
+        else:
+            self._attempt_failed(why, fault)
+
+    def hls_failed(self, reason: str, fault: str) -> None:
+        self._count(fault)
+        self._fail(reason)
 
     # -- faults ----------------------------------------------------------------------
 
@@ -343,6 +439,7 @@ class Upstream:
         self.state = "failed"
         self.error = reason
         self._cancel_timers()
+        self._stop_reader()
         self.log.warn("[PROXY] source {url} failed: {reason}", url=self.masked_url, reason=reason)
         if self._on_failed is not None:
             self._on_failed(self)

@@ -1,0 +1,151 @@
+"""
+In-memory HTTP for the HLS unit tests: a provider whose answers a test scripts by URL (a body,
+a status, a content type, a final URL after redirects), answered at once or held for the test
+to answer, with every request recorded with its time and headers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from attrs import define, field
+from twisted.internet.defer import Deferred
+from twisted.internet.task import Clock
+from twisted.web.http_headers import Headers
+
+from epgd.config import StreamConfig
+from epgd.redact import Redactor
+from epgd.stream.hls import HlsUpstream
+from epgd.stream.upstream import Upstream
+from tests.streamfakes import FakeResponse
+
+M3U8 = b"application/vnd.apple.mpegurl"
+
+
+@define
+class Answer:
+    body: bytes = b""
+    code: int = 200
+    content_type: bytes = b"video/mp2t"
+    final: str | None = None  # the URL after redirects
+    hold: bool = False  # leave the request open; the test answers it with ``release``
+    stream: bool = False  # send headers only; the test sends the body with the response
+
+
+class _Request:
+    def __init__(self, url: str) -> None:
+        self.absoluteURI = url.encode()
+
+
+class ScriptedResponse(FakeResponse):
+    def __init__(self, answer: Answer, url: str) -> None:
+        super().__init__(answer.code, b"OK" if answer.code < 400 else b"Error")
+        self.headers = Headers({b"content-type": [answer.content_type]})
+        self.request = _Request(answer.final or url)
+        self.answer = answer
+
+    def deliverBody(self, protocol: Any) -> None:
+        super().deliverBody(protocol)
+        if not self.answer.stream and self.protocol is not None:
+            if self.answer.body:
+                self.send(self.answer.body)
+            if self.protocol is not None and not self.transport.stopped:
+                self.end()
+
+
+@define
+class Seen:
+    at: float
+    url: str
+    headers: dict[str, list[str]]
+    deferred: Deferred[Any]
+    response: ScriptedResponse | None = None
+
+
+@define
+class ScriptedHTTP:
+    """``routes[url]`` is an Answer, or a function of the request (its time, headers) giving one."""
+
+    clock: Clock
+    routes: dict[str, Answer | Callable[[Seen], Answer]] = field(factory=dict)
+    requests: list[Seen] = field(factory=list)
+    default: Callable[[Seen], Answer] | None = None  # for URLs without a route (else 404)
+
+    def get(self, url: str, headers: Any = None, unbuffered: bool = False, **kw: Any) -> Deferred[Any]:
+        assert unbuffered, "provider bodies are always read unbuffered"
+        d: Deferred[Any] = Deferred()
+        seen = Seen(self.clock.seconds(), url, dict(headers or {}), d)
+        self.requests.append(seen)
+        route = self.routes.get(url)
+        answer = route(seen) if callable(route) else route
+        if answer is None and self.default is not None:
+            answer = self.default(seen)
+        if answer is None:
+            answer = Answer(b"not found\n", 404, b"text/plain")
+        if not answer.hold:
+            self.release(seen, answer)
+        else:
+            seen.response = ScriptedResponse(answer, url)
+        return d
+
+    def release(self, seen: Seen, answer: Answer | None = None) -> ScriptedResponse:
+        response = ScriptedResponse(answer, seen.url) if answer else seen.response
+        assert response is not None
+        response.answer.hold = False
+        seen.response = response
+        if not seen.deferred.called:
+            seen.deferred.callback(response)
+        return response
+
+    def count(self, url: str) -> int:
+        return sum(1 for r in self.requests if r.url == url)
+
+    def urls(self) -> list[str]:
+        return [r.url for r in self.requests]
+
+    def times(self, url: str) -> list[float]:
+        return [r.at for r in self.requests if r.url == url]
+
+
+class Tap:
+    """A consumer of an Upstream that records bytes, cuts and failures in order."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+        self.events: list[tuple[str, Any]] = []
+
+    def write(self, data: bytes) -> None:
+        self.data += data
+        if self.events and self.events[-1][0] == "bytes":
+            self.events[-1] = ("bytes", self.events[-1][1] + len(data))
+        else:
+            self.events.append(("bytes", len(data)))
+
+    def upstream_cut(self, upstream: Any) -> None:
+        self.events.append(("cut", len(self.data)))
+
+    def upstream_failed(self, upstream: Any, reason: str) -> None:
+        self.events.append(("failed", reason))
+
+    @property
+    def cuts(self) -> list[int]:
+        return [at for kind, at in self.events if kind == "cut"]
+
+    @property
+    def failures(self) -> list[str]:
+        return [why for kind, why in self.events if kind == "failed"]
+
+
+def make_upstream(http: ScriptedHTTP, url: str, hls: bool = True, variant: str = "best",
+                  **stream: Any) -> tuple[Upstream, Tap]:
+    """A started Upstream (HlsUpstream when ``hls``) on ``http`` with one Tap subscribed."""
+    settings: dict[str, Any] = {"connect_timeout": 4.0, "reconnect_attempts": 2}
+    settings.update(stream)
+    kind = HlsUpstream if hls else Upstream
+    upstream = kind(url, "main", http, {"User-Agent": "epgd-test", "Referer": "http://tv.example/"},
+                    http.clock, StreamConfig(**settings), Redactor(["s3cret"]), hls_variant=variant)
+    tap = Tap()
+    upstream.subscribe(tap)
+    upstream.start()
+    return upstream, tap
