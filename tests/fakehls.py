@@ -115,7 +115,7 @@ class FakeHls:
         self.log: list[tuple[float, str]] = []  # (time, path) of every request
         self.headers: list[dict[bytes, bytes]] = []
         self.port: IListeningPort | None = None
-        self.required_headers: dict[bytes, bytes] = {}
+        self.required_headers: dict[str, str] = {}  # header -> value every request must carry
 
     # -- setup -----------------------------------------------------------------------
 
@@ -216,7 +216,7 @@ class FakeHls:
         self.log.append((self.reactor.seconds(), path))
         self.headers.append({k.lower(): v[0] for k, v in request.requestHeaders.getAllRawHeaders()})
         for header, value in self.required_headers.items():
-            if request.getHeader(header) != value.decode():
+            if request.getHeader(header) != value:
                 return self._plain(request, 403, b"missing header\n")
         parts = path.split("/")
         if path.startswith(f"/live/{USER}/{PASSWORD}/"):
@@ -241,7 +241,7 @@ class FakeHls:
             s = self.streams[name]
             if s.redirect and not cdn:
                 return self._plain(request, 404, b"segments are on the CDN\n")
-            if s.cookie and COOKIE not in (request.getHeader(b"cookie") or "").encode():
+            if s.cookie and COOKIE.decode() not in (request.getHeader("cookie") or ""):
                 return self._plain(request, 403, b"no session cookie\n")
             if number == "all" and s.byterange:
                 return self._ranged(request, name)
@@ -301,7 +301,7 @@ class FakeHls:
         s = self.streams[name]
         data = self._all(name)
         self.segment_requests[(name, -1)] += 1
-        wanted = request.getHeader(b"range")
+        wanted = request.getHeader("range")
         request.setHeader(b"Content-Type", b"video/mp2t")
         if s.byterange == "range" and wanted and wanted.startswith("bytes="):
             start_text, _, end_text = wanted[6:].partition("-")
@@ -320,3 +320,28 @@ class FakeHls:
                 waits.append(result)
             self.port = None
         return gatherResults(waits)
+
+
+def main(argv: list[str]) -> None:
+    """Run standalone: ``python -m tests.fakehls [bytes_per_second] [segment_seconds]``: one
+    live stream of clip a at about that rate; prints its URL."""
+    import sys
+
+    from twisted.internet import reactor
+
+    rate = float(argv[0]) if argv else 1_000_000.0
+    duration = float(argv[1]) if len(argv) > 1 else 1.0
+    provider = FakeHls(reactor)
+    provider.start()
+    piece = sum(len(p) for p in clip_pieces("a")) / 5
+    scale = max(1, round(rate * duration / piece))
+    print(provider.live("a", scale=scale, duration=duration, target=max(1, round(duration)),
+                        window=6), flush=True)
+    sys.stdout.flush()
+    reactor.run()  # type: ignore[attr-defined]
+
+
+if __name__ == "__main__":
+    import sys
+
+    main(sys.argv[1:])

@@ -4,7 +4,7 @@ A fake IPTV provider for the stream's end-to-end tests and benchmarks.
 It serves ``/live/USER/PASS/<name>.ts`` on 127.0.0.1 from MPEG-TS clips, looped and paced at a
 set byte rate, and misbehaves on request the way real providers do: drops the connection after
 N bytes (rotating connections), stalls, delays its first byte, answers 404/500, HTML with
-status 200 or an HLS playlist. It honours TCP backpressure (each response is a streaming
+status 200 or an HLS playlist whose segments do not exist (tests/fakehls.py serves real HLS). It honours TCP backpressure (each response is a streaming
 producer registered on its request, so a slow reader pauses it) and counts connections per
 stream and in total, so a test can assert "one provider connection per source URL".
 """

@@ -14,6 +14,7 @@ from twisted.internet.task import Clock
 from twisted.logger import capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 
+from epgd.stream.hlsplaylist import MAX_PLAYLIST_BYTES
 from tests import tsutil
 from tests.fakehls import encrypt
 from tests.hlsfakes import M3U8, Answer, ScriptedHTTP, Seen, Tap, make_upstream
@@ -359,13 +360,13 @@ class PlaylistFaultTests(HlsCase):
         self.assertEqual(tap.failures, [])
 
     def test_a_playlist_over_the_size_cap_is_a_failed_reload(self) -> None:
-        huge = media(10, 6) + b"#" + b"x" * (1 << 20) + b"\n"
+        huge = media(10, 6) + b"#" + b"x" * MAX_PLAYLIST_BYTES + b"\n"
         self.serve(lambda t: huge if 4 <= t < 6 else media(10 + int(t / 4), 6))
         with capturedLogs() as events:
             self.start()
             self.advance(4)
         text = [e["log_format"].format(**e) for e in events]
-        self.assertTrue(any("playlist is over 1048576 bytes" in line for line in text), text)
+        self.assertTrue(any(f"playlist is over {MAX_PLAYLIST_BYTES} bytes" in line for line in text), text)
         self.assertEqual(segment_numbers(self.http), [13, 14, 15])
 
 
@@ -519,6 +520,15 @@ class HandOverTests(HlsCase):
         self.assertEqual(bytes(tap.data), seg(13) + seg(14) + seg(15))
         self.advance(4)
         self.assertEqual(self.http.count(url), 2)  # reloaded like any playlist
+
+    def test_a_first_playlist_over_the_size_cap_fails_the_source(self) -> None:
+        url = BASE + "7.ts"
+        self.http.routes[url] = Answer(media(10, 6) + b"#" * MAX_PLAYLIST_BYTES,
+                                       content_type=b"text/plain")
+        upstream, tap = self.start(url, hls=False)
+        self.assertEqual(len(tap.failures), 1)
+        self.assertIn(f"HLS playlist over {MAX_PLAYLIST_BYTES} bytes", tap.failures[0])
+        self.assertEqual(segment_numbers(self.http), [])
 
     def test_an_m3u8_url_that_sends_mpeg_ts_is_streamed_as_ts(self) -> None:
         self.http.routes[URL] = Answer(stream=True)

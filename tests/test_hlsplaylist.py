@@ -23,6 +23,7 @@ from epgd.stream.hlsplaylist import (
     looks_like_playlist,
     parse,
     reload_delay,
+    tail,
 )
 
 DATA = Path(__file__).parent / "data" / "hls"
@@ -184,6 +185,30 @@ class RealWorldTests(SynchronousTestCase):
         self.assertGreater(kinds["master"], 8)
         self.assertGreater(kinds["media"], 25)
         self.assertGreater(kinds["error"], 3)  # the malformed ones
+
+    def test_a_long_playlist_is_read_from_its_tail_exactly_as_in_full(self) -> None:
+        lines = ["#EXTM3U", "#EXT-X-TARGETDURATION:6", "#EXT-X-MEDIA-SEQUENCE:500",
+                 "#EXT-X-PLAYLIST-TYPE:EVENT"]
+        for n in range(60):
+            if n % 7 == 0:
+                lines.append(f'#EXT-X-KEY:METHOD=AES-128,URI="k{n}"')
+            if n % 11 == 0:
+                lines.append(f'#EXT-X-MAP:URI="init{n}.ts"')
+            if n % 13 == 0:
+                lines.append("#EXT-X-DISCONTINUITY")
+            size = 1000 + n
+            at = "@0" if n == 0 else ""
+            lines += ["#EXTINF:6,", f"#EXT-X-BYTERANGE:{size}{at}", "all.ts"]
+        text = "\n".join(lines) + "\n"
+        full = parse(text.encode(), URL)
+        assert isinstance(full, MediaPlaylist)
+        for keep in (1, 5, 17, 59):
+            cut = tail(text, keep)
+            self.assertLess(cut.count("#EXTINF"), text.count("#EXTINF"))
+            short = parse(cut.encode(), URL)
+            assert isinstance(short, MediaPlaylist)
+            self.assertEqual(short.segments, full.segments[-keep:], keep)
+            self.assertEqual((short.target_duration, short.ended), (full.target_duration, full.ended))
 
     def test_a_playlist_of_forty_thousand_segments(self) -> None:
         lines = ["#EXTM3U", "#EXT-X-TARGETDURATION:10"]

@@ -157,9 +157,10 @@ class FailoverTests(E2ETestCase):
         await self.fail_over_from(self.provider.html("page"), "page")
         self.assert_failure_logged("page", "html")
 
-    async def test_failover_from_hls_playlist(self) -> None:
+    async def test_failover_from_an_hls_playlist_whose_segments_are_missing(self) -> None:
+        # a .ts URL answering a playlist is followed as HLS (SPEC §11); its segments are 404s
         await self.fail_over_from(self.provider.hls("playlist"), "playlist")
-        self.assert_failure_logged("playlist", "hls", "m3u", "playlist")
+        self.assert_failure_logged("playlist", "no segment could be fetched")
 
     async def test_failover_from_a_source_that_never_sends(self) -> None:
         self.provider.stream("silent", "a", first_byte_delay=60)

@@ -33,11 +33,12 @@ from epgd.stream.hlsfetch import (
 from epgd.stream.hlsplaylist import ByteRange, InitSection, Segment
 from epgd.stream.upstream import HTTPGetter, _Discard
 
-#: a key or init section larger than these is a failed fetch
+#: a key or init section larger than these is a failed fetch (a TS init section is a PAT and
+#: a PMT: a few hundred bytes)
 MAX_KEY_BYTES = 64
-MAX_MAP_BYTES = 1 << 20
-#: keys and init sections kept (each fetched once per URI while it is kept)
-CACHE_ENTRIES = 8
+MAX_MAP_BYTES = 64 << 10
+#: keys and init sections kept (each fetched once per URI while it is kept): at most 256 KiB
+CACHE_ENTRIES = 4
 
 
 class SegmentSink(Protocol):
