@@ -114,6 +114,7 @@ class Tap:
     def __init__(self) -> None:
         self.data = bytearray()
         self.events: list[tuple[str, Any]] = []
+        self.faults: list[str] = []  # what the Upstream counted for /metrics
 
     def write(self, data: bytes) -> None:
         self.data += data
@@ -143,9 +144,10 @@ def make_upstream(http: ScriptedHTTP, url: str, hls: bool = True, variant: str =
     settings: dict[str, Any] = {"connect_timeout": 4.0, "reconnect_attempts": 2}
     settings.update(stream)
     kind = HlsUpstream if hls else Upstream
-    upstream = kind(url, "main", http, {"User-Agent": "epgd-test", "Referer": "http://tv.example/"},
-                    http.clock, StreamConfig(**settings), Redactor(["s3cret"]), hls_variant=variant)
     tap = Tap()
+    upstream = kind(url, "main", http, {"User-Agent": "epgd-test", "Referer": "http://tv.example/"},
+                    http.clock, StreamConfig(**settings), Redactor(["s3cret"]), hls_variant=variant,
+                    on_fault=lambda _, fault: tap.faults.append(fault))
     upstream.subscribe(tap)
     upstream.start()
     return upstream, tap

@@ -165,6 +165,7 @@ class LiveTests(HlsCase):
         self.advance(20)
         self.assertEqual(self.http.count(URL), 2)
         self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.assertEqual(tap.faults, ["ended"])
 
     def test_a_vod_playlist_plays_from_its_start(self) -> None:
         self.serve(media(0, 4, ended=True))
@@ -253,6 +254,7 @@ class SegmentFaultTests(HlsCase):
         self.assertEqual(tap.cuts, [len(seg(13))])
         text = " ".join(e["log_format"].format(**e) for e in events)
         self.assertIn("segment 14 skipped (HTTP 404", text)
+        self.assertEqual(tap.faults, [])  # a gap is not a failure of the source
 
     def test_a_segment_that_fails_once_is_fetched_again_without_a_gap(self) -> None:
         self.live()
@@ -299,6 +301,7 @@ class SegmentFaultTests(HlsCase):
         self.assertEqual(len(tap.failures), 1)
         self.assertIn("no segment could be fetched", tap.failures[0])
         self.assertEqual(upstream.state, "failed")
+        self.assertEqual(tap.faults, ["http_error"])
 
     def test_a_first_segment_that_is_an_html_page_fails_the_source(self) -> None:
         self.serve(media(10, 3))
@@ -331,6 +334,7 @@ class PlaylistFaultTests(HlsCase):
         self.assertEqual(segment_numbers(self.http), [13, 14, 15, 16])  # goes on, none twice
         self.assertEqual(tap.cuts, [3 * len(seg(0))])
         self.assertEqual(upstream.state, "streaming")
+        self.assertEqual(tap.faults, ["http_error"])
 
     def test_no_new_segment_for_three_target_durations_is_a_drop_then_a_failover(self) -> None:
         self.serve(media(10, 6))
@@ -341,6 +345,7 @@ class PlaylistFaultTests(HlsCase):
         self.advance(0.25)
         self.assertEqual(upstream.state, "waiting")
         self.assertIn("no new segment for 12s", upstream.error)
+        self.assertEqual(tap.faults, ["timeout"])
         self.advance(0.5)
         self.assertEqual(self.http.times(URL)[-1], 12.5)  # reconnected after the backoff
         self.assertEqual(tap.failures, [])
@@ -436,6 +441,7 @@ class UnsupportedTests(HlsCase):
         self.assertEqual(len(segment_numbers(self.http)), segments)
         self.advance(30)
         self.assertEqual(self.http.count(URL), 1)  # not retried: it can never play
+        self.assertEqual(tap.faults, ["not_ts"])
 
     def test_fmp4_init_section(self) -> None:
         self.assert_fails_with(media(10, 3, head=('#EXT-X-MAP:URI="init.mp4"',)), "fMP4")

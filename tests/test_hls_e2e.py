@@ -169,6 +169,7 @@ class FaultTests(HlsTestCase):
         self.assertEqual(got[:len(want)], want)
         self.assert_logged("EXT-X-ENDLIST")
         self.assertFalse(client.is_closed)
+        self.assertEqual(epgd.manager.registry.failures[("hls", "ended")], 1)
 
     async def test_fmp4_fails_cleanly_and_fails_over(self) -> None:
         epgd = self.with_fallback(self.hls.live("a", duration=0.5, fmp4=True))
@@ -178,6 +179,7 @@ class FaultTests(HlsTestCase):
         self.assertIn("a.m3u8", line)
         self.assertEqual(sum(n for (name, _), n in self.hls.segment_requests.items() if name == "a"), 0)
         self.assertEqual(self.provider.requests["b"], 1)
+        self.assertEqual(epgd.manager.registry.failures[("hls", "not_ts")], 1)
 
     async def test_a_sequence_reset_is_a_cut_and_the_stream_goes_on(self) -> None:
         epgd = self.with_fallback(self.hls.live("a", duration=0.5, reset_at=self.now() + 1.2))
