@@ -6,8 +6,10 @@ and what the provider sees epgd fetch.
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
+from tests import tsverify
 from tests.fakehls import clip_pieces
 from tests.hlshelpers import HlsTestCase, without_keepalive
 from tests.streamhelpers import A_PIDS, B_PIDS, HTTPReader, event, pids
@@ -115,6 +117,8 @@ class FollowTests(HlsTestCase):
         want = self.hls.expected("a", FIRST, 4)
         self.assertEqual(await self.media(client, want), want)
         self.assertEqual([u.kind for u in epgd.manager.registry.upstreams()], ["hls"])
+        status = await epgd.status()
+        self.assertEqual(status["test_1"]["source_kind"], "hls")
 
     async def test_byte_ranges_from_a_server_that_honours_range(self) -> None:
         await self.ranged("range")
@@ -205,3 +209,29 @@ class FaultTests(HlsTestCase):
         self.assertEqual(self.provider.requests["b"], 0)
         fetched = [n for (name, n) in self.hls.segment_requests if name == "a"]
         self.assertEqual(len(fetched), len(set(fetched)))  # the reconnect went on, nothing twice
+
+
+class ContinuousTests(HlsTestCase):
+    """The default output: an HLS discontinuity is a cut through the splicer (SPEC §7.1)."""
+
+    async def test_a_discontinuity_leaves_one_program_with_one_clock(self) -> None:
+        url = self.hls.live("a", duration=0.5, switch_at=FIRST + 2, other=clip_pieces("b"))
+        now = self.now()
+        epgd = self.epgd_hls({"test_1": [event("Game", now - 60, now + 600, url, provider="hls")]},
+                             output="continuous")
+        client = await epgd.open("/stream/test_1.ts")
+        enough = len(self.hls.expected("a", FIRST, 4))
+        await client.wait_for(lambda: len(without_keepalive(client.body)) >= enough, 12,
+                              "media past the discontinuity")
+        body = without_keepalive(client.body)
+        report = tsverify.read(body[:len(body) - len(body) % 188])
+        self.assertEqual(report.cc_errors, [])
+        self.assertEqual(report.pmt_pids, {0x1000})
+        self.assertLessEqual(report.pids, {0, 0x1000, 0x100, 0x101})
+        stamps = report.decode_stamps(0x100)
+        self.assertGreater(len(stamps), 40)
+        self.assertTrue(all(tsverify.ring(b, a) > 0 for a, b in itertools.pairwise(stamps)),
+                        "video decode times go backwards")
+        self.assertGreaterEqual(self.hls.segment_requests[("a", FIRST + 3)], 1)  # past the cut
+        status = await epgd.status()
+        self.assertEqual(status["test_1"]["source_kind"], "hls")
