@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from epgd.stream.manager import StreamManager
 
 #: the reasons epgd cuts viewers off; shown at 0 before the first, so rate() works at once
-DROP_REASONS = ("too_slow", "stopped", "idle")
+DROP_REASONS = ("too_slow", "stopped", "idle", "codec_change")
 REFRESH_RESULTS = ("ok", "error")
 
 
@@ -87,7 +87,8 @@ class EpgdCollector:
         dropped = CounterMetricFamily(
             "epgd_clients_dropped",
             "Viewers epgd disconnected: too_slow (fell client_buffer behind), stopped "
-            "(by an administrator), idle (their stream delivered nothing for idle_timeout).",
+            "(by an administrator), idle (their stream delivered nothing for idle_timeout), "
+            "codec_change (closed at a switch to other codecs, stream.on_codec_change = close).",
             labels=["reason"])
         for reason in _with_known(DROP_REASONS, streams.dropped):
             dropped.add_metric([reason], streams.dropped[reason])

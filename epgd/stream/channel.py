@@ -372,7 +372,7 @@ class ChannelStream:
             # on_codec_change = "close": players re-tune and probe the new codecs
             self._close_at_cut = False
             self.output.flush()
-            self.output.end("the codecs changed: tune in again")
+            self.output.end("the codecs changed: tune in again", dropped="codec_change")
         if out:
             self.output.deliver(out, splicer.entry, splicer.first_entry)
 

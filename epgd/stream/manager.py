@@ -192,7 +192,7 @@ class StreamManager(Service):
         if channel is None:
             return False
         self.log.info("[PROXY] {channel} stopped by request", channel=channel_id)
-        self.dropped["stopped"] += len(channel.clients)
+        self.dropped["stopped"] += channel.client_count
         channel.stop("stopped by an administrator")
         return True
 
@@ -276,7 +276,7 @@ class StreamManager(Service):
                 if channel.idle_for(now) >= timeout:
                     self.log.info("[PROXY] {channel} idle for {seconds}s, stopping",
                                   channel=channel_id, seconds=f"{timeout:g}")
-                    self.dropped["idle"] += len(channel.clients)
+                    self.dropped["idle"] += channel.client_count
                     channel.stop("idle")
         except Exception:
             self.log.failure("[PROXY] idle check failed")

@@ -143,13 +143,14 @@ class Output:
             self._waiting.remove(client)
         self._sent_before += client.bytes_sent
 
-    def end(self, reason: str) -> None:
-        """Finish every client's response."""
+    def end(self, reason: str, dropped: str | None = None) -> None:
+        """Finish every client's response; ``dropped``: the /metrics word for why, if epgd chose to."""
         self.flush()
-        for client in self.clients.consumers:
-            client.end(reason)  # type: ignore[attr-defined]
-        for waiting in list(self._waiting):
-            waiting.end(reason)
+        clients: list[Client] = [*self.clients.consumers, *self._waiting]  # type: ignore[list-item]
+        for client in clients:
+            if dropped:
+                client.dropped = dropped
+            client.end(reason)
 
     # -- timing ----------------------------------------------------------------------
 

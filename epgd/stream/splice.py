@@ -131,7 +131,8 @@ class Splicer:
         self._last_pcr: int | None = None
         self._last_pcr_at = 0.0
         self._last_ts: dict[int, int] = {}  # output PID -> last decode timestamp
-        self._frame: dict[int, int] = {}  # output PID -> last decode-timestamp step
+        self._frame: dict[int, int] = {}  # output PID -> last decode-timestamp step (a frame)
+        self._span: dict[int, int] = {}  # output PID -> how long its last PES lasted
         # the current source
         self._finder: EntryFinder | None = EntryFinder()
         self._program: ProgramMap | None = None
@@ -607,8 +608,10 @@ class Splicer:
         new_dts = (dts + offset) % WRAP
         last = self._last_ts.get(out)
         if out in self._guard:
-            if last is not None and ring_diff(new_dts, last) <= 0:
-                return _GONE  # this stream's first frames after a cut overlap the old ones
+            # This stream's first PES after a cut must start after the old stream's last one
+            # ended (a PES of audio holds several frames): else drop it and wait for the next.
+            if last is not None and ring_diff(new_dts, last) < max(1, self._span.get(out, 1)):
+                return _GONE
             self._guard.discard(out)
         write_stamp(buf, positions[pts_at:pts_at + 5], pts + offset)
         if dts_at >= 0:
@@ -617,6 +620,8 @@ class Splicer:
             step = ring_diff(new_dts, last)
             if _FRAME_RANGE[0] <= step <= _FRAME_RANGE[1]:
                 self._frame[out] = step
+            if 0 < step <= 2 * 90000:
+                self._span[out] = step
         self._last_ts[out] = new_dts
         if out == OUT_VIDEO and self._is_random_access(data, p, start, stream.codec):
             return _BEFORE
