@@ -124,7 +124,7 @@ class MediaServerTests(E2ETestCase):
         # ... and every frame after each switch decodes and comes from the scheduled source
         runs = colour_runs(ffmpeg, recording)
         self.assertEqual([name for name, frames in runs if frames > 1], ["red", "green", "blue", "red"], runs)
-        for name, frames in runs[1:-1]:
+        for _, frames in runs[1:-1]:
             self.assertLessEqual(abs(frames / 4 - EVENT), 1.5, runs)
 
         # Jellyfin: no timestamp steps back, no segment stretched over a switch
