@@ -19,7 +19,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
-from epgd.stream.splice import OUT_AUDIO, OUT_OTHER, OUT_PMT, OUT_VIDEO, PassthroughSplicer, Splicer
+from epgd.stream.passthrough import PassthroughSplicer
+from epgd.stream.splice import OUT_AUDIO, OUT_OTHER, OUT_PMT, OUT_VIDEO, Splicer
 from tests.tsgen import AC3, MP2, MPEG2, WRAP, Source
 from tests.tsverify import Report, read, ring
 
@@ -67,6 +68,7 @@ def run(sources: list[tuple[Source, int, int]], chunk: int | list[int] = 7, wait
                     position += size
                 if entry is None:
                     continue
+                position = min(position, len(data))
                 when = now + (position / len(data)) * count_seconds((source, first, count)) if paced else now
                 pieces.append(Piece(splicer.enter(entry, when), index, when))
             else:

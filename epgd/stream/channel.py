@@ -26,8 +26,9 @@ from epgd.schedule.model import Event, Schedule, Source
 from epgd.stream.client import Client
 from epgd.stream.entry import ENTRY_WAIT_BYTES, ENTRY_WAIT_SECONDS, Entry, EntryFinder
 from epgd.stream.output import Output
+from epgd.stream.passthrough import PassthroughSplicer
 from epgd.stream.registry import ProviderFull, UpstreamRegistry
-from epgd.stream.splice import PassthroughSplicer, Splicer
+from epgd.stream.splice import Splicer
 from epgd.stream.upstream import Upstream, backoff, last_segment
 
 #: past the wait for a random-access point, a new source that still shows no way in (no

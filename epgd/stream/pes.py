@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from epgd.stream.psi import payload_start
+
 WRAP = 1 << 33  # PTS, DTS and the PCR base count a 90 kHz clock in 33 bits
 HALF = 1 << 32
 #: PES stream ids with no PES header extension (no PTS/DTS): padding, private 2, ECM, ...
@@ -106,6 +108,30 @@ def stamp_fields(buf: Buffer, pos: Sequence[int]) -> tuple[int, int] | None:
     if need > len(pos) or 9 + buf[pos[8]] < need:
         return None  # cut short, or a header too short for the fields it claims
     return pts, dts
+
+
+def header_positions(data: Buffer, start: int, index: int, count: int, pid: int) -> tuple[list[int], bool]:
+    """
+    The positions of a PES header's first bytes, from ``start`` in packet ``index`` of aligned
+    ``data`` (``count`` packets) on through the PID's next packets when the header is split
+    across them; and True when the chunk ran out before enough of the header was found (the
+    next chunk may complete it).
+    """
+    end = (index + 1) * 188
+    positions = list(range(start, end))
+    need = HEADER_NEEDED
+    if len(positions) >= 8:
+        flags = data[positions[7]] >> 6
+        need = 19 if flags == 3 else 14 if flags == 2 else 9
+    j = index + 1
+    while len(positions) < need and j < count:
+        q = j * 188
+        if ((data[q + 1] & 0x1F) << 8) | data[q + 2] == pid:
+            if data[q + 1] & 0xC0 or (s := payload_start(data, q)) < 0:
+                return positions, False  # a new PES (or a damaged packet): no more of this header
+            positions += range(q + s, q + 188)
+        j += 1
+    return positions, len(positions) < need and j >= count
 
 
 def header_length(buf: Buffer, pos: Sequence[int]) -> int:

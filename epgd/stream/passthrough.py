@@ -1,0 +1,77 @@
+"""
+``stream.output = "passthrough"``: the provider's packets as they are, behind the same seam
+as the splicer, so the channel does not know which one it holds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from epgd.stream.entry import ENTRY_WAIT_BYTES, Entry, EntryFinder
+from epgd.stream.psi import codecs_of
+from epgd.stream.ts import find_pat, rfind_pat
+
+
+class PassthroughSplicer:
+    """
+    ``output = "passthrough"``: the provider's packets unchanged; a cut re-enters at the
+    next PAT, and joining clients start at the latest one. It still reads each source's PMT
+    once, for /streams/status ``codecs`` and the codec-change log line.
+    """
+
+    def __init__(self, on_codecs: Callable[[str, str], None] | None = None) -> None:
+        self.on_codecs = on_codecs
+        self.entry = -1
+        self.first_entry = -1
+        self.codecs = ""
+        self.notes: list[str] = []
+        self.closed = False
+        self._finder: EntryFinder | None = EntryFinder("pat")
+        self._probe: EntryFinder | None = EntryFinder()
+
+    def close(self) -> None:
+        self.closed = True  # passthrough cuts at any packet boundary
+
+    def cut(self) -> None:
+        self._finder = EntryFinder("pat")
+        self.closed = False
+
+    def finder(self) -> EntryFinder:
+        return EntryFinder("pat")
+
+    @property
+    def entering(self) -> bool:
+        return self._finder is not None
+
+    def enter(self, entry: Entry, now: float) -> bytes:
+        self._finder = None
+        self.closed = False
+        self._probe = EntryFinder()
+        out = self._pass(entry.data)
+        self.first_entry = 0  # a new source starts here, at its PAT
+        return out
+
+    def feed(self, data: bytes, now: float) -> bytes:
+        self.entry = self.first_entry = -1
+        if self.closed:
+            return b""
+        if self._finder is not None:
+            found = self._finder.feed(data)
+            if found is None:
+                return b""
+            return self.enter(found, now)
+        return self._pass(data)
+
+    def _pass(self, data: bytes) -> bytes:
+        self.entry = rfind_pat(data)
+        self.first_entry = find_pat(data) if self.entry > 0 else self.entry
+        probe = self._probe
+        if probe is not None:
+            probe.feed(data)
+            if probe.program is not None or probe.seen >= ENTRY_WAIT_BYTES:
+                self._probe = None
+                if probe.program is not None:
+                    old, self.codecs = self.codecs, codecs_of(probe.program.streams)
+                    if old and old != self.codecs and self.on_codecs is not None:
+                        self.on_codecs(old, self.codecs)
+        return data
