@@ -73,12 +73,24 @@ class Child:
         os.unlink(self.log.name)
 
 
-def provider(rate: float | None, first_byte_delay: float = 0.0) -> tuple[Child, str, str]:
-    """The fake provider serving clips a and b; returns it and their URLs."""
-    child = Child([sys.executable, "-m", "tests.fakeprovider",
-                   "unlimited" if rate is None else str(rate), str(first_byte_delay)], "provider")
+def provider(rate: float | None, first_byte_delay: float = 0.0, seamless: bool = False,
+             clip: str = "") -> tuple[Child, str, str]:
+    """
+    The fake provider serving clips a and b; returns it and their URLs. ``seamless``: the
+    clips loop with their clocks running on (a live channel's), not back to their start;
+    ``clip``: a file to serve as "a".
+    """
+    argv = [sys.executable, "-m", "tests.fakeprovider",
+            "unlimited" if rate is None else str(rate), str(first_byte_delay)]
+    argv += ["seamless"] if seamless else []
+    argv += [f"clip={clip}"] if clip else []
+    child = Child(argv, "provider")
     url_a, url_b = child.first_line
     return child, url_a, url_b
+
+
+def urls_of(child: Child) -> list[str]:
+    return list(child.first_line)
 
 
 def epgd(playlist_url: str, channels: dict[str, list[dict[str, Any]]],

@@ -305,16 +305,33 @@ class FakeProvider:
 
 
 
+def seamless(raw: bytes, loops: int = 24) -> bytes:
+    """A clip repeated with its clock and counters running on, as a live channel's do."""
+    from epgd.demo.clip import parse_clip
+
+    clip = parse_clip("clip.ts", "clip", raw)
+    return b"".join(clip.loop(n) for n in range(loops))
+
+
 def main(argv: list[str]) -> None:
-    """Run standalone: ``python -m tests.fakeprovider [rate|unlimited] [first_byte_delay]``."""
+    """
+    Run standalone: ``python -m tests.fakeprovider [rate|unlimited] [first_byte_delay]
+    [seamless] [clip=PATH]``; ``seamless``: the clips' clocks run on from loop to loop (for 24
+    loops); ``clip=PATH``: serve that file as stream "a" instead of tests/data/ts/a.ts.
+    """
     from twisted.internet import reactor
 
     rate = None if argv[:1] == ["unlimited"] else float(argv[0]) if argv else 1_000_000.0
     delay = float(argv[1]) if len(argv) > 1 else 0.0
+    files = {"a": load_clip("a"), "b": load_clip("b")}
+    for arg in argv[2:]:
+        if arg.startswith("clip="):
+            files["a"] = Path(arg[5:]).read_bytes()
     provider = FakeProvider(reactor)
     provider.start()
-    for clip in ("a", "b"):
-        provider.stream(clip, clip, rate=rate, first_byte_delay=delay)
+    for clip, raw in files.items():
+        provider.stream(clip, seamless(raw) if "seamless" in argv[2:] else raw, rate=rate,
+                        first_byte_delay=delay)
     print(provider.url("a"), provider.url("b"), flush=True)
     reactor.run()  # type: ignore[attr-defined]
 

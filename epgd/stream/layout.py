@@ -130,6 +130,7 @@ class OutputProgram:
         self._pmt_key: tuple[object, ...] | None = None
         self._version = 0
         self._cc = {PAT_PID: 15, OUT_PMT: 15}
+        self._packets: tuple[tuple[bytes, bytes], list[list[bytearray]]] | None = None
 
     def adopt(self, program: ProgramMap, tsid: int) -> Layout:
         """The layout for ``program``; our PMT follows it (and says so when the codecs change)."""
@@ -154,9 +155,15 @@ class OutputProgram:
         """Our PAT and PMT as packets, their PIDs' continuity counters run on."""
         if not self._pat:
             return b""
+        if self._packets is None or self._packets[0] != (self._pat, self._pmt):
+            self._packets = ((self._pat, self._pmt), [packetize(PAT_PID, self._pat, 0),
+                                                      packetize(OUT_PMT, self._pmt, 0)])
         out = []
-        for pid, section in ((PAT_PID, self._pat), (OUT_PMT, self._pmt)):
-            packets = packetize(pid, section, (self._cc[pid] + 1) & 0x0F)
-            self._cc[pid] = packets[-1][3] & 0x0F
-            out += packets
+        for pid, packets in zip((PAT_PID, OUT_PMT), self._packets[1], strict=True):
+            counter = self._cc[pid]
+            for packet in packets:
+                counter = (counter + 1) & 0x0F
+                packet[3] = 0x10 | counter
+                out.append(bytes(packet))
+            self._cc[pid] = counter
         return b"".join(out)

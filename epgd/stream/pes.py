@@ -118,6 +118,8 @@ def header_positions(data: Buffer, start: int, index: int, count: int, pid: int)
     next chunk may complete it).
     """
     end = (index + 1) * 188
+    if end - start >= HEADER_NEEDED:
+        return list(range(start, start + HEADER_NEEDED)), False  # the usual case: all in one packet
     positions = list(range(start, end))
     need = HEADER_NEEDED
     if len(positions) >= 8:

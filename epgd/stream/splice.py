@@ -102,6 +102,7 @@ class Splicer:
         self._pat_in = SectionAssembler()
         self._pmt_in = SectionAssembler()
         self._pmt_raw = b""
+        self._psi_seen: dict[int, bytes] = {}  # PID -> the payload of the last whole table it carried
         self._layout = Layout({}, (), NULL_PID, -1, 0)
         self._kinds: dict[int, Stream] = {}  # source PID -> its stream
         self._delta: dict[int, int] = {}  # source PID -> continuity counter shift
@@ -224,6 +225,7 @@ class Splicer:
         self._pat_in = SectionAssembler()
         self._pmt_in = SectionAssembler()
         self._pmt_raw = b""
+        self._psi_seen = {}
         self._delta = {}
         self._started = set()
         self._adopt(program)
@@ -532,7 +534,26 @@ class Splicer:
         self._resync_rest = rest
         self._finder = EntryFinder(program=self._program, pmt_pid=self._pmt_pid, tsid=self._tsid)
 
+    def _repeat(self, data: bytes, p: int) -> bool:
+        """
+        True for a packet that repeats the last whole table its PID carried, byte for byte:
+        providers send the same PAT and PMT several times a second, and they need no reading.
+        """
+        start = payload_start(data, p)
+        if start < 0 or not data[p + 1] & 0x40 or data[p + 1] & 0x80 or data[p + start]:
+            return False  # no payload, not a table's start, damaged, or a pointer_field
+        if start + 4 + (((data[p + start + 2] & 0x0F) << 8) | data[p + start + 3]) > PACKET_SIZE:
+            return False  # a table that goes on in the next packet
+        pid = ((data[p + 1] & 0x1F) << 8) | data[p + 2]
+        payload = data[p + start:p + PACKET_SIZE]
+        if self._psi_seen.get(pid) == payload:
+            return True
+        self._psi_seen[pid] = payload
+        return False
+
     def _pat_packet(self, data: bytes, p: int) -> object:
+        if self._repeat(data, p):
+            return _PSI
         for section in self._pat_in.feed(data, p):
             _, programs = parse_pat(section)
             if not programs:
@@ -547,6 +568,8 @@ class Splicer:
         return _PSI
 
     def _pmt_packet(self, data: bytes, p: int) -> object:
+        if self._repeat(data, p):
+            return _GONE
         changed = False
         for section in self._pmt_in.feed(data, p):
             if section == self._pmt_raw:
