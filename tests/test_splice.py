@@ -333,7 +333,8 @@ class SpliceProperties(SynchronousTestCase, Invariants):
     def test_any_sources_and_cuts_keep_one_program(self, items: list[tuple[Source, int, int]], chunk: list[int],
                                                    waits: list[float], side: list[bool]) -> None:
         out, pieces, _ = run(items, chunk=chunk, waits=waits, side=side)
-        self.check(out, pieces, service=items[0][0].service)
+        first = next((p.segment for p in pieces if p.data), 0)  # a source may never find a way in
+        self.check(out, pieces, service=items[first][0].service)
 
     @settings(max_examples=max(1, EXAMPLES * 2 // 3), deadline=None)
     @given(items=sources(), chunks=st.lists(st.lists(st.integers(1, 40), min_size=1, max_size=4),
