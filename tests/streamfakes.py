@@ -109,12 +109,16 @@ def finish_when_done(request: FakeRequest, done: Deferred[bytes]) -> None:
 
 @implementer(IPushProducer)
 class FakeTransport:
-    """The provider body's transport: records pause/resume/stop."""
+    """
+    The provider body's transport: records pause/resume/stop. ``slow_close``: like a real
+    socket, it is gone only later (``closed()``), not the moment it is told to stop.
+    """
 
-    def __init__(self) -> None:
+    def __init__(self, slow_close: bool = False) -> None:
         self.paused = False
         self.pauses = 0
         self.stopped = False
+        self.slow_close = slow_close
         self.protocol: Protocol | None = None
 
     def pauseProducing(self) -> None:
@@ -128,15 +132,21 @@ class FakeTransport:
         if self.stopped:
             return
         self.stopped = True
-        if self.protocol is not None:
-            self.protocol.connectionLost(Failure(ConnectionError("aborted")))
+        if not self.slow_close:
+            self.closed()
+
+    def closed(self) -> None:
+        """The connection is gone at last."""
+        protocol, self.protocol = self.protocol, None
+        if protocol is not None:
+            protocol.connectionLost(Failure(ConnectionError("aborted")))
 
 
 class FakeResponse:
-    def __init__(self, code: int = 200, phrase: bytes = b"OK") -> None:
+    def __init__(self, code: int = 200, phrase: bytes = b"OK", slow_close: bool = False) -> None:
         self.code = code
         self.phrase = phrase
-        self.transport = FakeTransport()
+        self.transport = FakeTransport(slow_close)
         self.protocol: Protocol | None = None
 
     def deliverBody(self, protocol: Protocol) -> None:
@@ -163,8 +173,9 @@ class FakeResponse:
 class FakeHTTP:
     """A provider: every GET waits in ``requests`` for the test to answer it."""
 
-    def __init__(self) -> None:
+    def __init__(self, slow_close: bool = False) -> None:
         self.requests: list[tuple[str, dict[str, list[str]], Deferred[Any]]] = []
+        self.slow_close = slow_close  # connections are gone only when the test says so
 
     def get(self, url: str, headers: Any = None, unbuffered: bool = False, **kw: Any) -> Deferred[Any]:
         assert unbuffered, "live bodies must be unbuffered"
@@ -179,7 +190,7 @@ class FakeHTTP:
         """Answer the oldest open request for ``url``."""
         pending = self.waiting(url)
         assert pending, f"no open request for {url}"
-        response = FakeResponse(code)
+        response = FakeResponse(code, slow_close=self.slow_close)
         pending[0].callback(response)
         return response
 

@@ -13,6 +13,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from epgd.config import Config, ProviderConfig, StreamConfig
 from epgd.redact import Redactor
 from epgd.schedule.model import Channel, Event, Schedule, Source
+from epgd.stream import upstream as upstream_module
 from epgd.stream.channel import ChannelStream
 from epgd.stream.client import Client
 from epgd.stream.registry import UpstreamRegistry
@@ -45,6 +46,7 @@ def log_text(events: Sequence[Mapping[str, Any]]) -> str:
 
 class ChannelTests(SynchronousTestCase):
     def setUp(self) -> None:
+        self.patch(upstream_module, "BACKOFF_JITTER", 0.0)  # exact retry delays
         self.clock = Clock()
         self.clock.advance(T0)
         self.http = FakeHTTP()
@@ -140,6 +142,45 @@ class ChannelTests(SynchronousTestCase):
         self.assertFalse(request.finished)
         self.http.answer(BASE + "2.ts").send(stream(20, pid=0x200, fill=0xBB) + b"G")
         self.assertIn(0xBB, fills(request.body))
+
+    def test_break_before_make_waits_for_the_old_connection_to_be_gone(self) -> None:
+        """A single-connection panel still counting the old socket would answer 403 (issue 11, 8)."""
+        self.channel.stop()
+        self.http.slow_close = True
+        self.make(max_streams=1)
+        sched = schedule(event("one", 0, 100, "1.ts"), event("two", 100, 200, "2.ts"))
+        self.channel.check(sched, self.clock.seconds())
+        _, request = self.client()
+        old = self.http.answer(BASE + "1.ts")
+        old.send(stream(20) + b"G")
+        self.at(100)
+        self.channel.check(sched, self.clock.seconds())
+        self.assertTrue(old.transport.stopped)
+        self.clock.advance(1.0)
+        self.channel.check(sched, self.clock.seconds())  # a check meanwhile changes nothing
+        self.assertEqual(self.http.count(BASE + "2.ts"), 0)  # not while the old one is there
+        self.assertEqual(self.channel.status(self.clock.seconds())["stream_url"],
+                         "http://provider.test/live/***/***/2.ts")
+        old.transport.closed()
+        self.assertEqual(len(self.http.waiting(BASE + "2.ts")), 1)
+        self.http.answer(BASE + "2.ts").send(stream(20, pid=0x200, fill=0xBB) + b"G")
+        self.assertIn(0xBB, fills(request.body))
+        self.assertFalse(request.finished)
+
+    def test_break_before_make_opens_anyway_when_the_old_never_closes(self) -> None:
+        self.channel.stop()
+        self.http.slow_close = True
+        self.make(max_streams=1)
+        sched = schedule(event("one", 0, 100, "1.ts"), event("two", 100, 200, "2.ts"))
+        self.channel.check(sched, self.clock.seconds())
+        self.client()
+        self.http.answer(BASE + "1.ts").send(stream(20) + b"G")
+        self.at(100)
+        self.channel.check(sched, self.clock.seconds())
+        self.clock.advance(3.9)
+        self.assertEqual(self.http.count(BASE + "2.ts"), 0)
+        self.clock.advance(0.1)  # connect_timeout (4 s): the old close is taking too long
+        self.assertEqual(len(self.http.waiting(BASE + "2.ts")), 1)
 
     def test_failover_to_the_next_source_at_once(self) -> None:
         sched = schedule(event("one", 0, 100, "1.ts", "1b.ts"))

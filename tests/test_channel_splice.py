@@ -11,6 +11,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from epgd.config import Config, ProviderConfig, StreamConfig
 from epgd.redact import Redactor
+from epgd.stream import upstream as upstream_module
 from epgd.stream.channel import ChannelStream
 from epgd.stream.client import Client
 from epgd.stream.registry import UpstreamRegistry
@@ -32,6 +33,7 @@ def frames_of(body: bytes, marker: int) -> list[bool]:
 
 class ContinuousChannelTests(SynchronousTestCase):
     def setUp(self) -> None:
+        self.patch(upstream_module, "BACKOFF_JITTER", 0.0)  # exact retry delays
         self.clock = Clock()
         self.clock.advance(T0)
         self.http = FakeHTTP()

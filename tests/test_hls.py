@@ -14,6 +14,7 @@ from twisted.internet.task import Clock
 from twisted.logger import capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 
+from epgd.stream import upstream as upstream_module
 from epgd.stream.hlsplaylist import MAX_PLAYLIST_BYTES
 from tests import tsutil
 from tests.fakehls import encrypt
@@ -48,6 +49,7 @@ def segment_numbers(http: ScriptedHTTP) -> list[int]:
 
 class HlsCase(SynchronousTestCase):
     def setUp(self) -> None:
+        self.patch(upstream_module, "BACKOFF_JITTER", 0.0)  # exact retry delays
         self.clock = Clock()
         self.http = ScriptedHTTP(self.clock)
         for n in range(0, 400):

@@ -14,6 +14,7 @@ from twisted.web.client import ResponseNeverReceived
 
 from epgd.config import StreamConfig
 from epgd.redact import Redactor
+from epgd.stream import upstream as upstream_module
 from epgd.stream.upstream import Upstream, backoff, last_segment
 from tests.streamfakes import FakeHTTP
 from tests.tsutil import stream
@@ -57,6 +58,7 @@ class Consumer:
 
 class UpstreamTests(SynchronousTestCase):
     def setUp(self) -> None:
+        self.patch(upstream_module, "BACKOFF_JITTER", 0.0)  # exact delays, unless a test wants jitter
         self.clock = Clock()
         self.http = FakeHTTP()
         self.config = StreamConfig(connect_timeout=4, reconnect_attempts=3)
@@ -212,6 +214,20 @@ class UpstreamTests(SynchronousTestCase):
         self.assertTrue(response.transport.stopped)
         self.assertEqual(self.upstream.state, "waiting")
 
+    def test_a_reconnection_into_paused_viewers_is_not_silence(self) -> None:
+        """A reconnect while every viewer is paused must not fail over after connect_timeout (issue 11, 9)."""
+        response = self.http.answer(URL)
+        response.send(stream(10))
+        self.upstream.fanout.set_paused(self.consumer, True)
+        response.end()  # the provider rotates the connection while the viewer is paused
+        self.clock.advance(0)
+        again = self.http.answer(URL)
+        self.assertTrue(again.transport.paused)  # the new body is paused at once: no bytes
+        self.clock.pump([0.25] * 80)  # 20 s, five times connect_timeout
+        self.assertEqual(self.consumer.failures, [])
+        self.assertFalse(again.transport.stopped)
+        self.assertEqual(self.http.count(URL), 2)
+
     def test_every_consumer_paused_pauses_the_provider_socket(self) -> None:
         response = self.http.answer(URL)
         other = Consumer()
@@ -231,7 +247,16 @@ class UpstreamTests(SynchronousTestCase):
 
 class HelperTests(SynchronousTestCase):
     def test_backoff_doubles_up_to_8(self) -> None:
+        self.patch(upstream_module, "BACKOFF_JITTER", 0.0)
         self.assertEqual([backoff(n) for n in range(1, 7)], [0.5, 1, 2, 4, 8, 8])
+
+    def test_backoff_has_jitter_so_retries_are_not_in_lockstep(self) -> None:
+        """Channels retrying one provider after the same fault knock at different moments."""
+        self.patch(upstream_module, "BACKOFF_JITTER", 0.2)
+        delays = [backoff(1) for _ in range(50)]
+        self.assertTrue(all(0.5 <= d <= 0.5 + upstream_module.BACKOFF_JITTER for d in delays))
+        self.assertGreater(len(set(delays)), 40)
+
 
     def test_last_segment(self) -> None:
         self.assertEqual(last_segment("http://h/live/u/p/2.ts?token=x"), "2.ts")

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
@@ -92,6 +93,8 @@ class ChannelStream:
         self._ready: Entry | None = None  # the new source's entry, while the old one closes
         self._ready_more: list[bytes] = []  # what the new source sent since
         self._close_timer: IDelayedCall | None = None
+        self._closing_token: object | None = None  # a break-before-make waiting for the old to close
+        self._awaiting: Source | None = None  # ... and the source it opens then
         self._retry_call: IDelayedCall | None = None
         self._retry_count = 0
         self._source_index = 0
@@ -147,12 +150,16 @@ class ChannelStream:
         self._open(event.sources[0])
 
     def _current_or_pending_alive(self) -> bool:
+        if self._closing_token is not None:
+            return True  # the old connection is closing; the new one opens once it is gone
         tap = self._pending or self._current
         return tap is not None and tap.upstream.active
 
     @property
     def source_url(self) -> str | None:
         """The URL clients get (or are about to get)."""
+        if self._closing_token is not None and self._awaiting is not None:
+            return self._awaiting.url
         tap = self._pending or self._current
         return tap.upstream.url if tap is not None else None
 
@@ -167,6 +174,7 @@ class ChannelStream:
             return
         if self._pending is not None and self._pending.upstream.url == source.url:
             return
+        self._closing_token = None  # a break-before-make waiting to open something else: not now
         self._cancel_pending()
         masked = self._redactor.mask(source.url)
         if current is None and not self._announced:
@@ -196,11 +204,43 @@ class ChannelStream:
             )
             self.output.flush()
             self._current = None
-            self._release(current)
+            closing = self._release(current)
             self._source_changed()
+            if not closing.called:
+                self._open_after(closing, source)
+                return
+        self._connect(source)
+
+    def _open_after(self, closing: Deferred[None], source: Source) -> None:
+        """
+        Break-before-make: open the new connection once the old one is gone (at most
+        ``connect_timeout`` later), not while a single-connection panel still counts it.
+        """
+        token = object()
+        self._closing_token, self._awaiting = token, source
+
+        def go(result: object = None, late: bool = False) -> object:
+            if self._closing_token is token:
+                self._closing_token = None
+                if timer.active():
+                    timer.cancel()
+                if not self.stopped and self._pending is None:
+                    self._connect(source, over_closing=late)
+            return result
+
+        timer = self._clock.callLater(self._config.connect_timeout, go, None, True)
+        closing.addBoth(go)
+
+    def _connect(self, source: Source, over_closing: bool = False) -> None:
+        registry = self._registry
+        masked = self._redactor.mask(source.url)
         try:
-            upstream = registry.acquire(source, asking=self)
+            upstream = registry.acquire(source, asking=self, over_closing=over_closing)
         except ProviderFull as e:
+            freed = None if over_closing else registry.slot_freed(source.provider)
+            if freed is not None:  # a connection of that provider is closing: take its slot
+                self._open_after(freed, source)
+                return
             self.error = str(e)
             self.log.warn("[PROXY] {channel} cannot open {url}: {error}",
                           channel=self.channel_id, url=masked, error=self.error)
@@ -210,7 +250,7 @@ class ChannelStream:
         self._pending = tap
         # With a source flowing, its entry point is looked for on the side while the old one
         # keeps flowing; with none, the splicer finds it and clients wait on keepalive.
-        self._finder = self.splicer.finder() if current is not None else None
+        self._finder = self.splicer.finder() if self._current is not None else None
         self._entry_waits = 0
         upstream.subscribe(tap)
         upstream.start()
@@ -492,9 +532,10 @@ class ChannelStream:
         if pending is not None:
             self._release(pending)
 
-    def _release(self, tap: _Tap) -> None:
+    def _release(self, tap: _Tap) -> Deferred[None]:
+        """Let go of a source; fires when its provider slot is free."""
         tap.upstream.unsubscribe(tap)
-        self._registry.release(tap.upstream)
+        return self._registry.release(tap.upstream)
 
     def _cancel_close_wait(self) -> None:
         self._ready, self._ready_more = None, []

@@ -16,6 +16,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
 
 from epgd.config import Config
@@ -68,8 +69,13 @@ class StreamManager(Service):
 
     def startService(self) -> None:
         super().startService()
-        self._checker.start(self.config.stream.check_interval, now=False)
-        self._reaper.start(REAP_EVERY, now=False)
+        # Their bodies never raise; should one anyway, say so rather than stop silently.
+        for name, loop, every in (("schedule check", self._checker, self.config.stream.check_interval),
+                                  ("idle reaper", self._reaper, REAP_EVERY)):
+            loop.start(every, now=False).addErrback(self._loop_stopped, name)
+
+    def _loop_stopped(self, failure: Failure, what: str) -> None:
+        self.log.failure("[PROXY] the {what} stopped", failure, what=what)
 
     def stopService(self) -> Deferred[None]:
         super().stopService()
@@ -146,11 +152,11 @@ class StreamManager(Service):
         registry = self.registry
         first: ProviderFull | None = None
         for source in sources:
-            if registry.get(source.url) is not None or registry.has_room(source.provider):
+            if registry.get(source.url) is not None or registry.has_room(source.provider, soon=True):
                 return None
             if not free and self._clientless(source.provider) is not None:
                 return None
-            if free and self._make_room(source.provider, None) and registry.has_room(source.provider):
+            if free and self._make_room(source.provider, None) and registry.has_room(source.provider, soon=True):
                 return None
             if first is None:
                 first = ProviderFull(source.provider, registry.limit(source.provider))

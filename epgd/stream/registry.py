@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import cast
 
 from treq.client import HTTPClient
-from twisted.internet.defer import Deferred, DeferredList
+from twisted.internet.defer import Deferred, DeferredList, succeed
 from twisted.web.client import Agent, HTTPConnectionPool
 
 from epgd.config import Config
@@ -53,6 +53,8 @@ class UpstreamRegistry:
         self._clients: dict[str, HTTPGetter] = {}
         self._pools: list[HTTPConnectionPool] = []
         self._closing: list[Deferred[None]] = []
+        self._closing_for: Counter[str] = Counter()  # provider -> its connections still closing
+        self._closing_by: dict[str, list[Deferred[None]]] = {}
         #: called with (provider name, the stream asking) when the provider is full;
         #: returns True if it stopped something to free a slot
         self.make_room: Callable[[str, object], bool] = lambda provider, asking: False
@@ -66,11 +68,36 @@ class UpstreamRegistry:
         return config.max_streams if config is not None else 0
 
     def used(self, provider: str) -> int:
-        return sum(1 for u in self._by_url.values() if u.provider == provider)
+        """
+        Connections of ``provider`` in use, counting those still closing: a single-connection
+        panel counts a socket until it is gone, and answers 403 to a second one meanwhile.
+        """
+        open_now = sum(1 for u in self._by_url.values() if u.provider == provider)
+        return open_now + self._closing_for[provider]
 
-    def has_room(self, provider: str) -> bool:
+    def has_room(self, provider: str, soon: bool = False) -> bool:
+        """
+        A connection of ``provider`` may open now; ``soon``: once the ones closing are gone
+        (what deciding to admit a viewer needs).
+        """
         limit = self.limit(provider)
-        return limit <= 0 or self.used(provider) < limit
+        used = self.used(provider) - (self._closing_for[provider] if soon else 0)
+        return limit <= 0 or used < limit
+
+    def slot_freed(self, provider: str) -> Deferred[None] | None:
+        """Fires when the next of ``provider``'s closing connections is gone; None: none is."""
+        waiting = self._closing_by.get(provider)
+        if not waiting:
+            return None
+        freed: Deferred[None] = Deferred()
+
+        def gone(result: object) -> object:
+            if not freed.called:
+                freed.callback(None)
+            return result
+
+        waiting[0].addBoth(gone)
+        return freed
 
     # -- upstreams -------------------------------------------------------------------
 
@@ -83,15 +110,16 @@ class UpstreamRegistry:
     def upstreams(self) -> list[Upstream]:
         return list(self._by_url.values())
 
-    def acquire(self, source: Source, asking: object = None) -> Upstream:
+    def acquire(self, source: Source, asking: object = None, over_closing: bool = False) -> Upstream:
         """
         The running Upstream of ``source.url``, or a new (not yet started: subscribe, then
-        ``start()``) one; raises ``ProviderFull``.
+        ``start()``) one; raises ``ProviderFull``. ``over_closing``: do not count connections
+        still closing (their close is taking too long to wait for).
         """
         upstream = self._by_url.get(source.url)
         if upstream is None:
-            if not self.has_room(source.provider) and not (
-                self.make_room(source.provider, asking) and self.has_room(source.provider)
+            if not self.has_room(source.provider, over_closing) and not (
+                self.make_room(source.provider, asking) and self.has_room(source.provider, over_closing)
             ):
                 raise ProviderFull(source.provider, self.limit(source.provider))
             provider = self._config.provider(source.provider)
@@ -111,18 +139,31 @@ class UpstreamRegistry:
         self._refs[upstream] = self._refs.get(upstream, 0) + 1
         return upstream
 
-    def release(self, upstream: Upstream) -> None:
-        """One user less; the last one out closes the connection and frees its slot."""
+    def release(self, upstream: Upstream) -> Deferred[None]:
+        """
+        One user less; the last one out closes the connection. Fires once its slot is free
+        (the provider connection is gone); at once when others still use it.
+        """
         count = self._refs.get(upstream)
         if count is None:
-            return
+            return succeed(None)
         if count > 1:
             self._refs[upstream] = count - 1
-            return
+            return succeed(None)
         del self._refs[upstream]
         if self._by_url.get(upstream.url) is upstream:
             del self._by_url[upstream.url]
-        self._track(upstream.close())
+        closing = upstream.close()
+        self._track(closing, upstream.provider)
+        done: Deferred[None] = Deferred()
+
+        def gone(result: object) -> object:
+            if not done.called:
+                done.callback(None)
+            return result
+
+        closing.addBoth(gone)
+        return done
 
     def _fault(self, upstream: Upstream, kind: str) -> None:
         self.failures[(upstream.provider, kind)] += 1
@@ -132,15 +173,21 @@ class UpstreamRegistry:
         if self._by_url.get(upstream.url) is upstream:
             del self._by_url[upstream.url]
 
-    def _track(self, closing: Deferred[None]) -> None:
+    def _track(self, closing: Deferred[None], provider: str | None = None) -> None:
         if closing.called:
             return
         self._closing.append(closing)
-        closing.addBoth(self._closed, closing)
+        if provider is not None:
+            self._closing_for[provider] += 1
+            self._closing_by.setdefault(provider, []).append(closing)
+        closing.addBoth(self._closed, closing, provider)
 
-    def _closed(self, result: object, closing: Deferred[None]) -> object:
+    def _closed(self, result: object, closing: Deferred[None], provider: str | None) -> object:
         if closing in self._closing:
             self._closing.remove(closing)
+            if provider is not None:
+                self._closing_for[provider] -= 1
+                self._closing_by[provider].remove(closing)
         return result
 
     # -- HTTP ------------------------------------------------------------------------

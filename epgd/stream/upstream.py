@@ -14,9 +14,11 @@ fanout: the registry and the channels never need to know which kind of source th
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
+from twisted.application.internet import backoffPolicy
 from twisted.internet.defer import CancelledError, Deferred, succeed
 from twisted.internet.defer import TimeoutError as DeferredTimeout
 from twisted.internet.error import TimeoutError as ConnectTimeout
@@ -44,9 +46,17 @@ BACKOFF_MAX = 8.0
 FAULTS = ("connect_error", "timeout", "http_error", "not_ts", "dropped", "ended")
 
 
+#: up to this much is added to each delay, so that N channels retrying one provider after
+#: the same fault do not knock on it in lockstep
+BACKOFF_JITTER = 0.2
+_jitter_source = random.Random()
+_policy = backoffPolicy(initialDelay=BACKOFF_FIRST, maxDelay=BACKOFF_MAX, factor=2.0,
+                        jitter=lambda: _jitter_source.random() * BACKOFF_JITTER)
+
+
 def backoff(attempt: int) -> float:
-    """Delay before the ``attempt``-th retry (1-based): 0.5 s doubling, at most 8 s."""
-    return float(min(BACKOFF_FIRST * 2 ** max(attempt - 1, 0), BACKOFF_MAX))
+    """Delay before the ``attempt``-th retry (1-based): 0.5 s doubling, at most 8 s, plus jitter."""
+    return float(_policy(max(attempt - 1, 0)))
 
 
 def _reasons(failure: Failure) -> list[Failure]:
@@ -460,8 +470,9 @@ class Upstream:
         self._watchdog = None
         now = self._clock.seconds()
         seen = self.bytes_in + len(self._head)
-        if seen != self._seen_bytes or (self._sniffed and self.fanout.all_paused):
-            # Paused by backpressure (every viewer is slow or paused) is not a silent provider.
+        if seen != self._seen_bytes or ((self._sniffed or self.ever_streamed) and self.fanout.all_paused):
+            # Paused by backpressure (every viewer is slow or paused) is not a silent provider,
+            # on its first connection or on a reconnection.
             self._seen_bytes, self._seen_at = seen, now
         elif now - self._seen_at >= self._config.connect_timeout - 1e-9:
             timeout = self._config.connect_timeout
