@@ -186,6 +186,8 @@ class StreamManager(Service):
             figures = channel.status(self.reactor.seconds())
             self.past_bytes[channel.channel_id] += figures["bytes_sent"]
             self.past_switches[channel.channel_id] += figures["switches"]
+        if not self.channels:
+            self._cancel_boundary()  # no stream left to switch: no timer left behind
 
     # -- control ---------------------------------------------------------------------
 
