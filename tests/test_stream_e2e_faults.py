@@ -147,3 +147,24 @@ class FaultTests(E2ETestCase):
         await self.wait_until(lambda: self.provider.active_total <= 1, 3, "one connection")
         await self.sleep(0.2)
         self.assertEqual((await epgd.status())["test_1"]["clients"], 0)
+
+    async def test_a_provider_sending_endless_headers_is_a_failed_source(self) -> None:
+        """Header lines forever: cut off at 64 KiB (issue 11, item 3), the next source plays."""
+        from twisted.internet.protocol import Factory, Protocol
+
+        class Flood(Protocol):
+            def dataReceived(self, data: bytes) -> None:
+                self.transport.write(b"HTTP/1.1 200 OK\r\n")  # type: ignore[union-attr]
+                for i in range(2000):  # 2 MB of header lines
+                    self.transport.write(b"X-Filler-%d: %s\r\n" % (i, b"x" * 1000))  # type: ignore[union-attr]
+
+        port = self.reactor.listenTCP(0, Factory.forProtocol(Flood), interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        flood = f"http://127.0.0.1:{port.getHost().port}/live/{self.provider.user}/{self.provider.password}/9.ts"
+        good = self.provider.stream("a", "a")
+        now = self.now()
+        epgd = self.epgd({"test_1": [event("Game", now - 60, now + 600, flood, good)]})
+        client = await epgd.open("/stream/test_1.ts")
+        await client.wait_for(lambda: any(p in A_PIDS for p in pids(
+            client.body[: len(client.body) - len(client.body) % 188])), 8, "the second source")
+        self.assert_logged("response headers longer than 64 KiB")

@@ -228,6 +228,19 @@ class UpstreamTests(SynchronousTestCase):
         self.assertFalse(again.transport.stopped)
         self.assertEqual(self.http.count(URL), 2)
 
+    def test_userinfo_in_a_stream_url_becomes_basic_authorization(self) -> None:
+        """http://user:pass@host/... streams as players fetch it (issue 11, item 5)."""
+        url = "http://tv:se%40cret@provider.test/live/1.ts"
+        upstream = Upstream(url, "main", self.http, {"User-Agent": "UA/1"}, self.clock, self.config,
+                            Redactor.for_urls([url]))
+        upstream.subscribe(Consumer())
+        upstream.start()
+        self.addCleanup(upstream.close)
+        sent_url, headers, _ = self.http.requests[-1]
+        self.assertEqual(sent_url, "http://provider.test/live/1.ts")
+        self.assertEqual(headers["Authorization"], ["Basic dHY6c2VAY3JldA=="])  # tv:se@cret
+        self.assertEqual(headers["User-Agent"], ["UA/1"])
+
     def test_every_consumer_paused_pauses_the_provider_socket(self) -> None:
         response = self.http.answer(URL)
         other = Consumer()

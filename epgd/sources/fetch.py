@@ -41,9 +41,9 @@ from twisted.web.http import PotentialDataLoss
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import IResponse
 
+from epgd.httpclient import HeaderLimitedPool, HeadersTooLong, split_userinfo
 from epgd.redact import Redactor
 from epgd.sources import SourceError
-from epgd.sources.httpclient import HeaderLimitedPool, HeadersTooLong, split_userinfo
 
 DOWNLOAD_TIMEOUT = 3600.0  # seconds for a whole download (provider.fetch_timeout)
 INACTIVITY_TIMEOUT = 10.0  # seconds without a byte (stream.connect_timeout)

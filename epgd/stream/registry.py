@@ -15,6 +15,7 @@ from twisted.internet.defer import Deferred, DeferredList, succeed
 from twisted.web.client import Agent, HTTPConnectionPool
 
 from epgd.config import Config
+from epgd.httpclient import HeaderLimitedPool
 from epgd.redact import Redactor
 from epgd.schedule.model import Source
 from epgd.stream.hls import HlsUpstream
@@ -201,7 +202,7 @@ class UpstreamRegistry:
         if self._http_factory is not None:
             client = self._http_factory(provider)
         else:
-            pool = HTTPConnectionPool(self._reactor, persistent=True)
+            pool = HeaderLimitedPool(self._reactor, persistent=True)  # no endless response headers
             self._pools.append(pool)
             agent = Agent(
                 self._reactor, connectTimeout=self._config.stream.connect_timeout, pool=pool

@@ -30,6 +30,7 @@ from twisted.web.client import ResponseDone, ResponseFailed, ResponseNeverReceiv
 from twisted.web.http import PotentialDataLoss
 
 from epgd.config import StreamConfig
+from epgd.httpclient import split_userinfo
 from epgd.redact import Redactor
 from epgd.stream.fanout import Fanout
 from epgd.stream.hlsplaylist import MAX_PLAYLIST_BYTES, is_hls_content_type, looks_like_playlist
@@ -235,7 +236,9 @@ class Upstream:
         self._aligner.reset()
         self._attempt_at = self._clock.seconds()
         try:
-            request = self._http.get(self.url, headers=self._headers, unbuffered=True)
+            url, authorization = split_userinfo(self.url)  # http://U:P@host/: Basic, as players do
+            headers = {**self._headers, "Authorization": [authorization.decode("ascii")]} if authorization else self._headers
+            request = self._http.get(url, headers=headers, unbuffered=True)
         except Exception as e:  # a malformed URL raises at once
             self._attempt_failed(f"cannot request it: {self._redactor.mask(str(e))}", "connect_error")
             return
