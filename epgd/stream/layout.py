@@ -59,22 +59,29 @@ def positions(code: int, codes: bytes) -> list[int]:
     return out
 
 
-def pid_table(mapping: dict[int, int], pmt_pid: int, bulk: int) -> list[int]:
+#: codes from here on: the plain packets of one other stream (``pid_table``'s ``plain``)
+PLAIN = 16
+
+
+def pid_table(mapping: dict[int, int], pmt_pid: int, bulk: int, plain: dict[int, int] | None = None) -> list[int]:
     """
     For every value of a packet's bytes 1-2: the new bytes 1-2 and a code — BULK for the
     video's packets that start nothing (``bulk``, when its counter shift is known; -1: none)
-    and null packets, ES for every other packet of a mapped stream, PAT/PMT for the source's
+    and null packets, ``plain[src]`` (PLAIN and up) for the packets of other streams that
+    start nothing, ES for every other packet of a mapped stream, PAT/PMT for the source's
     tables, DROP for everything else. Built from a few hundred entries, not 65,536 steps.
     """
+    plain = plain or {}
     table = [DROP << 16] * 65536
     entries = [(NULL_PID, NULL_PID, BULK), (PAT_PID, PAT_PID, PAT)]
     if pmt_pid >= 0:
         entries.append((pmt_pid, OUT_PMT, PMT))
     entries += [(src, out, ES) for src, out in mapping.items()]
     for src, out, code in entries:
+        fast = BULK if src == bulk else plain.get(src, ES)
         for flags in range(8):  # transport_error, payload_unit_start, priority
             b1 = flags << 5 | src >> 8
-            this = BULK if code == ES and src == bulk and not flags & 0x6 else code
+            this = fast if code == ES and not flags & 0x6 else code
             table[table_key(b1, src & 0xFF)] = (flags << 5 | out >> 8) | (out & 0xFF) << 8 | this << 16
     return table
 

@@ -110,7 +110,7 @@ def stamp_fields(buf: Buffer, pos: Sequence[int]) -> tuple[int, int] | None:
     return pts, dts
 
 
-def header_positions(data: Buffer, start: int, index: int, count: int, pid: int) -> tuple[list[int], bool]:
+def header_positions(data: Buffer, start: int, index: int, count: int, pid: int) -> tuple[Sequence[int], bool]:
     """
     The positions of a PES header's first bytes, from ``start`` in packet ``index`` of aligned
     ``data`` (``count`` packets) on through the PID's next packets when the header is split
@@ -119,7 +119,7 @@ def header_positions(data: Buffer, start: int, index: int, count: int, pid: int)
     """
     end = (index + 1) * 188
     if end - start >= HEADER_NEEDED:
-        return list(range(start, start + HEADER_NEEDED)), False  # the usual case: all in one packet
+        return range(start, start + HEADER_NEEDED), False  # the usual case: all in one packet
     positions = list(range(start, end))
     need = HEADER_NEEDED
     if len(positions) >= 8:

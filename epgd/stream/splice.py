@@ -35,6 +35,7 @@ from epgd.stream.layout import (
     OUT_PMT,
     OUT_VIDEO,
     PAT,
+    PLAIN,
     PMT,
     Layout,
     OutputProgram,
@@ -112,6 +113,9 @@ class Splicer:
         self._held = b""  # a packet whose PES header the next chunk completes, and what follows
         self._resync_rest = b""  # input still to read after the source's clock jumped
         self._video_es_at = -1  # in the chunk being read: the last video packet off the fast path
+        self._es_at: dict[int, int] = {}  # ... and each output PID's last packet off it
+        self._plain: list[tuple[int, bytes, int]] = []  # (code, counter shift table, output PID)
+        self._plain_srcs: set[int] = set()
 
     @property
     def codecs(self) -> str:
@@ -253,10 +257,22 @@ class Splicer:
         return self._out.psi()
 
     def _build_table(self) -> None:
+        """
+        The PID table, and the fast paths it allows: the video's plain packets (BULK) and each
+        started stream's plain packets (a PLAIN code each) take only a counter shift.
+        """
         video = self._layout.video
         ready = video >= 0 and video in self._delta
         self._bulk_cc = CC_TABLES[self._delta[video]] if ready else None
-        self._table = pid_table(self._layout.mapping, self._pmt_pid, video if ready else -1)
+        plain: dict[int, int] = {}
+        self._plain = []
+        for src, out in self._layout.mapping.items():
+            if src != video and src in self._started and src in self._delta and len(plain) < 200:
+                code = PLAIN + len(plain)
+                plain[src] = code
+                self._plain.append((code, CC_TABLES[self._delta[src]], out))
+        self._plain_srcs = set(plain)
+        self._table = pid_table(self._layout.mapping, self._pmt_pid, video if ready else -1, plain)
 
     @property
     def _bulk(self) -> int:
@@ -292,11 +308,17 @@ class Splicer:
         codes = raw[2::4]
         if self._bulk_cc is not None:
             buf[3::PACKET_SIZE] = data[3::PACKET_SIZE].translate(self._bulk_cc)
+        plain = [(positions(code, codes), cc, out) for code, cc, out in self._plain]
+        for found, cc, _ in plain:
+            for i in found:
+                q = i * PACKET_SIZE + 3
+                buf[q] = cc[data[q]]
         todo = [(i, code) for code in (PAT, PMT, ES, DROP) for i in positions(code, codes)]
         marks = data[3::PACKET_SIZE].translate(AF_MARKS)
-        todo += [(i, BULK) for i in positions(1, marks) if codes[i] == BULK]
+        todo += [(i, BULK) for i in positions(1, marks) if codes[i] == BULK or codes[i] >= PLAIN]
         todo.sort()
         self._video_es_at = -1
+        self._es_at.clear()
         pieces: list[bytes | bytearray] = []
         length = 0  # bytes in pieces
         begin = 0  # first input packet not yet in pieces
@@ -325,13 +347,13 @@ class Splicer:
 
         def due_at(j: int) -> None:
             """After a dropped packet: a plain packet next takes the PAT + PMT that are due."""
-            if self._psi_due and j < count and codes[j] == BULK:
+            if self._psi_due and j < count and (codes[j] == BULK or codes[j] >= PLAIN):
                 psi_before(j, False)
 
         stop = count
         for i, code in todo:
             p = i * PACKET_SIZE
-            if code == BULK:  # a plain video packet with an adaptation field
+            if code == BULK:  # a plain packet with an adaptation field
                 if self._pcr(data, buf, p, now):
                     stop = i
                     self._resync(data[p:])
@@ -370,9 +392,10 @@ class Splicer:
             elif self._psi_due:
                 psi_before(i, False)
             if self._table is not table:
-                # a new layout (or the video's counter learned): the rest takes the new table
+                # a new layout (or a stream's counter learned): the rest takes the new table
                 upto(max(begin, i + 1))
                 self._track_video(buf, begin, codes)
+                self._track_plain(buf, plain, begin)
                 first = self._first_entry
                 tail, tail_entry = self._run(data[begin * PACKET_SIZE:], now)
                 if first >= 0:
@@ -382,6 +405,7 @@ class Splicer:
                 pieces.append(tail)
                 return b"".join(pieces), (length + tail_entry if tail_entry is not None else entry)
         self._track_video(buf, stop, codes)
+        self._track_plain(buf, plain, stop)
         if not pieces and not begin:  # nothing dropped or added: the chunk as rewritten
             return (bytes(buf) if stop == count else bytes(buf[:stop * PACKET_SIZE])), None
         upto(stop)
@@ -397,6 +421,14 @@ class Splicer:
             if codes[j] == BULK and buf[q + 1] & 0x1F == hi and buf[q + 2] == lo:
                 self._cc[OUT_VIDEO] = buf[q + 3] & 0x0F
                 return
+
+    def _track_plain(self, buf: bytearray, plain: list[tuple[list[int], bytes, int]], stop: int) -> None:
+        """Remember each stream's last continuity counter among its plain packets before ``stop``."""
+        for found, _, out in plain:
+            last = next((i for i in reversed(found) if i < stop), -1)
+            if last >= 0 and last > self._es_at.get(out, -1):
+                self._cc[out] = buf[last * PACKET_SIZE + 3] & 0x0F
+        self._es_at.clear()
 
     # -- packets off the fast path ---------------------------------------------------
 
@@ -443,8 +475,12 @@ class Splicer:
         buf[p + 3] = (b3 & 0xF0) | counter
         if not damaged:  # a damaged packet's counter is noise: the next cut must not follow it
             self._cc[out] = counter
+            self._es_at[out] = i
         if out == OUT_VIDEO:
             self._video_es_at = i
+        if (src not in self._plain_srcs and src != self._layout.video and src in self._started
+                and len(self._plain) < 200):
+            self._build_table()  # a stream started and its counter is known: its plain packets go fast
         return _BEFORE if before else _KEEP
 
     def _anchor_pid(self) -> int:
