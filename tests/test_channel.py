@@ -17,7 +17,7 @@ from epgd.stream import upstream as upstream_module
 from epgd.stream.channel import ChannelStream
 from epgd.stream.client import Client
 from epgd.stream.registry import UpstreamRegistry
-from tests.streamfakes import FakeHTTP, FakeRequest, finish_when_done
+from tests.streamfakes import FakeHTTP, FakeRequest, FakeResponse, finish_when_done
 from tests.tsutil import fills, packet, pids, stream
 
 BASE = "http://provider.test/live/alice/hunter22/"
@@ -127,8 +127,10 @@ class ChannelTests(SynchronousTestCase):
         self.assertIn(0xBB, fills(request.body))
         self.assertEqual(len(request.body) % 188, 0)
 
-    def test_one_connection_plan_breaks_before_make(self) -> None:
+    def one_connection_switch(self, slow_close: bool = False) -> tuple[Schedule, FakeRequest, FakeResponse]:
+        """A one-connection plan at its boundary: the old source is told to close."""
         self.channel.stop()
+        self.http.slow_close = slow_close
         self.make(max_streams=1)
         sched = schedule(event("one", 0, 100, "1.ts"), event("two", 100, 200, "2.ts"))
         self.channel.check(sched, self.clock.seconds())
@@ -137,6 +139,10 @@ class ChannelTests(SynchronousTestCase):
         old.send(stream(20) + b"G")
         self.at(100)
         self.channel.check(sched, self.clock.seconds())
+        return sched, request, old
+
+    def test_one_connection_plan_breaks_before_make(self) -> None:
+        _, request, old = self.one_connection_switch()
         self.assertTrue(old.transport.stopped)  # closed before the new is opened
         self.assertEqual(len(self.http.waiting(BASE + "2.ts")), 1)
         self.assertFalse(request.finished)
@@ -145,16 +151,7 @@ class ChannelTests(SynchronousTestCase):
 
     def test_break_before_make_waits_for_the_old_connection_to_be_gone(self) -> None:
         """A single-connection panel still counting the old socket would answer 403 (issue 11, 8)."""
-        self.channel.stop()
-        self.http.slow_close = True
-        self.make(max_streams=1)
-        sched = schedule(event("one", 0, 100, "1.ts"), event("two", 100, 200, "2.ts"))
-        self.channel.check(sched, self.clock.seconds())
-        _, request = self.client()
-        old = self.http.answer(BASE + "1.ts")
-        old.send(stream(20) + b"G")
-        self.at(100)
-        self.channel.check(sched, self.clock.seconds())
+        sched, request, old = self.one_connection_switch(slow_close=True)
         self.assertTrue(old.transport.stopped)
         self.clock.advance(1.0)
         self.channel.check(sched, self.clock.seconds())  # a check meanwhile changes nothing
@@ -168,15 +165,7 @@ class ChannelTests(SynchronousTestCase):
         self.assertFalse(request.finished)
 
     def test_break_before_make_opens_anyway_when_the_old_never_closes(self) -> None:
-        self.channel.stop()
-        self.http.slow_close = True
-        self.make(max_streams=1)
-        sched = schedule(event("one", 0, 100, "1.ts"), event("two", 100, 200, "2.ts"))
-        self.channel.check(sched, self.clock.seconds())
-        self.client()
-        self.http.answer(BASE + "1.ts").send(stream(20) + b"G")
-        self.at(100)
-        self.channel.check(sched, self.clock.seconds())
+        self.one_connection_switch(slow_close=True)
         self.clock.advance(3.9)
         self.assertEqual(self.http.count(BASE + "2.ts"), 0)
         self.clock.advance(0.1)  # connect_timeout (4 s): the old close is taking too long

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -30,6 +29,7 @@ from twisted.web.client import HTTPConnectionPool
 
 from epgd.demo import DemoProviderService, demo_setup
 from epgd.demo.clip import load_clips
+from tests.mediaservers import HLS_TIME, jellyfin, plex, run_for, segment_durations
 
 EVENT_LENGTH = 6.0
 PREBUFFER = 1.0  # what the demo provider sends at once when a connection opens
@@ -53,25 +53,6 @@ def run(*argv: str, timeout: float = 60) -> defer.Deferred[subprocess.CompletedP
     """A tool in a thread: the reactor must keep serving the HTTP it reads."""
     return deferToThread(subprocess.run, list(argv), capture_output=True, text=True,
                          timeout=timeout, check=False)
-
-
-def run_for(argv: list[str], seconds: float) -> tuple[str, float]:
-    """
-    Run a reader of a live stream for ``seconds`` of wall time, then stop it as a user would
-    (SIGINT: ffmpeg finishes its files); its stderr and how long it ran.
-    """
-    started = time.monotonic()
-    process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, text=True)
-    try:
-        time.sleep(seconds)
-        process.send_signal(signal.SIGINT)
-        _, err = process.communicate(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    return err, time.monotonic() - started
 
 
 def free_port() -> int:
@@ -181,14 +162,9 @@ class DemoInteropTests(TestCase):
         folder = Path(self.mktemp())
         folder.mkdir()
         recording, playlist = folder / "rec.ts", folder / "out.m3u8"
-        plex = [ffmpeg, "-hide_banner", "-i", url, "-map", "0", "-c", "copy", "-f", "mpegts",
-                str(recording)]
-        jellyfin = [ffmpeg, "-hide_banner", "-fflags", "+igndts+genpts", "-analyzeduration", "3000000",
-                    "-i", url, "-map", "0:v:0", "-map", "0:a:0", "-c", "copy", "-copyts",
-                    "-avoid_negative_ts", "disabled", "-max_delay", "5000000", "-f", "hls",
-                    "-hls_time", "3", "-hls_list_size", "0", str(playlist)]
         (plex_log, plex_wall), (jelly_log, _) = yield defer.gatherResults(
-            [deferToThread(run_for, plex, seconds), deferToThread(run_for, jellyfin, seconds)])
+            [deferToThread(run_for, plex(ffmpeg, url, recording), seconds),
+             deferToThread(run_for, jellyfin(ffmpeg, url, playlist), seconds)])
         self.assertNotIn("New video stream", plex_log)
         self.assertNotIn("New audio stream", plex_log)
         probe = yield run(ffprobe, "-v", "error", "-show_entries", "stream=codec_type:format=duration",
@@ -208,10 +184,9 @@ class DemoInteropTests(TestCase):
 
         self.assertNotIn("Non-monotonous DTS", jelly_log)
         self.assertNotIn("Non-monotonic DTS", jelly_log)
-        durations = [float(line.split(":")[1].rstrip(","))
-                     for line in playlist.read_text().splitlines() if line.startswith("#EXTINF:")]
+        durations = segment_durations(playlist)
         self.assertGreaterEqual(len(durations), 2, playlist.read_text())
-        self.assertLessEqual(max(durations), 2 * 3 + 1, playlist.read_text())
+        self.assertLessEqual(max(durations), 2 * HLS_TIME + 1, playlist.read_text())
         switches = yield treq.get(self.base + "/streams/status", pool=self.pool)
         status = yield switches.json()
         self.assertGreaterEqual(status.get("demo_sports_1", {}).get("switches", 0), 1, status)

@@ -10,32 +10,21 @@ Each clip is one solid colour, so a decoded pixel shows which source every frame
 from __future__ import annotations
 
 import json
-import shutil
-import signal
 import subprocess
-import time
 from pathlib import Path
 
 from twisted.internet.defer import gatherResults
 from twisted.internet.threads import deferToThread
-from twisted.trial.unittest import SkipTest
 
 from epgd.demo.clip import parse_clip
 from epgd.stream.splice import OUT_PMT, OUT_VIDEO
+from tests.mediaservers import HLS_TIME, jellyfin, plex, run_for, segment_durations, tool
 from tests.streamhelpers import E2ETestCase, event
 from tests.tsverify import read, ring
 
 CLIPS = Path(__file__).parent / "data" / "ts"
 COLOURS = {"red": (255, 0, 0), "green": (0, 128, 0), "blue": (0, 0, 255)}
 EVENT = 6.0  # seconds each event lasts
-HLS_TIME = 3
-
-
-def tool(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        raise SkipTest(f"{name} is not installed: the media-server pipelines need it")
-    return path
 
 
 def looped(name: str, seconds: float) -> tuple[bytes, float]:
@@ -43,22 +32,6 @@ def looped(name: str, seconds: float) -> tuple[bytes, float]:
     clip = parse_clip(f"{name}.ts", name, (CLIPS / f"{name}.ts").read_bytes())
     loops = int(seconds / clip.seconds) + 1
     return b"".join(clip.loop(n) for n in range(loops)), clip.byte_rate
-
-
-def run_for(argv: list[str], seconds: float) -> tuple[str, float]:
-    """A reader of the live stream for ``seconds``, then SIGINT (ffmpeg finishes its files)."""
-    started = time.monotonic()
-    process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, text=True)
-    try:
-        time.sleep(seconds)
-        process.send_signal(signal.SIGINT)
-        _, err = process.communicate(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    return err, time.monotonic() - started
 
 
 def colour_runs(ffmpeg: str, recording: Path, fps: int = 4) -> list[tuple[str, int]]:
@@ -100,15 +73,11 @@ class MediaServerTests(E2ETestCase):
         folder = Path(self.mktemp())
         folder.mkdir()
         recording, playlist = folder / "rec.ts", folder / "out.m3u8"
-        plex = [ffmpeg, "-hide_banner", "-i", url, "-map", "0", "-c", "copy", "-f", "mpegts", str(recording)]
-        jellyfin = [ffmpeg, "-hide_banner", "-fflags", "+igndts+genpts", "-analyzeduration", "3000000",
-                    "-i", url, "-map", "0:v:0", "-map", "0:a:0", "-c", "copy", "-copyts",
-                    "-avoid_negative_ts", "disabled", "-max_delay", "5000000", "-f", "hls",
-                    "-hls_time", str(HLS_TIME), "-hls_list_size", "0", str(playlist)]
         raw = await epgd.open("/stream/test_1.ts", keep=64 * 1024 * 1024)
         seconds = total + 1 - (self.now() - now)
         (plex_log, plex_wall), (jelly_log, _) = await gatherResults(
-            [deferToThread(run_for, plex, seconds), deferToThread(run_for, jellyfin, seconds)])
+            [deferToThread(run_for, plex(ffmpeg, url, recording), seconds),
+             deferToThread(run_for, jellyfin(ffmpeg, url, playlist), seconds)])
 
         # Plex / Emby: one video and one audio stream all the way, as long as the wall clock
         self.assertNotIn("New video stream", plex_log)
@@ -130,8 +99,7 @@ class MediaServerTests(E2ETestCase):
         # Jellyfin: no timestamp steps back, no segment stretched over a switch
         self.assertNotIn("Non-monotonous DTS", jelly_log)
         self.assertNotIn("Non-monotonic DTS", jelly_log)
-        durations = [float(line.split(":")[1].rstrip(","))
-                     for line in playlist.read_text().splitlines() if line.startswith("#EXTINF:")]
+        durations = segment_durations(playlist)
         self.assertGreaterEqual(len(durations), int(total / HLS_TIME) - 2, durations)
         self.assertLessEqual(max(durations), 2 * HLS_TIME + 1, durations)
 
