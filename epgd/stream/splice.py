@@ -57,12 +57,10 @@ from epgd.stream.pes import (
 from epgd.stream.psi import (
     NULL_PID,
     ProgramMap,
-    SectionAssembler,
     Stream,
-    parse_pat,
-    parse_pmt,
     payload_start,
 )
+from epgd.stream.sourcetables import SourceTables
 from epgd.stream.timeline import Timeline
 from epgd.stream.ts import PACKET_SIZE
 
@@ -97,13 +95,7 @@ class Splicer:
         # the current source
         self._finder: EntryFinder | None = EntryFinder()
         self._program: ProgramMap | None = None
-        self._program_number = 0
-        self._tsid = 1
-        self._pmt_pid = -1
-        self._pat_in = SectionAssembler()
-        self._pmt_in = SectionAssembler()
-        self._pmt_raw = b""
-        self._psi_seen: dict[int, bytes] = {}  # PID -> the payload of the last whole table it carried
+        self._tables = SourceTables()
         self._layout = Layout({}, (), NULL_PID, -1, 0)
         self._kinds: dict[int, Stream] = {}  # source PID -> its stream
         self._delta: dict[int, int] = {}  # source PID -> continuity counter shift
@@ -225,11 +217,7 @@ class Splicer:
         """A source starts at its entry point: map it, shift its counters, wait for its clock."""
         program = entry.program
         assert program is not None and program.anchor is not None  # what "rap"/"any" entries hold
-        self._program_number, self._tsid, self._pmt_pid = program.program, entry.tsid, entry.pmt_pid
-        self._pat_in = SectionAssembler()
-        self._pmt_in = SectionAssembler()
-        self._pmt_raw = b""
-        self._psi_seen = {}
+        self._tables = SourceTables(program.program, entry.pmt_pid, entry.tsid)
         self._delta = {}
         self._started = set()
         self._adopt(program)
@@ -246,7 +234,7 @@ class Splicer:
 
     def _adopt(self, program: ProgramMap) -> None:
         """Map a source program onto the output's layout (our PMT follows it)."""
-        self._layout = self._out.adopt(program, self._tsid)
+        self._layout = self._out.adopt(program, self._tables.tsid)
         if self._layout.dropped:
             self._note("the PMT lists more streams than the output layout holds; extra ones dropped")
         self._program = program
@@ -272,7 +260,7 @@ class Splicer:
                 plain[src] = code
                 self._plain.append((code, CC_TABLES[self._delta[src]], out))
         self._plain_srcs = set(plain)
-        self._table = pid_table(self._layout.mapping, self._pmt_pid, video if ready else -1, plain)
+        self._table = pid_table(self._layout.mapping, self._tables.pmt_pid, video if ready else -1, plain)
 
     @property
     def _bulk(self) -> int:
@@ -568,62 +556,23 @@ class Splicer:
         """
         self._note("the source's clock jumped: re-entered it at its next key frame")
         self._resync_rest = rest
-        self._finder = EntryFinder(program=self._program, pmt_pid=self._pmt_pid, tsid=self._tsid)
-
-    def _repeat(self, data: bytes, p: int) -> bool:
-        """
-        True for a packet that repeats the last whole table its PID carried, byte for byte:
-        providers send the same PAT and PMT several times a second, and they need no reading.
-        """
-        start = payload_start(data, p)
-        if start < 0 or not data[p + 1] & 0x40 or data[p + 1] & 0x80 or data[p + start]:
-            return False  # no payload, not a table's start, damaged, or a pointer_field
-        if start + 4 + (((data[p + start + 2] & 0x0F) << 8) | data[p + start + 3]) > PACKET_SIZE:
-            return False  # a table that goes on in the next packet
-        pid = ((data[p + 1] & 0x1F) << 8) | data[p + 2]
-        payload = data[p + start:p + PACKET_SIZE]
-        if self._psi_seen.get(pid) == payload:
-            return True
-        self._psi_seen[pid] = payload
-        return False
+        tables = self._tables
+        self._finder = EntryFinder(program=self._program, pmt_pid=tables.pmt_pid, tsid=tables.tsid)
 
     def _pat_packet(self, data: bytes, p: int) -> object:
-        if self._repeat(data, p):
-            return _PSI
-        for section in self._pat_in.feed(data, p):
-            _, programs = parse_pat(section)
-            if not programs:
-                continue
-            number, pmt_pid = next((x for x in programs if x[0] == self._program_number), programs[0])
-            self._program_number = number
-            if pmt_pid != self._pmt_pid:
-                self._pmt_pid = pmt_pid
-                self._pmt_in = SectionAssembler()
-                self._pmt_raw = b""
-                self._build_table()
+        if self._tables.pat(data, p):
+            self._build_table()  # the PMT moved
         return _PSI
 
     def _pmt_packet(self, data: bytes, p: int) -> object:
-        if self._repeat(data, p):
+        program = self._tables.pmt(data, p, self._program)
+        for note in self._tables.notes:
+            self._note(note)
+        self._tables.notes.clear()
+        if program is None:
             return _GONE
-        changed = False
-        for section in self._pmt_in.feed(data, p):
-            if section == self._pmt_raw:
-                continue
-            self._pmt_raw = section
-            try:
-                program = parse_pmt(section)
-            except ValueError as e:
-                self._note(f"a PMT that does not parse ({e}): kept the last one")
-                continue
-            if program.program != self._program_number or program == self._program:
-                continue
-            if program.anchor is None:
-                self._note("a PMT with no audio or video: kept the last one")
-                continue
-            self._adopt(program)  # a PMT that changed mid-source
-            changed = True
-        return _PSI if changed else _GONE
+        self._adopt(program)  # a PMT that changed mid-source
+        return _PSI
 
     def _note(self, text: str) -> None:
         if text not in self._noted:
