@@ -19,6 +19,7 @@ from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
 from zope.interface import implementer
 
+from epgd.stream.bodywriter import BodyWriter
 from epgd.stream.fanout import Fanout
 
 #: small writes are held at most this long before they go out anyway (see the channel)
@@ -54,6 +55,7 @@ class Client:
     ) -> None:
         # IRequest does not declare the IConsumer half (registerProducer) Request has.
         self.request: Any = request
+        self._writer = BodyWriter(request)
         self.channel_id = channel_id
         self.peer = describe_peer(request)
         self.fanout: Fanout | None = None
@@ -89,7 +91,7 @@ class Client:
             self._pending_bytes += len(initial)
         self._flush()
         if not self.bytes_sent and not self.detached:
-            self.request.write(b"")  # headers now: players see 200 at once
+            self._writer.write(b"")  # headers now: players see 200 at once
 
     def end(self, reason: str = "stream stopped") -> None:
         """The stream is over for this client: send what is queued and finish the response."""
@@ -163,7 +165,7 @@ class Client:
             return
         if not self.paused:
             self.bytes_sent += len(data)
-            self.request.write(data)  # may call pauseProducing back
+            self._writer.write(data)  # may call pauseProducing back
             return
         self._pending.append(data)
         self._pending_bytes += len(data)
@@ -179,7 +181,7 @@ class Client:
         self._pending = []
         self._pending_bytes = 0
         self.bytes_sent += len(data)
-        self.request.write(data)  # may call pauseProducing back
+        self._writer.write(data)  # may call pauseProducing back
 
     def _drop(self) -> None:
         self.log.warn(
