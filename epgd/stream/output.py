@@ -20,6 +20,10 @@ JOIN_MAX_BYTES = 8 << 20
 KEEPALIVE_EVERY = 0.5
 KEEPALIVE = null_packets(4)
 RATE_WINDOW = 5.0
+#: each flush costs one write per client, so with more clients a channel writes more at once
+#: (``chunk_size`` times the client count, up to this many times): fewer, larger writes for
+#: the same bytes, never held longer than FLUSH_AFTER
+COALESCE_CLIENTS = 64
 
 
 class Output:
@@ -65,7 +69,10 @@ class Output:
         self.bytes_in += len(data)
         self._out.append(data)
         self._out_bytes += len(data)
-        if self._out_bytes >= self._chunk_size:
+        clients = len(self.clients)
+        if self._out_bytes >= self._chunk_size * (
+            1 if clients <= 1 else clients if clients < COALESCE_CLIENTS else COALESCE_CLIENTS
+        ):
             self.flush()
         elif self._out_timer is None:
             self._out_timer = self._clock.callLater(FLUSH_AFTER, self.flush)
