@@ -115,11 +115,17 @@ def playlist_of(url: str) -> str:
 # -- readers ------------------------------------------------------------------------------
 
 class Reader:
-    """One raw HTTP/1.0 stream reader; counts body bytes, optionally keeps (time, chunk)."""
+    """
+    One raw stream reader; counts body bytes, optionally keeps (time, chunk). HTTP/1.1 (what
+    players send) gets a chunked answer from epgd and nginx alike, counted with its framing
+    (under 0.1% of an 8 KB chunk); ``keep`` readers speak HTTP/1.0 so what they keep is TS.
+    """
 
-    def __init__(self, host: str, port: int, path: str, keep: bool = False) -> None:
+    def __init__(self, host: str, port: int, path: str, keep: bool = False,
+                 http: str = "1.1") -> None:
         self.sock = socket.create_connection((host, port), timeout=5)
-        self.sock.sendall(f"GET {path} HTTP/1.0\r\nHost: bench\r\n\r\n".encode())
+        version = "1.0" if keep else http
+        self.sock.sendall(f"GET {path} HTTP/{version}\r\nHost: bench\r\n\r\n".encode())
         self.sock.setblocking(False)
         self.sent_at = time.monotonic()
         self.head = b""
@@ -155,8 +161,9 @@ class Readers:
         self.readers: list[Reader] = []
         self._buffer = bytearray(1 << 18)
 
-    def open(self, host: str, port: int, path: str, keep: bool = False) -> Reader:
-        reader = Reader(host, port, path, keep)
+    def open(self, host: str, port: int, path: str, keep: bool = False,
+             http: str = "1.1") -> Reader:
+        reader = Reader(host, port, path, keep, http)
         self.readers.append(reader)
         self.selector.register(reader.sock, selectors.EVENT_READ, reader)
         return reader
@@ -210,9 +217,9 @@ def serve(spec: dict[str, Any]) -> None:
 
     from twisted.internet import reactor
     from twisted.logger import globalLogBeginner, textFileLogObserver
-    from twisted.web.server import Site
 
     from epgd.config import Config, LineupConfig, ProviderConfig, ServerConfig, StreamConfig
+    from epgd.httpguard import EpgdSite
     from epgd.redact import Redactor
     from epgd.schedule.model import Channel, Event, Schedule, Source
     from epgd.stream.manager import StreamManager
@@ -240,7 +247,7 @@ def serve(spec: dict[str, Any]) -> None:
     manager = StreamManager(config, reactor, lambda: schedule,
                             Redactor.for_urls([spec["playlist"]]))
     api = EpgdApi(config, FakeCatalog(), manager, reactor)
-    site = Site(api.app.resource())
+    site = EpgdSite(api.app.resource(), Redactor.for_urls([spec["playlist"]]))
     site.log = lambda request: None  # type: ignore[method-assign]  # no access log per client
     manager.startService()
     port = reactor.listenTCP(0, site, interface="127.0.0.1", backlog=1024)

@@ -1,62 +1,138 @@
 """
-Fan-out benchmark (not run by CI): K clients on one channel fed by one 8 Mbit/s provider stream.
+Fan-out benchmark (not run by CI): K viewers of one 8 Mbit/s provider stream, through nginx
+and through epgd (both output modes), side by side in one run.
 
-For each K it starts a fresh epgd process, connects K raw readers (in this process), lets them
-settle, then measures for a few seconds: how many clients kept >= 95% of real time, epgd's CPU
-(% of one core) and RSS, and epgd's connections to the provider (must be 1). One line:
+For each K and each server it starts a fresh server process, connects K raw HTTP/1.1 readers
+(in this process), lets them settle, then measures a window (15 s, read in 5 s steps): how
+many viewers kept >= 95% of real time over the whole window and in every 5 s step, the
+slowest and median viewer, the server's CPU (% of one core, user + system, nginx's master and
+worker together), RSS and its connections to the provider. The provider's and the readers' own
+CPU are printed too: all of it shares the machine's cores. One markdown table:
 
-    python bench/fanout.py [--clients 10,100,200,500] [--seconds 8] [--rate 1000000]
+    python bench/fanout.py [--clients 200,500,1000] [--seconds 15] [--step 5]
+                           [--servers nginx,continuous,passthrough] [--rate 1000000]
 
-Aim (issue 4): 200 clients keep up with epgd under 50% of one core.
+nginx (``apt-get install nginx-light``) runs with ``proxy_buffering off`` and one worker,
+configured from a temp dir of its own (see ``_nginx.py``); it opens one provider connection
+per viewer, epgd one per stream.
+
+Aim (issue 13): at K = 500 and 1000 every viewer >= 95% over one provider connection with
+epgd's CPU below nginx's; at K = 200, every viewer >= 95% in every 5 s step.
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
+import subprocess
 import time
+from typing import Any
 
 import _common as c
+import psutil
+from _nginx import Nginx
 
 
-def measure(url_a: str, k: int, rate: float, seconds: float) -> str:
+def start(server: str, url_a: str) -> tuple[Any, int, str]:
+    """A fresh server; returns it, its port and the path viewers GET."""
+    if server == "nginx":
+        proxy = Nginx(c.port_of(url_a))
+        return proxy, proxy.port, "/" + url_a.split("/", 3)[3]
     now = time.time()
-    server, port = c.epgd(c.playlist_of(url_a),
-                          {"bench_1": [c.event("Game", now - 60, now + 3600, url_a)]})
+    child, port = c.epgd(c.playlist_of(url_a),
+                         {"bench_1": [c.event("Game", now - 60, now + 3600, url_a)]},
+                         output=server)
+    return child, port, "/stream/bench_1.ts"
+
+
+def measure(server: str, source: c.Child, url_a: str, k: int, rate: float, seconds: float,
+            step: float, profile: str = "") -> dict[str, Any]:
+    proc, port, path = start(server, url_a)
+    me = psutil.Process()
     readers = c.Readers()
     try:
         for _ in range(k):
-            readers.open("127.0.0.1", port, "/stream/bench_1.ts")
-        readers.run(2.0)  # settle: everyone joined, buffers filled
-        before = [r.body for r in readers.readers]
-        cpu, wall = server.cpu_seconds(), time.monotonic()
-        readers.run(seconds)
+            readers.open("127.0.0.1", port, path)
+        readers.run(2.0 + k / 500)  # settle: everyone joined, buffers filled
+        marks = [[r.body for r in readers.readers]]
+        spy = None
+        if profile and server != "nginx":
+            out = f"{profile}-{server}-{k}.txt"
+            spy = subprocess.Popen(["py-spy", "record", "--format", "raw", "-r", "200",
+                                    "-d", str(int(seconds)), "-o", out, "-p", str(proc.ps.pid)],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        cpu, src_cpu, own = proc.cpu_seconds(), source.cpu_seconds(), me.cpu_times()
+        wall = time.monotonic()
+        steps = max(1, round(seconds / step))
+        for _ in range(steps):
+            readers.run(seconds / steps)
+            marks.append([r.body for r in readers.readers])
         wall = time.monotonic() - wall
-        cpu = (server.cpu_seconds() - cpu) / wall * 100
-        rates = [(r.body - b) / wall for r, b in zip(readers.readers, before, strict=True)]
-        kept = sum(1 for x in rates if x >= 0.95 * rate)
-        upstream = server.connections_to(c.port_of(url_a))
-        bad = sum(1 for r in readers.readers if r.status != 200)
-        return (f"K={k}: {kept}/{k} kept up (slowest {min(rates) / rate:.0%}), "
-                f"epgd cpu {cpu:.0f}% rss {server.rss_mb():.0f}MB, provider conns {upstream}"
-                + (f", {bad} not 200" if bad else ""))
+        after = me.cpu_times()
+        if spy is not None:
+            spy.wait(30)
+        per_step = wall / steps
+        whole = [(b - a) / wall / rate for a, b in zip(marks[0], marks[-1], strict=True)]
+        worst = [min((marks[i + 1][j] - marks[i][j]) / per_step / rate for i in range(steps))
+                 for j in range(k)]
+        return {
+            "server": server, "k": k,
+            "kept": sum(1 for x in whole if x >= 0.95) / k,
+            "slowest": min(whole), "median": statistics.median(whole),
+            "kept_steps": sum(1 for x in worst if x >= 0.95) / k, "slowest_step": min(worst),
+            "cpu": (proc.cpu_seconds() - cpu) / wall * 100,
+            "source_cpu": (source.cpu_seconds() - src_cpu) / wall * 100,
+            "readers_cpu": (after.user + after.system - own.user - own.system) / wall * 100,
+            "rss": proc.rss_mb(), "conns": proc.connections_to(c.port_of(url_a)),
+            "bad": sum(1 for r in readers.readers if r.status != 200),
+        }
     finally:
         readers.close()
-        server.stop()
+        proc.stop()
+
+
+def table(rows: list[dict[str, Any]], step: float, seconds: float) -> str:
+    lines = [
+        f"| K | server | kept >= 95% ({seconds:g} s) | slowest | median "
+        f"| kept >= 95% (every {step:g} s) | slowest {step:g} s | CPU | RSS MB "
+        "| provider conns | provider CPU | readers CPU |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        name = "nginx" if r["server"] == "nginx" else f"epgd {r['server']}"
+        bad = f" ({r['bad']} not 200)" if r["bad"] else ""
+        lines.append(
+            f"| {r['k']} | {name}{bad} | {r['kept']:.0%} | {r['slowest']:.2f} | {r['median']:.2f} "
+            f"| {r['kept_steps']:.0%} | {r['slowest_step']:.2f} | {r['cpu']:.0f}% "
+            f"| {r['rss']:.0f} | {r['conns']} | {r['source_cpu']:.0f}% | {r['readers_cpu']:.0f}% |"
+        )
+    return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--clients", default="10,100,200,500")
-    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--clients", default="200,500,1000")
+    parser.add_argument("--seconds", type=float, default=15.0)
+    parser.add_argument("--step", type=float, default=5.0, help="the shorter window (s)")
+    parser.add_argument("--servers", default="nginx,continuous,passthrough")
     parser.add_argument("--rate", type=float, default=1_000_000.0, help="bytes/s (8 Mbit/s)")
+    parser.add_argument("--profile", default="", metavar="PREFIX",
+                        help="py-spy (pip install py-spy) epgd during each window: PREFIX-MODE-K.txt, "
+                             "collapsed stacks (its sampling costs some CPU)")
     args = parser.parse_args()
     source, url_a, _ = c.provider(args.rate)
+    rows = []
     try:
-        figures = [measure(url_a, int(k), args.rate, args.seconds)
-                   for k in args.clients.split(",")]
+        for k in args.clients.split(","):
+            for server in args.servers.split(","):
+                rows.append(measure(server, source, url_a, int(k), args.rate, args.seconds,
+                                    args.step, args.profile))
+                print(table(rows[-1:], args.step, args.seconds).splitlines()[-1], flush=True)
     finally:
         source.stop()
-    print(f"fanout {args.rate * 8 / 1e6:g} Mbit/s: " + " | ".join(figures))
+    load = " ".join(f"{x:.2f}" for x in psutil.getloadavg())
+    print(f"\nfanout {args.rate * 8 / 1e6:g} Mbit/s, load average at the end {load}:\n")
+    print(table(rows, args.step, args.seconds))
 
 
 if __name__ == "__main__":

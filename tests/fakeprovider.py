@@ -239,9 +239,10 @@ class FakeProvider:
         """Change ``name``'s behaviour for the connections opened from now on."""
         self.behaviours[name] = evolve(self.behaviours[name], **how)
 
-    def start(self) -> int:
+    def start(self, backlog: int = 50) -> int:
         reactor: IReactorTCP = self.reactor
-        self.port = reactor.listenTCP(0, _QuietSite(_Streams(self)), interface="127.0.0.1")
+        self.port = reactor.listenTCP(0, _QuietSite(_Streams(self)), backlog=backlog,
+                                      interface="127.0.0.1")
         return self.port.getHost().port
 
     @property
@@ -328,7 +329,7 @@ def main(argv: list[str]) -> None:
         if arg.startswith("clip="):
             files["a"] = Path(arg[5:]).read_bytes()
     provider = FakeProvider(reactor)
-    provider.start()
+    provider.start(backlog=1024)  # a benchmark's nginx opens one connection per viewer at once
     for clip, raw in files.items():
         provider.stream(clip, seamless(raw) if "seamless" in argv[2:] else raw, rate=rate,
                         first_byte_delay=delay)
