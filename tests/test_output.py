@@ -89,3 +89,45 @@ class OutputTests(SynchronousTestCase):
         self.clock.advance(0.5)
         self.output.tick()
         self.assertIn(0x1FFF, pids(request.body))  # waiting again: keepalive resumes
+
+
+class CoalescingTests(SynchronousTestCase):
+    """Each flush costs one write per viewer: more viewers, fewer and larger writes."""
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.output = Output(self.clock, chunk_size=1880, producer=FakeTransport())
+        self.output.deliver(stream(1), entry=0)
+        self.output.flush()  # joiners start at once
+
+    def viewers(self, n: int) -> list[FakeRequest]:
+        requests = [FakeRequest() for _ in range(n)]
+        for request in requests:
+            self.output.add(Client(request, self.clock, buffer_limit=1 << 24))
+        return requests
+
+    def test_one_viewer_gets_chunk_size_writes(self) -> None:
+        (request,) = self.viewers(1)
+        before = len(request.written)
+        self.output.deliver(stream(10))  # 1880 bytes: chunk_size
+        self.assertEqual(len(request.written), before + 1)
+
+    def test_many_viewers_get_larger_writes_and_no_later_than_100_ms(self) -> None:
+        requests = self.viewers(10)
+        before = [len(r.written) for r in requests]
+        for _ in range(9):
+            self.output.deliver(stream(10))
+        self.assertEqual([len(r.written) for r in requests], before, "held: 9 x chunk_size")
+        self.output.deliver(stream(10))  # 10 viewers: 10 x chunk_size
+        self.assertEqual([len(r.written) - b for r, b in zip(requests, before, strict=True)],
+                         [1] * 10)
+        self.output.deliver(stream(1))
+        self.clock.advance(output.FLUSH_AFTER)
+        self.assertTrue(all(r.body.endswith(stream(1)) for r in requests))
+
+    def test_the_multiple_is_bounded(self) -> None:
+        requests = self.viewers(output.COALESCE_CLIENTS + 36)
+        before = len(requests[0].written)
+        for _ in range(output.COALESCE_CLIENTS):
+            self.output.deliver(stream(10))
+        self.assertEqual(len(requests[0].written), before + 1)
