@@ -189,16 +189,29 @@ class Client:
             "(client_buffer {limit})",
             channel=self.channel_id, peer=self.peer, queued=self._pending_bytes, limit=self._limit,
         )
+        self._cut_off("too_slow", "too slow: fell more than client_buffer bytes behind")
+
+    def fail(self) -> None:
+        """Writing to this viewer raised (logged by the caller): cut off this one only."""
+        self._cut_off("error", "internal error while writing to it")
+
+    def _cut_off(self, word: str, reason: str) -> None:
+        if self.detached:
+            return
         connection = getattr(self.request, "channel", None)
         transport = getattr(connection, "transport", None)
-        self.dropped = "too_slow"
-        self.detach("too slow: fell more than client_buffer bytes behind")
+        self.dropped = word
+        self.detach(reason)
         # Abort, not loseConnection: that would wait, holding the unread buffers, for a
         # client that does not read to take them.
-        if transport is not None and hasattr(transport, "abortConnection"):
-            transport.abortConnection()
-        elif connection is not None and hasattr(connection, "loseConnection"):
-            connection.loseConnection()
+        try:
+            if transport is not None and hasattr(transport, "abortConnection"):
+                transport.abortConnection()
+            elif connection is not None and hasattr(connection, "loseConnection"):
+                connection.loseConnection()
+        except Exception:  # a connection already in pieces: it is going anyway
+            self.log.failure("[PROXY] {channel}: closing {peer} failed", channel=self.channel_id,
+                             peer=self.peer)
 
     def __repr__(self) -> str:
         return f"<Client {self.peer} on {self.channel_id}>"

@@ -6,13 +6,21 @@ The producer is paused only when *every* consumer is paused and resumed as soon 
 resumes: a shared provider connection is never slowed for one slow viewer. Bounding each
 consumer's queue (and cutting it off past the bound) is the consumer's job, since only it knows
 what it has not yet passed on; the fanout just stops writing to consumers it has lost.
+
+One consumer's failure stays its own: a write that raises drops that consumer (logged once,
+through the process's masking log observer) and the rest are written as if nothing happened.
+Unguarded, the exception would unwind into whatever called ``write`` (Twisted's HTTP client,
+for a provider's body) and take the shared connection down for everyone.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 from twisted.internet.interfaces import IPushProducer
+from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 
 class Consumer(Protocol):
@@ -22,14 +30,25 @@ class Consumer(Protocol):
 
 
 class Fanout:
-    """Writes each chunk to every consumer; pauses its producer when all of them are paused."""
+    """
+    Writes each chunk to every consumer; pauses its producer when all of them are paused.
+    ``on_error(consumer, failure)`` is told of a consumer dropped for a failed write, after it
+    is removed, so its owner can release it (close a viewer's connection, fail a source over).
+    """
 
-    def __init__(self, producer: IPushProducer | None = None) -> None:
+    log = Logger()
+
+    def __init__(
+        self,
+        producer: IPushProducer | None = None,
+        on_error: Callable[[Consumer, Failure], None] | None = None,
+    ) -> None:
         self._consumers: dict[Consumer, bool] = {}  # consumer -> paused
         self._snapshot: tuple[Consumer, ...] = ()
         self._paused_count = 0
         self._producer: IPushProducer | None = producer
         self._producer_paused = False
+        self._on_error = on_error
 
     # -- consumers -------------------------------------------------------------------
 
@@ -103,6 +122,24 @@ class Fanout:
 
     def write(self, data: bytes) -> None:
         """Give ``data`` to every consumer (a consumer may drop itself while being written)."""
+        consumers = self._consumers
         for consumer in self._snapshot:
-            if consumer in self._consumers:
-                consumer.write(data)
+            if consumer in consumers:
+                try:
+                    consumer.write(data)
+                except Exception:
+                    self.failed(consumer, Failure())
+
+    def failed(self, consumer: Consumer, failure: Failure) -> None:
+        """Drop ``consumer``, whose write raised ``failure``; never raises itself."""
+        if consumer not in self._consumers:
+            return  # already dropped: logged once
+        self.log.failure("[PROXY] dropping {consumer!r}: writing to it failed", failure,
+                         consumer=consumer)
+        self.remove(consumer)
+        if self._on_error is not None:
+            try:
+                self._on_error(consumer, failure)
+            except Exception:
+                self.log.failure("[PROXY] releasing {consumer!r} after its failed write failed",
+                                 consumer=consumer)

@@ -8,8 +8,11 @@ shows (bytes, bitrate, idle time).
 from __future__ import annotations
 
 from collections import deque
+from typing import Any
 
 from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTime
+from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from epgd.stream.client import FLUSH_AFTER, Client
 from epgd.stream.fanout import Fanout
@@ -29,8 +32,10 @@ COALESCE_CLIENTS = 64
 class Output:
     """The client side of one channel stream."""
 
+    log = Logger()
+
     def __init__(self, clock: IReactorTime, chunk_size: int, producer: IPushProducer) -> None:
-        self.clients = Fanout(producer)
+        self.clients = Fanout(producer, on_error=self._write_failed)
         self._clock = clock
         self._chunk_size = chunk_size
         self._out: list[bytes] = []
@@ -128,11 +133,13 @@ class Output:
         initial = b"".join(self._join)
         if not initial:
             self._waiting.append(client)
-            client.start(b"")
-            return
-        self.clients.add(client, paused=client.paused)
-        client.start(initial)
-        if not client.detached:
+        else:
+            self.clients.add(client, paused=client.paused)
+        try:
+            client.start(initial)
+        except Exception:
+            self._failed(client, Failure())
+        if initial and not client.detached:
             self._flowed = True
 
     def _start_waiting(self, data: bytes) -> None:
@@ -141,8 +148,25 @@ class Output:
             if client.detached:
                 continue
             self.clients.add(client, paused=client.paused)
-            client.write(data)
+            try:
+                client.write(data)
+            except Exception:
+                self.clients.failed(client, Failure())
         self._flowed = True
+
+    def _failed(self, client: Client, failure: Failure) -> None:
+        """A write to ``client`` raised: drop it alone, whether it flows or waits."""
+        if client in self.clients:
+            self.clients.failed(client, failure)
+            return
+        if client in self._waiting:
+            self._waiting.remove(client)
+        self.log.failure("[PROXY] dropping {client!r}: writing to it failed", failure,
+                         client=client)
+        client.fail()
+
+    def _write_failed(self, consumer: Any, failure: Failure) -> None:
+        consumer.fail()  # the fanout's consumers are this output's clients
 
     def remove(self, client: Client) -> None:
         self.clients.remove(client)
@@ -157,7 +181,10 @@ class Output:
         for client in clients:
             if dropped:
                 client.dropped = dropped
-            client.end(reason)
+            try:
+                client.end(reason)
+            except Exception:
+                self._failed(client, Failure())
 
     # -- timing ----------------------------------------------------------------------
 
@@ -179,7 +206,10 @@ class Output:
             # joiners waiting for an entry point, however long the source's key frames are apart
             self._last_waiting_keepalive = now
             for client in list(self._waiting):
-                client.write(KEEPALIVE)
+                try:
+                    client.write(KEEPALIVE)
+                except Exception:
+                    self._failed(client, Failure())
         self._rate.append((now, self.bytes_in))
         while len(self._rate) > 2 and now - self._rate[1][0] >= RATE_WINDOW:
             self._rate.popleft()
