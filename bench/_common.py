@@ -93,6 +93,31 @@ def urls_of(child: Child) -> list[str]:
     return list(child.first_line)
 
 
+def broadcast_clip(seconds: int = 30) -> str:
+    """
+    A clip shaped like a provider's sports channel (720p25 H.264 at ~7.6 Mbit/s, a key frame
+    every 2 s, stereo AAC 128k: ~8 Mbit/s in all), made once with ffmpeg and kept in the temp
+    dir. The test clips (tests/data/ts, 274 kbit/s, 5 s) are tiny: served at 8 Mbit/s they
+    play 29x too fast, loop (a clock jump) every 0.17 s and are one sixth audio packets.
+    """
+    path = os.path.join(tempfile.gettempdir(), f"epgd-bench-broadcast-{seconds}s.ts")
+    if os.path.exists(path):
+        return path
+    part = path + ".part"
+    subprocess.run(
+        ["ffmpeg", "-hide_banner", "-loglevel", "error", "-y",
+         "-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=25,noise=alls=30:allf=t",
+         "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", str(seconds),
+         "-map", "0:v", "-map", "1:a", "-c:v", "libx264", "-preset", "ultrafast",
+         "-pix_fmt", "yuv420p", "-b:v", "7600k", "-maxrate", "7600k", "-bufsize", "4M",
+         "-g", "50", "-keyint_min", "50", "-sc_threshold", "0",
+         "-c:a", "aac", "-b:a", "128k", "-ac", "2",
+         "-mpegts_flags", "+resend_headers", "-pat_period", "0.1", "-f", "mpegts", part],
+        check=True)
+    os.replace(part, path)
+    return path
+
+
 def epgd(playlist_url: str, channels: dict[str, list[dict[str, Any]]],
          **stream: Any) -> tuple[Child, int]:
     """epgd serving ``channels`` ({id: [{title, start, stop, urls}]}); returns it and its port."""

@@ -138,3 +138,32 @@ class SniffTests(SynchronousTestCase):
 
     def test_garbage(self) -> None:
         self.assertEqual(ts.sniff(b"\x00" * 800), "800 bytes that are not MPEG-TS")
+
+
+def _naive_pats(data: bytes) -> list[int]:
+    return [p for p in range(0, len(data) - 2, 188)
+            if data[p] == 0x47 and data[p + 1] in (0x40, 0x60) and data[p + 2] == 0]
+
+
+class PatSearchProperties(SynchronousTestCase):
+    @settings(max_examples=300, deadline=None)
+    @given(st.lists(st.sampled_from([b"pat", b"pat-pri", b"pat-tei", b"video", b"pmt", b"fake"]),
+                    max_size=40),
+           st.integers(0, 200), st.integers(0, 40 * 188))
+    def test_find_and_rfind_agree_with_a_packet_by_packet_reading(
+        self, kinds: list[bytes], tail: int, start: int
+    ) -> None:
+        made = {
+            b"pat": pat(),
+            b"pat-pri": bytes([0x47, 0x60]) + pat()[2:],
+            b"pat-tei": bytes([0x47, 0xC0]) + pat()[2:],
+            b"video": packet(0x100, start=True),  # PID 0x100: byte 2 is 0 too
+            b"pmt": packet(0x1000, start=True),
+            b"fake": packet(0x101)[:100] + b"\x47\x40\x00" + packet(0x101)[103:],
+        }
+        data = b"".join(made[k] for k in kinds)
+        data += pat()[: tail % 188]  # a cut-off last packet (3 bytes or more are judged)
+        found = _naive_pats(data)
+        self.assertEqual(ts.rfind_pat(data), found[-1] if found else -1)
+        after = [p for p in found if p >= start]
+        self.assertEqual(ts.find_pat(data, start), after[0] if after else -1)

@@ -17,8 +17,11 @@ SNIFF_BYTES = PACKET_SIZE * (CONFIRM + 1)
 _SYNC = bytes([SYNC_BYTE])
 #: one null packet (PID 0x1FFF, payload only, stuffing): decoders drop it, sockets stay warm
 NULL_PACKET = bytes([SYNC_BYTE, 0x1F, 0xFF, 0x10]) + b"\xff" * (PACKET_SIZE - 4)
-#: packet headers that start a PAT: PID 0 with payload_unit_start (with/without priority bit)
-_PAT_HEADERS = (b"\x47\x40\x00", b"\x47\x60\x00")
+#: a PAT's packet header: sync byte, then PID 0 with payload_unit_start (with or without the
+#: priority bit, never transport_error): byte -> 1 where it may be that byte of one
+_SYNC_MARK = bytes(int(b == SYNC_BYTE) for b in range(256))
+_PAT_B1_MARK = bytes(int(b in (0x40, 0x60)) for b in range(256))
+_ZERO_MARK = bytes(int(b == 0) for b in range(256))
 
 
 def null_packets(count: int) -> bytes:
@@ -148,27 +151,33 @@ def packet_offsets(data: bytes) -> list[int]:
     return list(range(0, len(data) - len(data) % PACKET_SIZE, PACKET_SIZE))
 
 
+def _pat_marks(data: bytes) -> bytes:
+    """
+    One byte per packet start of ``data`` (with at least 3 bytes): 1 where a PAT starts.
+    A C-level pass over the packets' first three bytes: a byte search for the header would
+    also stop at each look-alike inside payloads and, searching backwards, costs more than
+    the whole pass-through path.
+    """
+    b2 = data[2::PACKET_SIZE]
+    n = len(b2)
+    if not n:
+        return b""
+    marks = (int.from_bytes(data[0::PACKET_SIZE][:n].translate(_SYNC_MARK), "big")
+             & int.from_bytes(data[1::PACKET_SIZE][:n].translate(_PAT_B1_MARK), "big")
+             & int.from_bytes(b2.translate(_ZERO_MARK), "big"))
+    return marks.to_bytes(n, "big")
+
+
 def find_pat(data: bytes, start: int = 0) -> int:
     """Offset of the first packet at or after ``start`` that starts a PAT, or -1; ``data`` aligned."""
-    best = -1
-    for header in _PAT_HEADERS:
-        position = data.find(header, start)
-        while position != -1 and position % PACKET_SIZE:
-            position = data.find(header, position + 1)
-        if position != -1 and (best == -1 or position < best):
-            best = position
-    return best
+    index = _pat_marks(data).find(1, -(-max(start, 0) // PACKET_SIZE))
+    return index * PACKET_SIZE if index >= 0 else -1
 
 
 def rfind_pat(data: bytes) -> int:
     """Offset of the last packet that starts a PAT, or -1; ``data`` aligned."""
-    best = -1
-    for header in _PAT_HEADERS:
-        position = data.rfind(header)
-        while position != -1 and position % PACKET_SIZE:
-            position = data.rfind(header, 0, position)
-        best = max(best, position)
-    return best
+    index = _pat_marks(data).rfind(1)
+    return index * PACKET_SIZE if index >= 0 else -1
 
 
 def is_pat(packet: bytes) -> bool:
