@@ -119,8 +119,10 @@ def main() -> None:
     parser.add_argument("--profile", default="", metavar="PREFIX",
                         help="py-spy (pip install py-spy) epgd during each window: PREFIX-MODE-K.txt, "
                              "collapsed stacks (its sampling costs some CPU)")
+    parser.add_argument("--test-clip", action="store_true",
+                        help="serve tests/data/ts/a.ts, not the broadcast-like clip")
     args = parser.parse_args()
-    source, url_a, _ = c.provider(args.rate)
+    source, url_a, _ = c.provider(args.rate, clip=None if args.test_clip else c.broadcast_clip())
     rows = []
     try:
         for k in args.clients.split(","):

@@ -131,3 +131,11 @@ class CoalescingTests(SynchronousTestCase):
         for _ in range(output.COALESCE_CLIENTS):
             self.output.deliver(stream(10))
         self.assertEqual(len(requests[0].written), before + 1)
+
+    def test_a_burst_of_joiners_shares_one_copy_of_the_recent_packets(self) -> None:
+        for fill in range(5):
+            self.output.deliver(stream(10, fill=fill))
+        self.output.flush()
+        first, second = self.viewers(2)
+        self.assertEqual(first.written[0], stream(1) + b"".join(stream(10, fill=f) for f in range(5)))
+        self.assertIs(second.written[0], first.written[0])

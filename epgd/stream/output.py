@@ -130,7 +130,9 @@ class Output:
         none at hand it gets its headers now and its first bytes at the next entry point.
         """
         client.fanout = self.clients
-        initial = b"".join(self._join)
+        if len(self._join) > 1:
+            self._join = [b"".join(self._join)]  # joined once for a burst of joiners to share
+        initial = self._join[0] if self._join else b""
         if not initial:
             self._waiting.append(client)
         else:
