@@ -74,7 +74,7 @@ class _Sender:
         self.done = False
         self.finished: Deferred[None] = Deferred()
         self._pos = 0
-        self._loop = how.clip * max(2, -(-2 * BURST // max(1, len(how.clip))))
+        self._loop = provider.looped(how.clip)
         self._base_time = 0.0
         self._base_sent = 0
         self._delay: IDelayedCall | None = None
@@ -212,9 +212,18 @@ class FakeProvider:
         self.peak_total = 0
         self.headers: list[dict[bytes, bytes]] = []  # request headers, in arrival order
         self.senders: set[_Sender] = set()
+        self._loops: dict[int, tuple[bytes, bytes]] = {}
         self.port: IListeningPort | None = None
 
     # -- setup -----------------------------------------------------------------------
+
+    def looped(self, clip: bytes) -> bytes:
+        """``clip`` repeated so any BURST-sized slice is contiguous; one copy per clip."""
+        cached = self._loops.get(id(clip))
+        if cached is None or cached[0] is not clip:
+            cached = (clip, clip * max(2, -(-2 * BURST // max(1, len(clip)))))
+            self._loops[id(clip)] = cached
+        return cached[1]
 
     def stream(self, name: str, clip: str | bytes = "a", **how: Any) -> str:
         """Serve ``name`` from a clip with the given `Behaviour` fields; returns its URL."""
