@@ -74,16 +74,17 @@ class Child:
 
 
 def provider(rate: float | None, first_byte_delay: float = 0.0, seamless: bool = False,
-             clip: str = "") -> tuple[Child, str, str]:
+             clip: str = "", tick: float = 0.0) -> tuple[Child, str, str]:
     """
     The fake provider serving clips a and b; returns it and their URLs. ``seamless``: the
     clips loop with their clocks running on (a live channel's), not back to their start;
-    ``clip``: a file to serve as "a".
+    ``clip``: a file to serve as "a"; ``tick``: its pacing step, when not the tests' own.
     """
     argv = [sys.executable, "-m", "tests.fakeprovider",
             "unlimited" if rate is None else str(rate), str(first_byte_delay)]
     argv += ["seamless"] if seamless else []
     argv += [f"clip={clip}"] if clip else []
+    argv += [f"tick={tick}"] if tick else []
     child = Child(argv, "provider")
     url_a, url_b = child.first_line
     return child, url_a, url_b

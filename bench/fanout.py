@@ -38,6 +38,8 @@ def start(server: str, url_a: str) -> tuple[Any, int, str]:
     if server == "nginx":
         proxy = Nginx(c.port_of(url_a))
         return proxy, proxy.port, "/" + url_a.split("/", 3)[3]
+    if server == "direct":  # the fake provider itself, one connection per viewer: a reference
+        return _Direct(), c.port_of(url_a), "/" + url_a.split("/", 3)[3]
     now = time.time()
     child, port = c.epgd(c.playlist_of(url_a),
                          {"bench_1": [c.event("Game", now - 60, now + 3600, url_a)]},
@@ -45,18 +47,34 @@ def start(server: str, url_a: str) -> tuple[Any, int, str]:
     return child, port, "/stream/bench_1.ts"
 
 
-def measure(server: str, source: c.Child, url_a: str, k: int, rate: float, seconds: float,
-            step: float, profile: str = "") -> dict[str, Any]:
+class _Direct:
+    """No server between: the figures of the provider's own (its CPU is the provider's)."""
+
+    def cpu_seconds(self) -> float:
+        return 0.0
+
+    def rss_mb(self) -> float:
+        return 0.0
+
+    def connections_to(self, port: int) -> int:
+        return 0
+
+    def stop(self) -> None:
+        pass
+
+
+def measure(server: str, source: Any, url_a: str, k: int, rate: float, seconds: float,
+            step: float, profile: str = "", http: str = "1.1") -> dict[str, Any]:
     proc, port, path = start(server, url_a)
     me = psutil.Process()
     readers = c.Readers()
     try:
         for _ in range(k):
-            readers.open("127.0.0.1", port, path)
+            readers.open("127.0.0.1", port, path, http=http)
         readers.run(2.0 + k / 500)  # settle: everyone joined, buffers filled
         marks = [[r.body for r in readers.readers]]
         spy = None
-        if profile and server != "nginx":
+        if profile and server not in ("nginx", "direct"):
             out = f"{profile}-{server}-{k}.txt"
             spy = subprocess.Popen(["py-spy", "record", "--format", "raw", "-r", "200",
                                     "-d", str(int(seconds)), "-o", out, "-p", str(proc.ps.pid)],
@@ -99,7 +117,7 @@ def table(rows: list[dict[str, Any]], step: float, seconds: float) -> str:
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        name = "nginx" if r["server"] == "nginx" else f"epgd {r['server']}"
+        name = r["server"] if r["server"] in ("nginx", "direct") else f"epgd {r['server']}"
         bad = f" ({r['bad']} not 200)" if r["bad"] else ""
         lines.append(
             f"| {r['k']} | {name}{bad} | {r['kept']:.0%} | {r['slowest']:.2f} | {r['median']:.2f} "
@@ -119,16 +137,22 @@ def main() -> None:
     parser.add_argument("--profile", default="", metavar="PREFIX",
                         help="py-spy (pip install py-spy) epgd during each window: PREFIX-MODE-K.txt, "
                              "collapsed stacks (its sampling costs some CPU)")
+    parser.add_argument("--http", default="1.1", choices=("1.0", "1.1"),
+                        help="the viewers' HTTP version (1.1: chunked answers, as players get)")
+    parser.add_argument("--tick", type=float, default=0.05,
+                        help="the fake provider's pacing step (s): the tests' 0.01 costs it a "
+                             "core at 500 connections (nginx opens one per viewer)")
     parser.add_argument("--test-clip", action="store_true",
                         help="serve tests/data/ts/a.ts, not the broadcast-like clip")
     args = parser.parse_args()
-    source, url_a, _ = c.provider(args.rate, clip=None if args.test_clip else c.broadcast_clip())
+    source, url_a, _ = c.provider(args.rate, clip="" if args.test_clip else c.broadcast_clip(),
+                                  tick=args.tick)
     rows = []
     try:
         for k in args.clients.split(","):
             for server in args.servers.split(","):
                 rows.append(measure(server, source, url_a, int(k), args.rate, args.seconds,
-                                    args.step, args.profile))
+                                    args.step, args.profile, args.http))
                 print(table(rows[-1:], args.step, args.seconds).splitlines()[-1], flush=True)
     finally:
         source.stop()

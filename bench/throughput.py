@@ -70,7 +70,7 @@ def main() -> None:
                         help="serve tests/data/ts/a.ts, not the broadcast-like clip")
     args = parser.parse_args()
     servers = args.servers.split(",")
-    source, url_a, _ = c.provider(None, clip=None if args.test_clip else c.broadcast_clip())
+    source, url_a, _ = c.provider(None, clip="" if args.test_clip else c.broadcast_clip())
     best: dict[str, tuple[float, float]] = {}
     try:
         for _ in range(args.repeat):

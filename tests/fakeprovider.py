@@ -107,7 +107,7 @@ class _Sender:
         self._base_time = self.provider.reactor.seconds()
         self._ticker = LoopingCall(self._tick)
         self._ticker.clock = self.provider.reactor
-        self._ticker.start(0 if how.rate is None else TICK, now=True)
+        self._ticker.start(0 if how.rate is None else self.provider.tick, now=True)
 
     def _tick(self) -> None:
         if self.paused or self.done:
@@ -199,8 +199,10 @@ class _QuietSite(Site):
 class FakeProvider:
     """The provider; ``start()`` it, point sources at ``url(name)``, ``stop()`` it in cleanup."""
 
-    def __init__(self, reactor: Any, user: str = USER, password: str = PASSWORD) -> None:
+    def __init__(self, reactor: Any, user: str = USER, password: str = PASSWORD,
+                 tick: float = TICK) -> None:
         self.reactor = reactor
+        self.tick = tick
         self.user = user
         self.password = password
         self.behaviours: dict[str, Behaviour] = {}
@@ -326,18 +328,22 @@ def seamless(raw: bytes, loops: int = 24) -> bytes:
 def main(argv: list[str]) -> None:
     """
     Run standalone: ``python -m tests.fakeprovider [rate|unlimited] [first_byte_delay]
-    [seamless] [clip=PATH]``; ``seamless``: the clips' clocks run on from loop to loop (for 24
-    loops); ``clip=PATH``: serve that file as stream "a" instead of tests/data/ts/a.ts.
+    [seamless] [clip=PATH] [tick=SECONDS]``; ``seamless``: the clips' clocks run on from loop
+    to loop (for 24 loops); ``clip=PATH``: serve that file as stream "a" instead of
+    tests/data/ts/a.ts; ``tick``: the pacing step (a larger one costs less per connection).
     """
     from twisted.internet import reactor
 
     rate = None if argv[:1] == ["unlimited"] else float(argv[0]) if argv else 1_000_000.0
     delay = float(argv[1]) if len(argv) > 1 else 0.0
     files = {"a": load_clip("a"), "b": load_clip("b")}
+    tick = TICK
     for arg in argv[2:]:
         if arg.startswith("clip="):
             files["a"] = Path(arg[5:]).read_bytes()
-    provider = FakeProvider(reactor)
+        elif arg.startswith("tick="):
+            tick = float(arg[5:])
+    provider = FakeProvider(reactor, tick=tick)
     provider.start(backlog=1024)  # a benchmark's nginx opens one connection per viewer at once
     for clip, raw in files.items():
         provider.stream(clip, seamless(raw) if "seamless" in argv[2:] else raw, rate=rate,
