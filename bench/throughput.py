@@ -70,7 +70,10 @@ def main() -> None:
                         help="serve tests/data/ts/a.ts, not the broadcast-like clip")
     args = parser.parse_args()
     servers = args.servers.split(",")
-    source, url_a, _ = c.provider(None, clip="" if args.test_clip else c.broadcast_clip())
+    # looped with its clock running on (a live channel's), so the splicer runs in its steady
+    # state rather than re-entering at every loop
+    source, url_a, _ = c.provider(None, seamless=True,
+                                  clip="" if args.test_clip else c.broadcast_clip(10))
     best: dict[str, tuple[float, float]] = {}
     try:
         for _ in range(args.repeat):

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from epgd.stream.manager import StreamManager
 
 #: the reasons epgd cuts viewers off; shown at 0 before the first, so rate() works at once
-DROP_REASONS = ("too_slow", "stopped", "idle", "codec_change")
+DROP_REASONS = ("too_slow", "stopped", "idle", "codec_change", "error")
 REFRESH_RESULTS = ("ok", "error")
 
 
