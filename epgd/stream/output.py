@@ -74,10 +74,7 @@ class Output:
         self.bytes_in += len(data)
         self._out.append(data)
         self._out_bytes += len(data)
-        clients = len(self.clients)
-        if self._out_bytes >= self._chunk_size * (
-            1 if clients <= 1 else clients if clients < COALESCE_CLIENTS else COALESCE_CLIENTS
-        ):
+        if self._out_bytes >= self._chunk_size * max(1, min(len(self.clients), COALESCE_CLIENTS)):
             self.flush()
         elif self._out_timer is None:
             self._out_timer = self._clock.callLater(FLUSH_AFTER, self.flush)
