@@ -275,4 +275,7 @@ class EndToEnd(E2ETestCase):
         await two.wait_bytes(seen + 300_000)
         self.assertEqual(self.provider.requests["a"], 1, "the provider connection was dropped")
         self.assertEqual(self.provider.peak_total, 1)
+        # the broken channel is told at once (it fails over or retries), not starved until idle
+        broken_channel = epgd.manager.channels["test_1"]
+        self.assertIn("epgd failed on this source's data", broken_channel.error or "")
         self.flushLoggedErrors(ValueError)

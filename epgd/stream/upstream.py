@@ -155,7 +155,7 @@ class Upstream:
         self.provider = provider
         self.masked_url = redactor.mask(url)
         self.name = last_segment(url)
-        self.fanout = Fanout()
+        self.fanout = Fanout(on_error=self._consumer_broke)
         self._http = http
         self._headers = {k: [v] for k, v in headers.items()}
         self._clock = clock
@@ -224,6 +224,16 @@ class Upstream:
             body.transport.stopProducing()  # type: ignore[attr-defined]
             return lost
         return succeed(None)
+
+    def _consumer_broke(self, consumer: object, failure: Failure) -> None:
+        """
+        A channel raised on this source's bytes (the fanout has dropped it, logged): tell it
+        the source failed, so it fails over or retries at once instead of starving until
+        its idle timeout. Other channels on this connection go on as before.
+        """
+        upstream_failed = getattr(consumer, "upstream_failed", None)
+        if upstream_failed is not None:
+            upstream_failed(self, "epgd failed on this source's data (see the log)")
 
     # -- connecting ------------------------------------------------------------------
 
