@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import sys
 from array import array
+from operator import itemgetter
 from collections.abc import Callable
 
 from epgd.stream.entry import ENTRY_WAIT_BYTES, Entry, EntryFinder
@@ -287,7 +288,8 @@ class Splicer:
         pairs[0::2] = data[1::PACKET_SIZE]
         pairs[1::2] = data[2::PACKET_SIZE]
         table = self._table
-        mapped = array("I", [table[v] for v in memoryview(pairs).cast("H")])
+        mapped = array("I", itemgetter(*memoryview(pairs).cast("H"))(table) if count > 1 else
+                       [table[memoryview(pairs).cast("H")[0]]])
         if not _LITTLE:
             mapped.byteswap()
         raw = mapped.tobytes()
