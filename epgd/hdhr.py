@@ -13,7 +13,6 @@ import hashlib
 import os
 import re
 import secrets
-import tempfile
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -22,6 +21,7 @@ from attrs import frozen
 from lxml import etree
 from twisted.logger import Logger
 
+from epgd.atomicfile import write_atomically
 from epgd.config import Config
 
 MANUFACTURER = "Silicondust"
@@ -83,25 +83,6 @@ def generate_device_id(randbits: Callable[[int], int] = secrets.randbits) -> str
             return candidate
 
 
-def _write_atomically(path: str, text: str) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, temp = tempfile.mkstemp(prefix=".hdhr-", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="ascii") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        # Not a secret, and readable by the user twistd switches to (--uid) after makeService.
-        os.chmod(temp, 0o644)
-        os.replace(temp, path)
-    except BaseException:
-        try:
-            os.unlink(temp)
-        except OSError:
-            pass
-        raise
-
-
 def load_device_id(
     state_dir: str, configured: str = "", randbits: Callable[[int], int] = secrets.randbits,
 ) -> str:
@@ -129,7 +110,8 @@ def load_device_id(
     made = generate_device_id(randbits)
     try:
         os.makedirs(state_dir, exist_ok=True)
-        _write_atomically(path, made + "\n")
+        # Not a secret, and readable by the user twistd switches to (--uid) after makeService.
+        write_atomically(path, (made + "\n").encode("ascii"), mode=0o644)
         log.info("[HDHR] new HDHomeRun device id {device_id}, kept in {path}", device_id=made, path=path)
     except OSError as e:
         log.error("[HDHR] cannot keep the device id in {path}: {error}; media servers will see "

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import bisect
 import json
-import os
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
@@ -24,6 +22,7 @@ from typing import Any
 from attrs import field, frozen
 from twisted.logger import Logger
 
+from epgd.atomicfile import write_atomically
 from epgd.schedule.events import Candidate, normalize_title
 from epgd.schedule.model import Event, Source
 
@@ -108,21 +107,8 @@ class PackingState:
             return cls.empty()
 
     def save(self, path: str) -> None:
-        """Write atomically (temp file in the same directory + os.replace)."""
-        directory = os.path.dirname(os.path.abspath(path))
-        fd, temp = tempfile.mkstemp(prefix=".packing-", suffix=".tmp", dir=directory)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(self.to_json(), f, separators=(",", ":"))
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(temp, path)
-        except BaseException:
-            try:
-                os.unlink(temp)
-            except OSError:
-                pass
-            raise
+        """Write atomically: a crash leaves the old assignments or the new, whole."""
+        write_atomically(path, json.dumps(self.to_json(), separators=(",", ":")).encode("utf-8"))
 
 
 def merge(candidates: Iterable[Candidate]) -> list[list[Candidate]]:

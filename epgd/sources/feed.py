@@ -24,6 +24,7 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from epgd.atomicfile import fsync_directory
 from epgd.config import ProviderConfig
 from epgd.redact import Redactor
 from epgd.sources import SourceError, is_gzip_file
@@ -69,20 +70,6 @@ class GuideNotWhole(SourceError):
     def __init__(self, message: str, skipped: int) -> None:
         super().__init__(message)
         self.skipped = skipped
-
-
-def fsync_directory(directory: str) -> None:
-    """Make a rename in ``directory`` durable (where the platform allows it)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 class ProviderFeed:

@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import sys
 from array import array
-from operator import itemgetter
 from collections.abc import Callable
+from operator import itemgetter
 
 from epgd.stream.entry import ENTRY_WAIT_BYTES, Entry, EntryFinder
 from epgd.stream.layout import (
