@@ -35,6 +35,17 @@ B_PIDS = frozenset({0x200, 0x201, 0x202})
 
 # -- processes ----------------------------------------------------------------------------
 
+def end(proc: subprocess.Popen) -> None:  # type: ignore[type-arg]
+    """Stop a child process: politely, then (after 5 s) for good."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 class Child:
     """A child process whose first stdout line is its address; killed on exit."""
 
@@ -60,13 +71,7 @@ class Child:
                    if c.raddr and c.raddr.port == port and c.status == psutil.CONN_ESTABLISHED)
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        end(self.proc)
         if self.proc.stdout:
             self.proc.stdout.close()
         self.log.close()
@@ -253,7 +258,7 @@ def serve(spec: dict[str, Any]) -> None:
     from tests.streamhelpers import FakeCatalog
 
     globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stderr)], redirectStandardIO=False)
-    utc = dt.timezone.utc
+    utc = dt.UTC
     stream = {"check_interval": 1.0, "hold_after_end": 0.0, **spec["stream"]}
     config = Config(server=ServerConfig(listen=(), max_clients=10_000),
                     stream=StreamConfig(**stream),

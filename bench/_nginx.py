@@ -15,6 +15,7 @@ import tempfile
 import time
 
 import psutil
+from _common import end
 
 CONF = """\
 worker_processes 1;
@@ -97,11 +98,5 @@ class Nginx:
         return count
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        end(self.proc)
         shutil.rmtree(self.tmp, ignore_errors=True)

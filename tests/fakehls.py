@@ -14,7 +14,6 @@ by path, so a test can assert "each media sequence number fetched once".
 from __future__ import annotations
 
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 from attrs import define, field
@@ -23,9 +22,10 @@ from cryptography.hazmat.primitives.padding import PKCS7
 from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.interfaces import IListeningPort
 from twisted.web.resource import Resource
-from twisted.web.server import Request, Site
+from twisted.web.server import Request
 
-CLIP_DIR = Path(__file__).parent / "data" / "ts"
+from tests.fakeprovider import QuietSite, load_clip
+
 USER = "hlsuser42"
 PASSWORD = "hlss3cret9"
 KEY = bytes(range(16))
@@ -46,7 +46,7 @@ def cut(clip: bytes, pieces: int) -> list[bytes]:
 
 def clip_pieces(name: str, pieces: int = 5, scale: int = 1) -> list[bytes]:
     """The segments of clip ``name``; ``scale`` repeats each piece (a higher bitrate)."""
-    return [p * scale for p in cut((CLIP_DIR / f"{name}.ts").read_bytes(), pieces)]
+    return [p * scale for p in cut(load_clip(name), pieces)]
 
 
 def encrypt(data: bytes, key: bytes, iv: bytes) -> bytes:
@@ -96,13 +96,6 @@ class _Root(Resource):
         return self.provider._answer(request)
 
 
-class _QuietSite(Site):
-    noisy = False
-
-    def log(self, request: Request) -> None:
-        pass
-
-
 class FakeHls:
     """``start()`` it, add streams with ``live(name, ...)``, ``stop()`` it in cleanup."""
 
@@ -120,7 +113,7 @@ class FakeHls:
     # -- setup -----------------------------------------------------------------------
 
     def start(self) -> int:
-        self.port = self.reactor.listenTCP(0, _QuietSite(_Root(self)), interface="127.0.0.1")
+        self.port = self.reactor.listenTCP(0, QuietSite(_Root(self)), interface="127.0.0.1")
         return self.port.getHost().port
 
     @property

@@ -187,7 +187,7 @@ class _Streams(Resource):
         return self.provider._open(parts[4][:-3], request)
 
 
-class _QuietSite(Site):
+class QuietSite(Site):
     """No access log: the provider's own log lines would hold the credentials in its paths."""
 
     noisy = False
@@ -252,7 +252,7 @@ class FakeProvider:
 
     def start(self, backlog: int = 50) -> int:
         reactor: IReactorTCP = self.reactor
-        self.port = reactor.listenTCP(0, _QuietSite(_Streams(self)), backlog=backlog,
+        self.port = reactor.listenTCP(0, QuietSite(_Streams(self)), backlog=backlog,
                                       interface="127.0.0.1")
         return self.port.getHost().port
 
