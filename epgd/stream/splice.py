@@ -105,8 +105,7 @@ class Splicer:
         self._table: list[int] = pid_table({}, -1, -1)
         self._held = b""  # a packet whose PES header the next chunk completes, and what follows
         self._resync_rest = b""  # input still to read after the source's clock jumped
-        self._video_es_at = -1  # in the chunk being read: the last video packet off the fast path
-        self._es_at: dict[int, int] = {}  # ... and each output PID's last packet off it
+        self._es_at: dict[int, int] = {}  # in the chunk being read: each output PID's last packet off the fast path
         self._plain: list[tuple[int, bytes, int]] = []  # (code, counter shift table, output PID)
         self._plain_srcs: set[int] = set()
 
@@ -240,10 +239,6 @@ class Splicer:
             self._note("the PMT lists more streams than the output layout holds; extra ones dropped")
         self._program = program
         self._kinds = {s.pid: s for s in program.streams}
-        self._build_table()
-
-    def _psi(self) -> bytes:
-        return self._out.psi()
 
     def _build_table(self) -> None:
         """
@@ -262,10 +257,6 @@ class Splicer:
                 self._plain.append((code, CC_TABLES[self._delta[src]], out))
         self._plain_srcs = set(plain)
         self._table = pid_table(self._layout.mapping, self._tables.pmt_pid, video if ready else -1, plain)
-
-    @property
-    def _bulk(self) -> int:
-        return self._layout.video
 
     # -- the hot path ----------------------------------------------------------------
 
@@ -307,7 +298,6 @@ class Splicer:
         marks = data[3::PACKET_SIZE].translate(AF_MARKS)
         todo += [(i, BULK) for i in positions(1, marks) if codes[i] == BULK or codes[i] >= PLAIN]
         todo.sort()
-        self._video_es_at = -1
         self._es_at.clear()
         pieces: list[bytes | bytearray] = []
         length = 0  # bytes in pieces
@@ -326,8 +316,8 @@ class Splicer:
             """Our PAT + PMT right before input packet ``i``."""
             nonlocal length, entry
             upto(i)
-            psi = self._psi()
-            if joinable or self._bulk < 0:  # with no video, any PAT + PMT is a place to join
+            psi = self._out.psi()
+            if joinable or self._layout.video < 0:  # with no video, any PAT + PMT is a place to join
                 entry = length
                 if self._first_entry < 0:
                     self._first_entry = entry
@@ -406,7 +396,7 @@ class Splicer:
         if self._bulk_cc is None:
             return
         hi, lo = OUT_VIDEO >> 8, OUT_VIDEO & 0xFF
-        for j in range(stop - 1, self._video_es_at, -1):
+        for j in range(stop - 1, self._es_at.get(OUT_VIDEO, -1), -1):
             q = j * PACKET_SIZE
             if codes[j] == BULK and buf[q + 1] & 0x1F == hi and buf[q + 2] == lo:
                 self._cc[OUT_VIDEO] = buf[q + 3] & 0x0F
@@ -418,7 +408,6 @@ class Splicer:
             last = next((i for i in reversed(found) if i < stop), -1)
             if last >= 0 and last > self._es_at.get(out, -1):
                 self._cc[out] = buf[last * PACKET_SIZE + 3] & 0x0F
-        self._es_at.clear()
 
     # -- packets off the fast path ---------------------------------------------------
 
@@ -466,8 +455,6 @@ class Splicer:
         if not damaged:  # a damaged packet's counter is noise: the next cut must not follow it
             self._cc[out] = counter
             self._es_at[out] = i
-        if out == OUT_VIDEO:
-            self._video_es_at = i
         if (src not in self._plain_srcs and src != self._layout.video and src in self._started
                 and len(self._plain) < 200):
             self._build_table()  # a stream started and its counter is known: its plain packets go fast
@@ -574,6 +561,7 @@ class Splicer:
         if program is None:
             return _GONE
         self._adopt(program)  # a PMT that changed mid-source
+        self._build_table()
         return _PSI
 
     def _note(self, text: str) -> None:
