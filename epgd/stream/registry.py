@@ -23,6 +23,19 @@ from epgd.stream.hlsplaylist import is_hls_url
 from epgd.stream.upstream import HTTPGetter, Upstream
 
 
+def _when_done(closing: Deferred[None]) -> Deferred[None]:
+    """A Deferred of its own that fires (with None) when ``closing`` does, leaving its result alone."""
+    done: Deferred[None] = Deferred()
+
+    def fire(result: object) -> object:
+        if not done.called:
+            done.callback(None)
+        return result
+
+    closing.addBoth(fire)
+    return done
+
+
 class ProviderFull(Exception):
     """Every connection the provider allows is in use by streams that have viewers."""
 
@@ -90,15 +103,7 @@ class UpstreamRegistry:
         waiting = self._closing_by.get(provider)
         if not waiting:
             return None
-        freed: Deferred[None] = Deferred()
-
-        def gone(result: object) -> object:
-            if not freed.called:
-                freed.callback(None)
-            return result
-
-        waiting[0].addBoth(gone)
-        return freed
+        return _when_done(waiting[0])
 
     # -- upstreams -------------------------------------------------------------------
 
@@ -156,15 +161,7 @@ class UpstreamRegistry:
             del self._by_url[upstream.url]
         closing = upstream.close()
         self._track(closing, upstream.provider)
-        done: Deferred[None] = Deferred()
-
-        def gone(result: object) -> object:
-            if not done.called:
-                done.callback(None)
-            return result
-
-        closing.addBoth(gone)
-        return done
+        return _when_done(closing)
 
     def _fault(self, upstream: Upstream, kind: str) -> None:
         self.failures[(upstream.provider, kind)] += 1
