@@ -300,8 +300,7 @@ class ChannelStream:
         """The current source resumes elsewhere (a reconnection): re-enter it cleanly."""
         if tap is self._current:
             self.output.flush()
-            if not self._continuous:
-                self.output.reset_join()
+            self._source_changed()
             self.splicer.cut()
 
     def _entry_timeout(self) -> None:
@@ -500,7 +499,7 @@ class ChannelStream:
 
     def _source_kind(self) -> str | None:
         tap = self._pending or self._current
-        return getattr(tap.upstream, "kind", "ts") if tap is not None else None
+        return tap.upstream.kind if tap is not None else None
 
     # -- teardown --------------------------------------------------------------------
 
