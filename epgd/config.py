@@ -33,6 +33,7 @@ from epgd.configtypes import (
     ServerConfig,
     StreamConfig,
 )
+from epgd.hdhr.deviceid import fix_check_digit, valid_device_id
 from epgd.redact import Redactor
 
 __all__ = [
@@ -356,7 +357,6 @@ class _Parser:
         )
 
     def device_id(self, value: Any) -> str:
-        from epgd.hdhr import fix_check_digit, valid_device_id
 
         text = self.string(value, "hdhr.device_id").strip()
         if text and not valid_device_id(text):

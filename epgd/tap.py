@@ -146,7 +146,7 @@ def build_service(
 
     tuner = None
     if config.hdhr.enabled:
-        from epgd.hdhr import HdhrDevice
+        from epgd.hdhr.device import HdhrDevice
 
         tuner = HdhrDevice.from_config(config)
     api = EpgdApi(config, catalog, streams, reactor, hdhr=tuner)
@@ -163,7 +163,7 @@ def build_service(
 
 def discovery_listener(config: Config, tuner: Any, listeners: list[Listener], reactor: Any) -> IService:
     """HDHomeRun UDP discovery (SPEC §10.2), announcing the first TCP listener's port."""
-    from epgd.hdhr_discovery import DiscoveryListener, DiscoveryProtocol, announced_base_url
+    from epgd.hdhr.discovery import DiscoveryListener, DiscoveryProtocol, announced_base_url
 
     def http_port() -> int | None:
         for listener in listeners:

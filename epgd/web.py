@@ -21,7 +21,7 @@ from werkzeug.http import parse_accept_header, parse_date
 
 from epgd import __version__, status
 from epgd.config import Config
-from epgd.hdhr import LINEUP_STATUS, HdhrDevice
+from epgd.hdhr.device import LINEUP_STATUS, HdhrDevice
 from epgd.httpguard import shorten
 from epgd.plaintext import error_line
 from epgd.publish.m3u import for_ffmpeg

@@ -16,7 +16,6 @@ from twisted.web.http_headers import Headers
 
 from epgd.config import StreamConfig
 from epgd.redact import Redactor
-from epgd.stream.hls import HlsUpstream
 from epgd.stream.upstream import Upstream
 from tests.streamfakes import FakeResponse
 
@@ -140,14 +139,13 @@ class Tap:
 
 def make_upstream(http: ScriptedHTTP, url: str, hls: bool = True, variant: str = "best",
                   **stream: Any) -> tuple[Upstream, Tap]:
-    """A started Upstream (HlsUpstream when ``hls``) on ``http`` with one Tap subscribed."""
+    """A started Upstream (called ``hls`` from the start when ``hls``) on ``http`` with one Tap subscribed."""
     settings: dict[str, Any] = {"connect_timeout": 4.0, "reconnect_attempts": 2}
     settings.update(stream)
-    kind = HlsUpstream if hls else Upstream
     tap = Tap()
-    upstream = kind(url, "main", http, {"User-Agent": "epgd-test", "Referer": "http://tv.example/"},
-                    http.clock, StreamConfig(**settings), Redactor(["s3cret"]), hls_variant=variant,
-                    on_fault=lambda _, fault: tap.faults.append(fault))
+    upstream = Upstream(url, "main", http, {"User-Agent": "epgd-test", "Referer": "http://tv.example/"},
+                        http.clock, StreamConfig(**settings), Redactor(["s3cret"]), hls_variant=variant,
+                        on_fault=lambda _, fault: tap.faults.append(fault), kind="hls" if hls else "ts")
     upstream.subscribe(tap)
     upstream.start()
     return upstream, tap

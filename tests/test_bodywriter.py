@@ -1,5 +1,5 @@
 """
-A response body written straight to its socket (epgd.stream.bodywriter), over real 127.0.0.1
+A response body written straight to its socket (epgd.stream.out.bodywriter), over real 127.0.0.1
 sockets: the bytes a client decodes are exactly the bytes written, chunked or not, in order,
 with Twisted's backpressure intact. The first test is the alarm for a Twisted upgrade: it
 fails when the internals the module reads are no longer where it reads them.
@@ -21,7 +21,7 @@ from twisted.web.client import Agent, ResponseDone
 from twisted.web.resource import Resource
 from zope.interface import implementer
 
-from epgd.stream.bodywriter import INTERNALS, BodyWriter, _rest, direct_transport
+from epgd.stream.out.bodywriter import INTERNALS, BodyWriter, _rest, direct_transport
 from tests.streamfakes import FakeRequest
 
 

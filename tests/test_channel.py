@@ -1,4 +1,4 @@
-"""One combined channel: switching, fail-over, keepalive, joiners (epgd.stream.channel)."""
+"""One combined channel: switching, fail-over, keepalive, joiners (epgd.stream.channel.stream)."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ from twisted.logger import capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 
 from epgd.config import Config, ProviderConfig, StreamConfig
+from epgd.net import timers
 from epgd.redact import Redactor
 from epgd.schedule.model import Channel, Event, Schedule, Source
-from epgd.stream import upstream as upstream_module
-from epgd.stream.channel import ChannelStream
-from epgd.stream.client import Client
+from epgd.stream.channel.stream import ChannelStream
+from epgd.stream.out.client import Client
 from epgd.stream.registry import UpstreamRegistry
 from tests.streamfakes import FakeHTTP, FakeRequest, FakeResponse, finish_when_done
 from tests.tsutil import fills, packet, pids, stream
@@ -46,7 +46,7 @@ def log_text(events: Sequence[Mapping[str, Any]]) -> str:
 
 class ChannelTests(SynchronousTestCase):
     def setUp(self) -> None:
-        self.patch(upstream_module, "BACKOFF_JITTER", 0.0)  # exact retry delays
+        self.patch(timers, "BACKOFF_JITTER", 0.0)  # exact retry delays
         self.clock = Clock()
         self.clock.advance(T0)
         self.http = FakeHTTP()

@@ -1,6 +1,6 @@
 """
 A channel with continuous output (the default): every switch, fail-over and reconnection goes
-through its splicer (epgd.stream.channel + epgd.stream.splice), driven by a task.Clock.
+through its splicer (epgd.stream.channel.stream + epgd.mpegts.splice.continuous), driven by a task.Clock.
 """
 
 from __future__ import annotations
@@ -10,12 +10,12 @@ from twisted.logger import capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 
 from epgd.config import Config, ProviderConfig, StreamConfig
+from epgd.mpegts.splice.continuous import OUT_PMT, OUT_VIDEO
+from epgd.net import timers
 from epgd.redact import Redactor
-from epgd.stream import upstream as upstream_module
-from epgd.stream.channel import ChannelStream
-from epgd.stream.client import Client
+from epgd.stream.channel.stream import ChannelStream
+from epgd.stream.out.client import Client
 from epgd.stream.registry import UpstreamRegistry
-from epgd.stream.splice import OUT_PMT, OUT_VIDEO
 from tests.streamfakes import FakeHTTP, FakeRequest, finish_when_done
 from tests.test_channel import BASE, T0, event, log_text, schedule
 from tests.test_splice import video_marks
@@ -33,7 +33,7 @@ def frames_of(body: bytes, marker: int) -> list[bool]:
 
 class ContinuousChannelTests(SynchronousTestCase):
     def setUp(self) -> None:
-        self.patch(upstream_module, "BACKOFF_JITTER", 0.0)  # exact retry delays
+        self.patch(timers, "BACKOFF_JITTER", 0.0)  # exact retry delays
         self.clock = Clock()
         self.clock.advance(T0)
         self.http = FakeHTTP()

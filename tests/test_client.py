@@ -1,4 +1,4 @@
-"""One HTTP viewer: push producer, bounded queue, coalesced writes (epgd.stream.client)."""
+"""One HTTP viewer: push producer, bounded queue, coalesced writes (epgd.stream.out.client)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from twisted.internet.task import Clock
 from twisted.logger import capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 
-from epgd.stream.client import Client
-from epgd.stream.fanout import Fanout
+from epgd.stream.out.client import Client
+from epgd.stream.out.fanout import Fanout
 from tests.streamfakes import FakeRequest, FakeTransport, finish_when_done
 from tests.tsutil import stream
 

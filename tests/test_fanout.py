@@ -1,4 +1,4 @@
-"""One producer, many consumers, backpressure only when everyone is paused (epgd.stream.fanout)."""
+"""One producer, many consumers, backpressure only when everyone is paused (epgd.stream.out.fanout)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from epgd.config import StreamConfig
 from epgd.redact import Redactor
-from epgd.stream.client import Client
-from epgd.stream.fanout import Fanout
-from epgd.stream.output import Output
+from epgd.stream.out.client import Client
+from epgd.stream.out.fanout import Fanout
+from epgd.stream.out.output import Output
 from epgd.stream.upstream import Upstream
 from tests.streamfakes import FakeHTTP, FakeRequest, FakeTransport
 from tests.streamhelpers import E2ETestCase, event

@@ -1,5 +1,5 @@
 """
-Tests for epgd.hdhr: the DeviceID media servers key the tuner by (libhdhomerun's check digit,
+Tests for epgd.hdhr.device: the DeviceID media servers key the tuner by (libhdhomerun's check digit,
 kept across restarts) and the discover/lineup/device documents they read (SPEC §10.1).
 """
 
@@ -15,13 +15,12 @@ from twisted.logger import LogLevel, capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 
 from epgd.config import Config, HdhrConfig, LineupConfig, ProviderConfig, ServerConfig
-from epgd.hdhr import (
+from epgd.hdhr.device import HdhrDevice, tuned_channels
+from epgd.hdhr.deviceid import (
     DEVICE_ID_FILE,
-    HdhrDevice,
     fix_check_digit,
     generate_device_id,
     load_device_id,
-    tuned_channels,
     valid_device_id,
 )
 

@@ -1,5 +1,5 @@
 """
-Tests for epgd.hdhr_discovery (SPEC §10.2): libhdhomerun's discovery frames parsed and
+Tests for epgd.hdhr.discovery (SPEC §10.2): libhdhomerun's discovery frames parsed and
 answered byte for byte, everything else ignored, replies only to the sender. Real datagrams go
 to 127.0.0.1 on free ports only, never to a broadcast address.
 """
@@ -17,7 +17,7 @@ from twisted.internet.protocol import DatagramProtocol
 from twisted.internet.task import deferLater
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from epgd.hdhr_discovery import (
+from epgd.hdhr.discovery import (
     DiscoveryListener,
     DiscoveryProtocol,
     announced_base_url,

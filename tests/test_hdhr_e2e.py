@@ -21,8 +21,8 @@ from twisted.web.client import HTTPConnectionPool
 
 from epgd import tap
 from epgd.config import LineupConfig, parse_config
-from epgd.hdhr import valid_device_id
-from epgd.hdhr_discovery import parse
+from epgd.hdhr.deviceid import valid_device_id
+from epgd.hdhr.discovery import parse
 from tests.streamhelpers import (
     A_PIDS,
     PAT_PID,

@@ -21,7 +21,7 @@ from unittest import SkipTest
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from epgd.hdhr import DEVICE_ID_FILE, generate_device_id, valid_device_id
+from epgd.hdhr.deviceid import DEVICE_ID_FILE, generate_device_id, valid_device_id
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TWISTD = "import sys; from twisted.scripts.twistd import run; sys.argv[0] = 'twistd'; run()"

@@ -14,8 +14,8 @@ from twisted.internet.task import Clock
 from twisted.logger import capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 
-from epgd.stream import upstream as upstream_module
-from epgd.stream.hlsplaylist import MAX_PLAYLIST_BYTES
+from epgd.hls.playlist import MAX_PLAYLIST_BYTES
+from epgd.net import timers
 from tests import tsutil
 from tests.fakehls import encrypt
 from tests.hlsfakes import M3U8, Answer, ScriptedHTTP, Seen, Tap, make_upstream
@@ -49,7 +49,7 @@ def segment_numbers(http: ScriptedHTTP) -> list[int]:
 
 class HlsCase(SynchronousTestCase):
     def setUp(self) -> None:
-        self.patch(upstream_module, "BACKOFF_JITTER", 0.0)  # exact retry delays
+        self.patch(timers, "BACKOFF_JITTER", 0.0)  # exact retry delays
         self.clock = Clock()
         self.http = ScriptedHTTP(self.clock)
         for n in range(0, 400):

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
-from epgd.stream.hlsplaylist import (
+from epgd.hls.playlist import (
     ByteRange,
     MasterPlaylist,
     MediaPlaylist,

@@ -18,9 +18,9 @@ from twisted.trial.unittest import SynchronousTestCase
 from epgd.catalog import Catalog, Durations
 from epgd.config import Config, LineupConfig, ProviderConfig, ServerConfig, StreamConfig
 from epgd.metrics import Metrics
+from epgd.net import timers
 from epgd.redact import Redactor
 from epgd.schedule.model import Channel, Event, Schedule, Source
-from epgd.stream import upstream as upstream_module
 from epgd.stream.manager import StreamManager
 from tests.fakeprovider import PASSWORD, USER
 from tests.stackhelpers import LINEUP, Stack, stack_config, write_provider_files
@@ -96,7 +96,7 @@ class FakeCatalog:
 
 class CollectorTests(SynchronousTestCase):
     def setUp(self) -> None:
-        self.patch(upstream_module, "BACKOFF_JITTER", 0.0)  # exact retry delays
+        self.patch(timers, "BACKOFF_JITTER", 0.0)  # exact retry delays
         self.clock = Clock()
         self.clock.advance(T0)
         self.http = FakeHTTP()

@@ -1,13 +1,13 @@
-"""The client side of a channel: joiners, keepalive, idle time, bitrate (epgd.stream.output)."""
+"""The client side of a channel: joiners, keepalive, idle time, bitrate (epgd.stream.out.output)."""
 
 from __future__ import annotations
 
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from epgd.stream import output
-from epgd.stream.client import Client
-from epgd.stream.output import Output
+from epgd.stream.out import output
+from epgd.stream.out.client import Client
+from epgd.stream.out.output import Output
 from tests.streamfakes import FakeRequest, FakeTransport
 from tests.tsutil import packet, pids, stream
 

@@ -1,6 +1,6 @@
 """
-The byte-level pieces under the splicer: PSI sections (epgd.stream.psi), clock fields and
-random access (epgd.stream.pes), entry points (epgd.stream.entry).
+The byte-level pieces under the splicer: PSI sections (epgd.mpegts.psi), clock fields and
+random access (epgd.mpegts.pes), entry points (epgd.mpegts.entry).
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
-from epgd.stream.entry import EntryFinder
-from epgd.stream.pes import (
+from epgd.mpegts.entry import EntryFinder
+from epgd.mpegts.pes import (
     WRAP,
     header_positions,
     read_pcr_base,
@@ -20,7 +20,7 @@ from epgd.stream.pes import (
     write_pcr_base,
     write_stamp,
 )
-from epgd.stream.psi import (
+from epgd.mpegts.psi import (
     SectionAssembler,
     classify,
     codecs_of,

@@ -1,5 +1,5 @@
 """
-The splicer (epgd.stream.splice): whatever sources and cuts come in, one program comes out.
+The splicer (epgd.mpegts.splice.continuous): whatever sources and cuts come in, one program comes out.
 
 Inputs are synthetic provider streams (tests/tsgen.py) with the knobs real providers turn;
 the output is read back by an independent reader (tests/tsverify.py) and checked for what a
@@ -19,8 +19,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
-from epgd.stream.passthrough import PassthroughSplicer
-from epgd.stream.splice import OUT_AUDIO, OUT_OTHER, OUT_PMT, OUT_VIDEO, Splicer
+from epgd.mpegts.splice.continuous import OUT_AUDIO, OUT_OTHER, OUT_PMT, OUT_VIDEO, Splicer
+from epgd.mpegts.splice.passthrough import PassthroughSplicer
 from tests.tsgen import AC3, MP2, MPEG2, WRAP, Source
 from tests.tsverify import Report, read, ring
 

@@ -1,4 +1,4 @@
-"""Packet alignment, PAT detection and source sniffing (epgd.stream.ts)."""
+"""Packet alignment, PAT detection and source sniffing (epgd.mpegts.packet)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
-from epgd.stream import ts
+from epgd.mpegts import packet as ts
 from tests.tsutil import packet, pat, pids, stream
 
 

@@ -13,9 +13,11 @@ from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.client import ResponseNeverReceived
 
 from epgd.config import StreamConfig
+from epgd.net import timers
+from epgd.net.timers import backoff
+from epgd.net.urls import last_segment
 from epgd.redact import Redactor
-from epgd.stream import upstream as upstream_module
-from epgd.stream.upstream import Upstream, backoff, last_segment
+from epgd.stream.upstream import Upstream
 from tests.streamfakes import FakeHTTP
 from tests.tsutil import stream
 
@@ -58,7 +60,7 @@ class Consumer:
 
 class UpstreamTests(SynchronousTestCase):
     def setUp(self) -> None:
-        self.patch(upstream_module, "BACKOFF_JITTER", 0.0)  # exact delays, unless a test wants jitter
+        self.patch(timers, "BACKOFF_JITTER", 0.0)  # exact delays, unless a test wants jitter
         self.clock = Clock()
         self.http = FakeHTTP()
         self.config = StreamConfig(connect_timeout=4, reconnect_attempts=3)
@@ -260,14 +262,14 @@ class UpstreamTests(SynchronousTestCase):
 
 class HelperTests(SynchronousTestCase):
     def test_backoff_doubles_up_to_8(self) -> None:
-        self.patch(upstream_module, "BACKOFF_JITTER", 0.0)
+        self.patch(timers, "BACKOFF_JITTER", 0.0)
         self.assertEqual([backoff(n) for n in range(1, 7)], [0.5, 1, 2, 4, 8, 8])
 
     def test_backoff_has_jitter_so_retries_are_not_in_lockstep(self) -> None:
         """Channels retrying one provider after the same fault knock at different moments."""
-        self.patch(upstream_module, "BACKOFF_JITTER", 0.2)
+        self.patch(timers, "BACKOFF_JITTER", 0.2)
         delays = [backoff(1) for _ in range(50)]
-        self.assertTrue(all(0.5 <= d <= 0.5 + upstream_module.BACKOFF_JITTER for d in delays))
+        self.assertTrue(all(0.5 <= d <= 0.5 + timers.BACKOFF_JITTER for d in delays))
         self.assertGreater(len(set(delays)), 40)
 
 

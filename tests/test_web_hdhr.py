@@ -17,7 +17,8 @@ from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.iweb import IRequest
 
 from epgd.config import Config, HdhrConfig, LineupConfig, ProviderConfig, ServerConfig
-from epgd.hdhr import DEVICE_ID_FILE, HdhrDevice, valid_device_id
+from epgd.hdhr.device import HdhrDevice
+from epgd.hdhr.deviceid import DEVICE_ID_FILE, valid_device_id
 from epgd.web import EpgdApi
 from tests.test_web import FakeCatalog, FakePublished
 

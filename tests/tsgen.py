@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from epgd.stream.psi import packetize, pat_section, pmt_section
+from epgd.mpegts.psi import packetize, pat_section, pmt_section
 
 WRAP = 1 << 33
 H264, MPEG2, AAC, MP2, AC3, DVBSUB, SCTE35 = 0x1B, 0x02, 0x0F, 0x03, 0x81, 0x06, 0x86

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from epgd.stream.ts import PACKET_SIZE
+from epgd.mpegts.packet import PACKET_SIZE
 
 
 def packet(pid: int, start: bool = False, fill: int = 0x11, counter: int = 0) -> bytes:

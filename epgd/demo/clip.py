@@ -15,7 +15,7 @@ from importlib import resources
 
 from attrs import frozen
 
-from epgd.stream.ts import PACKET_SIZE, find_pat, find_sync
+from epgd.mpegts.packet import PACKET_SIZE, find_pat, find_sync
 
 #: (file name, the event its label names): the order is the clip index used by the scenario
 CLIP_FILES: tuple[tuple[str, str], ...] = (

@@ -24,8 +24,8 @@ from zope.interface import implementer
 
 from epgd.demo.clip import Clip
 from epgd.demo.scenario import Scenario, stream_clip
+from epgd.mpegts.packet import PACKET_SIZE
 from epgd.plaintext import error_line
-from epgd.stream.ts import PACKET_SIZE
 
 _STREAM_PATH = re.compile(r"^/live/([^/]+)/([^/]+)/(\d+)\.(?:ts|mpegts)$")
 

@@ -23,8 +23,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from treq.client import HTTPClient
-from twisted.internet.defer import CancelledError, Deferred, fail, maybeDeferred
-from twisted.internet.error import ConnectError, ConnectingCancelledError, DNSLookupError
+from twisted.internet.defer import Deferred, fail, maybeDeferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.protocol import Protocol
 from twisted.internet.threads import deferToThreadPool
@@ -32,16 +31,16 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.client import (
     Agent,
-    PartialDownloadError,
     ResponseDone,
-    ResponseFailed,
-    ResponseNeverReceived,
 )
 from twisted.web.http import PotentialDataLoss
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import IResponse
 
-from epgd.httpclient import HeaderLimitedPool, HeadersTooLong, split_userinfo
+from epgd.net.failure import RequestError, describe
+from epgd.net.pool import HeaderLimitedPool
+from epgd.net.response import Discard, is_success, status_line
+from epgd.net.urls import split_userinfo
 from epgd.redact import Redactor
 from epgd.sources import SourceError
 
@@ -71,13 +70,13 @@ class _FileBody(Protocol):
         self.received += len(data)
         if self.received > self.max_bytes:
             limit = f"{self.max_bytes >> 20} MB" if self.max_bytes >= 1 << 20 else f"{self.max_bytes} bytes"
-            self.done.errback(SourceError(f"larger than {limit}, gave up"))
+            self.done.errback(RequestError(f"larger than {limit}, gave up"))
             self._abort()
             return
         try:
             self.out.write(data)
         except OSError as e:
-            self.done.errback(SourceError(f"cannot store it: {e.strerror or e}"))
+            self.done.errback(RequestError(f"cannot store it: {e.strerror or e}"))
             self._abort()
 
     def connectionLost(self, reason: Failure = Failure(ResponseDone())) -> None:  # noqa: B008
@@ -87,13 +86,6 @@ class _FileBody(Protocol):
             self.done.callback(self.received)
         else:
             self.done.errback(reason)
-
-
-class _Discard(Protocol):
-    """Drops the body of a failed response by closing its connection."""
-
-    def connectionMade(self) -> None:
-        self.transport.stopProducing()  # type: ignore[union-attr]
 
 
 def _local_path(source: str) -> str | None:
@@ -186,7 +178,7 @@ class Fetcher:
 
         def failed(failure: Failure) -> Failure:
             remove_quietly(temp)
-            reason = expired[0] if expired else self._reason(failure)
+            reason = expired[0] if expired else describe(failure, self.inactivity, self.redactor).line
             return Failure(SourceError(f"{label}: {reason}"))
 
         d.addCallbacks(lambda _: temp, failed)
@@ -202,44 +194,14 @@ class Fetcher:
         d = self._client.get(url, headers=headers, unbuffered=True)
 
         def received(response: IResponse) -> Deferred[int]:
-            if not 200 <= response.code < 300:
-                response.deliverBody(_Discard())
-                phrase = (response.phrase or b"").decode("latin-1", "replace")
-                raise SourceError(f"HTTP {response.code} {phrase}".strip())
+            if not is_success(response):
+                response.deliverBody(Discard())
+                raise RequestError(status_line(response), response.code)
             body = _FileBody(out, max_bytes, on_data)
             response.deliverBody(body)
             return body.done
 
         return d.addCallback(received)
-
-    def _reason(self, failure: Failure) -> str:
-        """One masked line saying why a download failed."""
-        error = failure.value
-        if isinstance(error, SourceError):
-            text = str(error)
-        elif isinstance(error, CancelledError):
-            text = "cancelled"
-        elif isinstance(error, ConnectingCancelledError):
-            text = "timed out connecting"
-        elif isinstance(error, (DNSLookupError, ConnectError)):
-            text = f"cannot connect: {error}"
-        elif isinstance(error, (ResponseNeverReceived, ResponseFailed, PartialDownloadError)):
-            reasons = getattr(error, "reasons", None) or []
-            if any(isinstance(r, Failure) and r.check(CancelledError) for r in reasons):
-                return "cancelled"
-            too_long = [r for r in reasons if isinstance(r, Failure) and r.check(HeadersTooLong)]
-            if too_long:
-                return str(too_long[0].value)
-            detail = "; ".join(str(r.value) for r in reasons if isinstance(r, Failure))
-            text = "connection lost before the download completed" + (
-                f" ({detail})" if detail else "")
-        elif isinstance(error, FileNotFoundError):
-            text = "no such file"
-        elif isinstance(error, OSError):
-            text = error.strerror or str(error)
-        else:
-            text = f"{error.__class__.__name__}: {error}"
-        return " ".join(self.redactor.mask(text).split())
 
     def close(self) -> Deferred[None]:
         """Close idle provider connections (on service stop; trial wants a clean reactor)."""

@@ -23,8 +23,8 @@ from epgd.config import Config
 from epgd.plaintext import error_line
 from epgd.redact import Redactor
 from epgd.schedule.model import Schedule, utc_iso
-from epgd.stream.channel import ChannelStream
-from epgd.stream.client import Client
+from epgd.stream.channel.stream import ChannelStream
+from epgd.stream.out.client import Client
 from epgd.stream.registry import HTTPFactory, ProviderFull, UpstreamRegistry
 
 #: how often idle streams are looked for

@@ -15,12 +15,13 @@ from twisted.internet.defer import Deferred, DeferredList, succeed
 from twisted.web.client import Agent, HTTPConnectionPool
 
 from epgd.config import Config
-from epgd.httpclient import HeaderLimitedPool
+from epgd.hls.playlist import is_hls_url
+from epgd.net.failure import Fault
+from epgd.net.pool import HeaderLimitedPool
+from epgd.net.response import HTTPGetter
 from epgd.redact import Redactor
 from epgd.schedule.model import Source
-from epgd.stream.hls import HlsUpstream
-from epgd.stream.hlsplaylist import is_hls_url
-from epgd.stream.upstream import HTTPGetter, Upstream
+from epgd.stream.upstream import Upstream
 
 
 def _when_done(closing: Deferred[None]) -> Deferred[None]:
@@ -72,8 +73,8 @@ class UpstreamRegistry:
         #: called with (provider name, the stream asking) when the provider is full;
         #: returns True if it stopped something to free a slot
         self.make_room: Callable[[str, object], bool] = lambda provider, asking: False
-        #: (provider, one of upstream.FAULTS) -> faults seen, for /metrics
-        self.failures: Counter[tuple[str, str]] = Counter()
+        #: (provider, fault word) -> faults seen, for /metrics
+        self.failures: Counter[tuple[str, Fault]] = Counter()
 
     # -- slots -----------------------------------------------------------------------
 
@@ -133,12 +134,12 @@ class UpstreamRegistry:
             if provider is not None:
                 headers.update(provider.headers)
             # Either kind takes one slot; an Upstream whose answer is a playlist follows it too.
-            kind = HlsUpstream if is_hls_url(source.url) else Upstream
-            upstream = kind(
+            upstream = Upstream(
                 source.url, source.provider, self._http(source.provider), headers,
                 self._reactor, self._config.stream, self._redactor,  # type: ignore[arg-type]
                 on_failed=self._failed, on_fault=self._fault,
                 hls_variant=provider.hls_variant if provider is not None else "best",
+                kind="hls" if is_hls_url(source.url) else "ts",
             )
             self._by_url[source.url] = upstream
             self._refs[upstream] = 0
@@ -163,8 +164,8 @@ class UpstreamRegistry:
         self._track(closing, upstream.provider)
         return _when_done(closing)
 
-    def _fault(self, upstream: Upstream, kind: str) -> None:
-        self.failures[(upstream.provider, kind)] += 1
+    def _fault(self, upstream: Upstream, fault: Fault) -> None:
+        self.failures[(upstream.provider, fault)] += 1
 
     def _failed(self, upstream: Upstream) -> None:
         """A failed Upstream holds no connection: free its URL and slot at once."""

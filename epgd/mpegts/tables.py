@@ -6,8 +6,8 @@ passed over unread.
 
 from __future__ import annotations
 
-from epgd.stream.psi import ProgramMap, SectionAssembler, parse_pat, parse_pmt, payload_start
-from epgd.stream.ts import PACKET_SIZE
+from epgd.mpegts.packet import PACKET_SIZE
+from epgd.mpegts.psi import ProgramMap, SectionAssembler, parse_pat, parse_pmt, payload_start
 
 
 class SourceTables:

@@ -16,7 +16,7 @@ for a provider's body) and take the shared connection down for everyone.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
 from twisted.internet.interfaces import IPushProducer
 from twisted.logger import Logger
@@ -29,7 +29,10 @@ class Consumer(Protocol):
     def write(self, data: bytes) -> None: ...
 
 
-class Fanout:
+C = TypeVar("C", bound=Consumer)
+
+
+class Fanout(Generic[C]):
     """
     Writes each chunk to every consumer; pauses its producer when all of them are paused.
     ``on_error(consumer, failure)`` is told of a consumer dropped for a failed write, after it
@@ -41,10 +44,10 @@ class Fanout:
     def __init__(
         self,
         producer: IPushProducer | None = None,
-        on_error: Callable[[Consumer, Failure], None] | None = None,
+        on_error: Callable[[C, Failure], None] | None = None,
     ) -> None:
-        self._consumers: dict[Consumer, bool] = {}  # consumer -> paused
-        self._snapshot: tuple[Consumer, ...] = ()
+        self._consumers: dict[C, bool] = {}  # consumer -> paused
+        self._snapshot: tuple[C, ...] = ()
         self._paused_count = 0
         self._producer: IPushProducer | None = producer
         self._producer_paused = False
@@ -59,10 +62,10 @@ class Fanout:
         return consumer in self._consumers
 
     @property
-    def consumers(self) -> tuple[Consumer, ...]:
+    def consumers(self) -> tuple[C, ...]:
         return self._snapshot
 
-    def add(self, consumer: Consumer, paused: bool = False) -> None:
+    def add(self, consumer: C, paused: bool = False) -> None:
         if consumer in self._consumers:
             return
         self._consumers[consumer] = paused
@@ -70,7 +73,7 @@ class Fanout:
         self._snapshot = tuple(self._consumers)
         self._update()
 
-    def remove(self, consumer: Consumer) -> None:
+    def remove(self, consumer: C) -> None:
         paused = self._consumers.pop(consumer, None)
         if paused is None:
             return
@@ -78,7 +81,7 @@ class Fanout:
         self._snapshot = tuple(self._consumers)
         self._update()
 
-    def set_paused(self, consumer: Consumer, paused: bool) -> None:
+    def set_paused(self, consumer: C, paused: bool) -> None:
         """A consumer tells the fanout it can (not) take more bytes for now."""
         current = self._consumers.get(consumer)
         if current is None or current == paused:
@@ -130,7 +133,7 @@ class Fanout:
                 except Exception:
                     self.failed(consumer, Failure())
 
-    def failed(self, consumer: Consumer, failure: Failure) -> None:
+    def failed(self, consumer: C, failure: Failure) -> None:
         """Drop ``consumer``, whose write raised ``failure``; never raises itself."""
         if consumer not in self._consumers:
             return  # already dropped: logged once

@@ -14,9 +14,9 @@ from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTim
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from epgd.stream.client import FLUSH_AFTER, Client
-from epgd.stream.fanout import Fanout
-from epgd.stream.ts import null_packets
+from epgd.mpegts.packet import null_packets
+from epgd.stream.out.client import FLUSH_AFTER, Client
+from epgd.stream.out.fanout import Fanout
 
 #: the recent packets (from the latest entry point) a joining client gets at once
 JOIN_MAX_BYTES = 8 << 20
@@ -35,7 +35,7 @@ class Output:
     log = Logger()
 
     def __init__(self, clock: IReactorTime, chunk_size: int, producer: IPushProducer) -> None:
-        self.clients = Fanout(producer, on_error=self._write_failed)
+        self.clients: Fanout[Client] = Fanout(producer, on_error=self._write_failed)
         self._clock = clock
         self._chunk_size = chunk_size
         self._out: list[bytes] = []
@@ -164,8 +164,8 @@ class Output:
                          client=client)
         client.fail()
 
-    def _write_failed(self, consumer: Any, failure: Failure) -> None:
-        consumer.fail()  # the fanout's consumers are this output's clients
+    def _write_failed(self, client: Client, failure: Failure) -> None:
+        client.fail()
 
     def remove(self, client: Client) -> None:
         self.clients.remove(client)
@@ -176,7 +176,7 @@ class Output:
     def end(self, reason: str, dropped: str | None = None) -> None:
         """Finish every client's response; ``dropped``: the /metrics word for why, if epgd chose to."""
         self.flush()
-        clients: list[Client] = [*self.clients.consumers, *self._waiting]  # type: ignore[list-item]
+        clients = [*self.clients.consumers, *self._waiting]
         for client in clients:
             if dropped:
                 client.dropped = dropped
@@ -224,6 +224,6 @@ class Output:
 
     @property
     def bytes_sent(self) -> int:
-        live = sum(c.bytes_sent for c in self.clients.consumers)  # type: ignore[attr-defined]
+        live = sum(c.bytes_sent for c in self.clients.consumers)
         live += sum(c.bytes_sent for c in self._waiting)
         return self._sent_before + live

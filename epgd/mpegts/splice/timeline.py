@@ -7,7 +7,7 @@ wall-clock times it is given.
 
 from __future__ import annotations
 
-from epgd.stream.pes import WRAP, ring_diff
+from epgd.mpegts.pes import WRAP, ring_diff
 
 #: a frame when nothing better is known (25 fps), and the range frame estimates are kept in
 DEFAULT_FRAME = 3600

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from epgd.stream.psi import payload_start
+from epgd.mpegts.psi import payload_start
 
 WRAP = 1 << 33  # PTS, DTS and the PCR base count a 90 kHz clock in 33 bits
 HALF = 1 << 32

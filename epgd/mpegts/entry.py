@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from attrs import frozen
 
-from epgd.stream.pes import pcr_offset, random_access_flag, read_pcr_base, stamp_fields, starts_random_access
-from epgd.stream.psi import PAT_PID, ProgramMap, SectionAssembler, parse_pat, parse_pmt, payload_start
-from epgd.stream.ts import PACKET_SIZE
+from epgd.mpegts.packet import PACKET_SIZE
+from epgd.mpegts.pes import pcr_offset, random_access_flag, read_pcr_base, stamp_fields, starts_random_access
+from epgd.mpegts.psi import PAT_PID, ProgramMap, SectionAssembler, parse_pat, parse_pmt, payload_start
 
 #: make-before-break waits at most this long / this much for a random-access point ...
 ENTRY_WAIT_SECONDS = 5.0

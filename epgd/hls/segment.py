@@ -20,18 +20,11 @@ from twisted.python.failure import Failure
 from twisted.web.client import ResponseDone
 from twisted.web.http import PotentialDataLoss
 
+from epgd.hls.fetch import Decrypt, SmallFetches, segment_verdict
+from epgd.hls.playlist import ByteRange, InitSection, Segment
+from epgd.net.failure import Fault, describe
+from epgd.net.response import Discard, HTTPGetter, is_success, status_line, stop_body
 from epgd.redact import Redactor
-from epgd.stream.hlsfetch import (
-    Decrypt,
-    SmallFetches,
-    explain,
-    fault_of,
-    segment_verdict,
-    status_line,
-    stop,
-)
-from epgd.stream.hlsplaylist import ByteRange, InitSection, Segment
-from epgd.stream.upstream import HTTPGetter, _Discard
 
 #: a key or init section larger than these is a failed fetch (a TS init section is a PAT and
 #: a PMT: a few hundred bytes)
@@ -48,7 +41,7 @@ class SegmentSink(Protocol):
 
     def segment_done(self, segment: Segment) -> None: ...
 
-    def segment_skipped(self, segment: Segment, why: str, fault: str) -> None:
+    def segment_skipped(self, segment: Segment, why: str, fault: Fault) -> None:
         """Given up after its retry; ``fault`` is the last failure's /metrics word."""
 
     def segment_unsupported(self, reason: str) -> None: ...
@@ -155,8 +148,8 @@ class SegmentFetcher:
         def failed(failure: Failure) -> None:
             if job is self._job and job.fetch is fetch and not self._closed:
                 job.fetch = None
-                self._failed(job, f"{what}: {explain(failure, self._timeout, self._redactor)}",
-                             fault_of(failure))
+                failed = describe(failure, self._timeout, self._redactor)
+                self._failed(job, f"{what}: {failed.line}", failed.fault)
 
         fetch.addCallbacks(ok, failed)
 
@@ -205,15 +198,16 @@ class SegmentFetcher:
     def _request_failed(self, failure: Failure, job: _Job, request: Deferred[Any]) -> None:
         if job is self._job and job.fetch is request and not self._closed:
             job.fetch = None
-            self._failed(job, explain(failure, self._timeout, self._redactor), fault_of(failure))
+            failed = describe(failure, self._timeout, self._redactor)
+            self._failed(job, failed.line, failed.fault)
 
     def _response(self, response: Any, job: _Job, request: Deferred[Any], start: int) -> None:
         if job is not self._job or job.fetch is not request or self._closed:
-            response.deliverBody(_Discard())
+            response.deliverBody(Discard())
             return
         job.fetch = None
-        if not 200 <= response.code < 300:
-            response.deliverBody(_Discard())
+        if not is_success(response):
+            response.deliverBody(Discard())
             self._failed(job, status_line(response), "http_error")
             return
         job.skip = start if response.code != 206 else 0  # a server that ignored the Range
@@ -225,7 +219,7 @@ class SegmentFetcher:
 
     def _started(self, body: _Body) -> None:
         if body.job.body is not body or self._closed:
-            stop(body.transport)
+            stop_body(body.transport)
         elif self._paused:
             body.transport.pauseProducing()  # type: ignore[union-attr]
 
@@ -276,7 +270,7 @@ class SegmentFetcher:
     def _done(self, job: _Job) -> None:
         body, job.body = job.body, None
         if body is not None:
-            stop(body.transport)  # a complete byte range: the rest of the resource is not wanted
+            stop_body(body.transport)  # a complete byte range: the rest of the resource is not wanted
         if job.decrypt is not None:
             try:
                 tail = job.decrypt.finish()
@@ -291,13 +285,13 @@ class SegmentFetcher:
         self._job = None
         self._sink.segment_done(job.segment)
 
-    def _failed(self, job: _Job, why: str, fault: str) -> None:
+    def _failed(self, job: _Job, why: str, fault: Fault) -> None:
         """Retry a failed segment once (resuming where it stopped), then skip it."""
         if job is not self._job or self._closed:
             return
         body, job.body = job.body, None
         if body is not None:
-            stop(body.transport)
+            stop_body(body.transport)
         number = job.segment.sequence
         if job.attempt == 1:
             job.attempt = 2
@@ -348,5 +342,5 @@ class SegmentFetcher:
                 job.fetch.cancel()
             if job.body is not None and job.body.transport is not None:
                 waits.append(job.body.lost)
-                stop(job.body.transport)
+                stop_body(job.body.transport)
         return waits

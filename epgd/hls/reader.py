@@ -2,14 +2,14 @@
 HLS sources (SPEC §11): one live HLS connection of an Upstream, read without FFmpeg.
 
 An ``Upstream`` whose answer is an HLS playlist (by content type or by its first bytes, on any
-URL) hands that playlist to an ``HlsReader``; ``HlsUpstream`` is the Upstream the registry
-makes for a ``.m3u8`` URL. Either way the registry, channels and manager hold one object with
-one fanout and one provider slot, and the Upstream keeps what both kinds share: the
-reconnect/fail-over policy and the signals to its consumers.
+URL; a ``.m3u8`` URL's Upstream is called ``hls`` from the start) hands that playlist to an
+``HlsReader``, which reports to it as its ``HlsOwner``. Either way the registry, channels and
+manager hold one object with one fanout and one provider slot, and the Upstream keeps what
+both kinds share: the reconnect/fail-over policy and the signals to its consumers.
 
 The reader follows a master playlist's chosen variant for its whole life, reloads the media
 playlist on RFC 8216 §6.3.4's schedule, and has each media sequence number fetched once, in
-order, one at a time (hlssegment.py), its bytes streamed into the fanout as they arrive. It is
+order, one at a time (``epgd.hls.segment``), its bytes streamed into the fanout as they arrive. It is
 the fanout's producer: while every consumer is paused it fetches nothing. It says "cut" before
 bytes that do not continue the ones before: a discontinuity, a gap, a reset, a jump to the
 live edge.
@@ -28,10 +28,8 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from epgd.config import StreamConfig
-from epgd.redact import Redactor
-from epgd.stream.fanout import Fanout
-from epgd.stream.hlsfetch import FetchError, SmallFetches, explain, fault_of, segment_verdict
-from epgd.stream.hlsplaylist import (
+from epgd.hls.fetch import SmallFetches, segment_verdict
+from epgd.hls.playlist import (
     MAX_PLAYLIST_BYTES,
     MasterPlaylist,
     MediaPlaylist,
@@ -42,9 +40,13 @@ from epgd.stream.hlsplaylist import (
     parse,
     reload_delay,
 )
-from epgd.stream.hlssegment import SegmentFetcher
-from epgd.stream.ts import SNIFF_BYTES, Aligner, preview
-from epgd.stream.upstream import HTTPGetter, Upstream
+from epgd.hls.segment import SegmentFetcher
+from epgd.mpegts.intake import Intake, NotTs
+from epgd.mpegts.packet import preview
+from epgd.net.failure import Fault, RequestError, describe
+from epgd.net.response import HTTPGetter
+from epgd.net.timers import cancel
+from epgd.redact import Redactor
 
 #: a fresh source whose first segments all fail (after their retry) has failed to connect
 SKIPS_BEFORE_FAIL = 2
@@ -53,11 +55,16 @@ STALL_TARGETS = 3
 
 
 class HlsOwner(Protocol):
-    """What a reader reports to: its Upstream."""
+    """What a reader reports to: its Upstream (``epgd.stream.upstream``)."""
 
-    fanout: Fanout
-    bytes_in: int
     masked_url: str
+
+    def hls_producer(self, reader: HlsReader, reading: bool) -> None:
+        """``reader`` paces the connection now (``reading``: it is the fanout's producer), or
+        no longer does."""
+
+    def hls_packets(self, packets: bytes) -> None:
+        """Whole packets of the source, in order."""
 
     def hls_streaming(self) -> None:
         """The first segment bytes of this connection follow (a re-open's cut is the owner's)."""
@@ -65,11 +72,11 @@ class HlsOwner(Protocol):
     def hls_cut(self) -> None:
         """The bytes that follow do not continue the ones before."""
 
-    def hls_lost(self, why: str, reopen: bool, fault: str) -> None:
+    def hls_lost(self, why: str, reopen: bool, fault: Fault) -> None:
         """The connection is lost: re-open at once (``reopen``) or reconnect with backoff;
-        ``fault`` is its /metrics word (one of upstream.FAULTS)."""
+        ``fault`` is its /metrics word."""
 
-    def hls_failed(self, reason: str, fault: str) -> None:
+    def hls_failed(self, reason: str, fault: Fault) -> None:
         """The source cannot go on (unsupported, ended): fail it."""
 
 
@@ -101,7 +108,7 @@ class HlsReader:
         self._segments = SegmentFetcher(self, http, dict(headers), clock, config.connect_timeout,
                                         redactor, owner.masked_url)
         self._media_url = ""
-        self._aligner = Aligner()
+        self._intake = Intake(segment_verdict)  # judged once, on the first segment
         self._queue: deque[Segment] = deque()
         self._next_seq: int | None = None  # the next sequence number to start
         self._shape: tuple[int | None, int | None, bool] | None = None
@@ -109,8 +116,6 @@ class HlsReader:
         self._ended = False
         self._current: Segment | None = None  # the segment being fetched
         self._current_started = False  # bytes of it went out
-        self._head = bytearray()  # the first segment's first bytes, until judged
-        self._judged = False
         self._streamed = False
         self._cut_pending = False
         self._skips = 0
@@ -136,7 +141,7 @@ class HlsReader:
     def open(self, url: str, body: bytes, started: float) -> None:
         """Follow the playlist ``body`` fetched from ``url`` (its final URL), asked for at
         ``started`` (the next reload is counted from there)."""
-        self._owner.fanout.set_producer(self)
+        self._owner.hls_producer(self, True)
         self._arm_tick()
         try:
             playlist = parse(body, url)
@@ -187,7 +192,7 @@ class HlsReader:
             self._owner.hls_failed(f"HLS: {e}", "not_ts")
             return
         except PlaylistError as e:
-            self._reload_failed(Failure(FetchError(str(e))), started, None)
+            self._reload_failed(Failure(RequestError(str(e))), started, None)
             return
         self._loaded(playlist, started)
 
@@ -196,10 +201,11 @@ class HlsReader:
             if loading is not self._loading or self._closed:
                 return
             self._loading = None
-        why = explain(failure, self._timeout, self._redactor)
-        code = failure.value.code if isinstance(failure.value, FetchError) else None
+        failed = describe(failure, self._timeout, self._redactor)
+        why = failed.line
+        code = failure.value.code if isinstance(failure.value, RequestError) else None
         if self._shape is None:  # the first load of the variant: this connection never got going
-            self._owner.hls_lost(f"HLS media playlist: {why}", reopen=False, fault=fault_of(failure))
+            self._owner.hls_lost(f"HLS media playlist: {why}", reopen=False, fault=failed.fault)
             return
         if code in (403, 410):
             self._owner.hls_lost(f"HLS playlist answered {why}: re-opening from the original URL",
@@ -243,7 +249,7 @@ class HlsReader:
 
     def _schedule(self, started: float, changed: bool) -> None:
         """The next load, counted from the start of this one (RFC 8216 §6.3.4)."""
-        _cancel(self._reload_call)
+        cancel(self._reload_call)
         delay = reload_delay(self._target, changed)
         wait = max(0.0, started + delay - self._clock.seconds())
         self._reload_call = self._clock.callLater(wait, self._reload_time)
@@ -292,71 +298,73 @@ class HlsReader:
     def segment_bytes(self, segment: Segment, data: bytes) -> None:
         if segment is not self._current or self._closed:
             return
-        if not self._judged:
-            self._head += data
-            if len(self._head) < SNIFF_BYTES:
+        intake = self._intake
+        if intake.judged:  # a segment's start goes first: a cut must come before its bytes
+            if not self._current_started and not self._begin(segment):
                 return
-            data, self._head = bytes(self._head), bytearray()
-            if not self._judge(segment, data):
-                return
-        if not self._current_started:
-            self._current_started = True
-            self._progress_at = self._clock.seconds()
-            if not self._streamed:
-                self._streamed = True
-                self._owner.hls_streaming()  # a re-open's cut is the owner's to send
-            elif self._cut_pending or segment.discontinuity:
-                self._aligner.reset()
-                self._owner.hls_cut()
-            self._cut_pending = False
-            if self._closed or segment is not self._current:
-                return
-        packets = self._aligner.feed(data)
-        if packets:
-            self._owner.bytes_in += len(packets)
-            self._owner.fanout.write(packets)
+            self._packets(intake.feed(data))
+            return
+        try:
+            packets = intake.feed(data)
+        except NotTs as e:
+            self._refuse(segment, e)
+            return
+        if intake.judged and self._begin(segment):  # this connection's first bytes were judged
+            self._packets(packets)
 
-    def _judge(self, segment: Segment, head: bytes) -> bool:
-        """The first segment's first bytes: MPEG-TS goes on, anything else ends the connection."""
-        verdict = segment_verdict(head)
-        if verdict == "fMP4":
+    def _begin(self, segment: Segment) -> bool:
+        """A segment's first bytes are here: say so (or "cut"); False when that closed us."""
+        self._current_started = True
+        self._progress_at = self._clock.seconds()
+        if not self._streamed:
+            self._streamed = True
+            self._owner.hls_streaming()  # a re-open's cut is the owner's to send
+        elif self._cut_pending or segment.discontinuity:
+            self._intake.realign()
+            self._owner.hls_cut()
+        self._cut_pending = False
+        return not self._closed and segment is self._current
+
+    def _packets(self, packets: bytes) -> None:
+        if packets:
+            self._owner.hls_packets(packets)
+
+    def _refuse(self, segment: Segment, error: NotTs) -> None:
+        """The first segment is not MPEG-TS: fMP4 fails the source, anything else ends the connection."""
+        if error.verdict == "fMP4":
             self._owner.hls_failed("HLS: fMP4 segments are not supported, only MPEG-TS", "not_ts")
-            return False
-        if verdict is not None:
-            shown = self._redactor.mask(preview(head))
-            self._owner.hls_lost(f"HLS segment {segment.sequence} is {verdict}, not MPEG-TS: "
-                                 f"{shown!r}", reopen=False, fault="not_ts")
-            return False
-        self._judged = True
-        return True
+            return
+        shown = self._redactor.mask(preview(error.head))
+        self._owner.hls_lost(f"HLS segment {segment.sequence} is {error.verdict}, not MPEG-TS: "
+                             f"{shown!r}", reopen=False, fault="not_ts")
 
     def segment_done(self, segment: Segment) -> None:
         if segment is not self._current or self._closed:
             return
-        if self._head:  # a first segment shorter than the sniff window
-            head, self._head = bytes(self._head), bytearray()
-            if not self._judge(segment, head):
-                return
-            self.segment_bytes(segment, head)
-            if self._closed:
-                return
-        last = self._aligner.flush()  # segments end on a packet boundary: nothing waits
-        if last:
-            self._owner.bytes_in += len(last)
-            self._owner.fanout.write(last)
-            if self._closed:
-                return
+        judged = self._intake.judged
+        try:
+            last = self._intake.finish()  # segments end on a packet boundary: nothing waits
+        except NotTs as e:  # a first segment shorter than the judging window
+            self._refuse(segment, e)
+            return
+        if not judged and self._intake.judged and not self._begin(segment):
+            return
+        self._packets(last)
+        if self._closed:
+            return
         self._current = None
         self._skips = 0
         self._progress_at = self._clock.seconds()
         self._pump()
 
-    def segment_skipped(self, segment: Segment, why: str, fault: str) -> None:
+    def segment_skipped(self, segment: Segment, why: str, fault: Fault) -> None:
         if segment is not self._current or self._closed:
             return
         self._current = None
-        self._head = bytearray()
-        self._aligner.reset()  # what came of it is cut short: never glued to the next
+        if self._intake.judged:
+            self._intake.realign()  # what came of it is cut short: never glued to the next
+        else:
+            self._intake.reset()
         self._cut_pending = True
         self._skips += 1
         if not self._streamed and self._skips >= SKIPS_BEFORE_FAIL:
@@ -415,27 +423,13 @@ class HlsReader:
         if self._closed:
             return succeed(None)
         self._closed = True
-        _cancel(self._reload_call)
-        _cancel(self._tick_call)
+        cancel(self._reload_call)
+        cancel(self._tick_call)
         self._reload_call = self._tick_call = None
-        if self._owner.fanout.producer is self:
-            self._owner.fanout.set_producer(None)
+        self._owner.hls_producer(self, False)
         waits = self._segments.close() + self._small.close()
         loading, self._loading = self._loading, None
         if loading is not None:
             loading.cancel()
         done: Deferred[Any] = DeferredList(waits, consumeErrors=True)
         return done.addCallback(lambda _: None)
-
-
-def _cancel(call: IDelayedCall | None) -> None:
-    if call is not None and call.active():
-        call.cancel()
-
-
-class HlsUpstream(Upstream):
-    """The Upstream of a ``.m3u8`` URL: the same object, called ``hls`` from the start."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.kind = "hls"

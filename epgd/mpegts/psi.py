@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from attrs import frozen
 
-from epgd.stream.ts import PACKET_SIZE
+from epgd.mpegts.packet import PACKET_SIZE
 
 PAT_PID = 0
 NULL_PID = 0x1FFF

@@ -19,8 +19,8 @@ from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
 from zope.interface import implementer
 
-from epgd.stream.bodywriter import BodyWriter
-from epgd.stream.fanout import Fanout
+from epgd.stream.out.bodywriter import BodyWriter
+from epgd.stream.out.fanout import Fanout
 
 #: small writes are held at most this long before they go out anyway (see the channel)
 FLUSH_AFTER = 0.1
@@ -58,7 +58,7 @@ class Client:
         self._writer = BodyWriter(request)
         self.channel_id = channel_id
         self.peer = describe_peer(request)
-        self.fanout: Fanout | None = None
+        self.fanout: Fanout[Client] | None = None
         self.bytes_sent = 0
         self.detached = False
         self.paused = False

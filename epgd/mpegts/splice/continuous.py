@@ -23,8 +23,27 @@ from array import array
 from collections.abc import Callable
 from operator import itemgetter
 
-from epgd.stream.entry import ENTRY_WAIT_BYTES, Entry, EntryFinder
-from epgd.stream.layout import (
+from epgd.mpegts.entry import ENTRY_WAIT_BYTES, Entry, EntryFinder
+from epgd.mpegts.packet import PACKET_SIZE
+from epgd.mpegts.pes import (
+    header_positions,
+    opcr_offset,
+    pcr_offset,
+    random_access_flag,
+    read_pcr_base,
+    read_stamp,
+    stamp_fields,
+    starts_random_access,
+    write_pcr_base,
+    write_stamp,
+)
+from epgd.mpegts.psi import (
+    NULL_PID,
+    ProgramMap,
+    Stream,
+    payload_start,
+)
+from epgd.mpegts.splice.layout import (
     AF_MARKS,
     BULK,
     CC_TABLES,
@@ -43,27 +62,8 @@ from epgd.stream.layout import (
     pid_table,
     positions,
 )
-from epgd.stream.pes import (
-    header_positions,
-    opcr_offset,
-    pcr_offset,
-    random_access_flag,
-    read_pcr_base,
-    read_stamp,
-    stamp_fields,
-    starts_random_access,
-    write_pcr_base,
-    write_stamp,
-)
-from epgd.stream.psi import (
-    NULL_PID,
-    ProgramMap,
-    Stream,
-    payload_start,
-)
-from epgd.stream.sourcetables import SourceTables
-from epgd.stream.timeline import Timeline
-from epgd.stream.ts import PACKET_SIZE
+from epgd.mpegts.splice.timeline import Timeline
+from epgd.mpegts.tables import SourceTables
 
 __all__ = ["OUT_AUDIO", "OUT_OTHER", "OUT_PCR_ONLY", "OUT_PMT", "OUT_VIDEO", "Splicer"]
 

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from attrs import frozen
 
-from epgd.stream.psi import (
+from epgd.mpegts.psi import (
     NULL_PID,
     PAT_PID,
     ProgramMap,

@@ -1,6 +1,6 @@
 """
-The HTTP client side of talking to a provider: Twisted's Agent, with a cap on the size of a
-response's header section, and credentials in a URL's userinfo sent as players send them.
+The HTTP client pool for talking to a provider: Twisted's Agent, with a cap on the size of a
+response's header section.
 
 Twisted's client parser limits each header line (``LineReceiver.MAX_LENGTH``, 16 KiB) but
 not how many lines come: a provider that answers with endless headers would fill memory
@@ -10,9 +10,7 @@ before the body (and its size cap) ever starts. ``HeaderLimitedPool`` builds
 
 from __future__ import annotations
 
-import base64
 from typing import Any
-from urllib.parse import unquote, urlsplit, urlunsplit
 
 from twisted.python.failure import Failure
 from twisted.web._newclient import HEADER, STATUS, HTTP11ClientProtocol
@@ -65,22 +63,4 @@ class HeaderLimitedPool(HTTPConnectionPool):
     _factory = _HeaderLimitedFactory
 
 
-def split_userinfo(url: str) -> tuple[str, bytes | None]:
-    """
-    ``http://U:P@host/x`` -> (``http://host/x``, ``b"Basic ..."``): Agent refuses a userinfo
-    in the host, and players (VLC, ffmpeg, Kodi) send it as HTTP Basic authentication.
-    A URL without userinfo comes back unchanged, with None.
-    """
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return url, None
-    if "@" not in parts.netloc:
-        return url, None
-    userinfo, _, host = parts.netloc.rpartition("@")
-    user, _, password = userinfo.partition(":")
-    token = base64.b64encode(f"{unquote(user)}:{unquote(password)}".encode())
-    return urlunsplit(parts._replace(netloc=host)), b"Basic " + token
-
-
-__all__ = ["MAX_HEADER_BYTES", "HeaderLimitedPool", "HeadersTooLong", "split_userinfo"]
+__all__ = ["MAX_HEADER_BYTES", "HeaderLimitedPool", "HeadersTooLong"]

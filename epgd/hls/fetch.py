@@ -1,6 +1,8 @@
 """
 The small HTTP pieces of an HLS connection: a bounded whole-body fetch (playlists, keys, init
-sections), AES-128 decryption as bytes arrive, and "is this segment MPEG-TS?".
+sections), AES-128 decryption as bytes arrive, and "is this segment MPEG-TS?". Failed fetches
+fail with ``epgd.net.failure.RequestError`` (or the Agent's own failures), which
+``epgd.net.failure.describe`` turns into one line and a fault word.
 """
 
 from __future__ import annotations
@@ -10,62 +12,19 @@ from typing import Any
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.padding import PKCS7
-from twisted.internet.defer import CancelledError, Deferred, fail
-from twisted.internet.defer import TimeoutError as DeferredTimeout
-from twisted.internet.error import TimeoutError as ConnectTimeout
+from twisted.internet.defer import Deferred, fail
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.protocol import Protocol
 from twisted.python.failure import Failure
 from twisted.web.client import ResponseDone
 from twisted.web.http import PotentialDataLoss
 
-from epgd.redact import Redactor
-from epgd.stream.hlsplaylist import ByteRange
-from epgd.stream.ts import find_sync, sniff
-from epgd.stream.upstream import HTTPGetter, _Discard, _reasons, final_url
+from epgd.hls.playlist import ByteRange
+from epgd.mpegts.packet import find_sync, sniff
+from epgd.net.failure import RequestError
+from epgd.net.response import Discard, HTTPGetter, final_url, is_success, status_line, stop_body
 
 _ISO_BOXES = (b"ftyp", b"styp", b"moof", b"moov", b"sidx", b"emsg", b"free", b"mdat")
-
-
-class FetchError(Exception):
-    """A fetch that failed in a way worth one line (``code``: the HTTP status, if any; without
-    one the body was unusable: too large, cut short, not a playlist)."""
-
-    def __init__(self, why: str, code: int | None = None) -> None:
-        super().__init__(why)
-        self.code = code
-
-
-def status_line(response: Any) -> str:
-    phrase = (getattr(response, "phrase", b"") or b"").decode("latin-1", "replace")
-    return f"HTTP {response.code} {phrase}".strip()
-
-
-def explain(failure: Failure, timeout: float, redactor: Redactor) -> str:
-    """One masked line for a failed request."""
-    if isinstance(failure.value, FetchError):
-        return redactor.mask(str(failure.value))
-    reasons = _reasons(failure)
-    if any(r.check(ConnectTimeout, DeferredTimeout, CancelledError) for r in reasons):
-        return f"no answer within {timeout:g}s"
-    text = "; ".join(r.getErrorMessage() or repr(r.value) for r in reasons)
-    return f"connection failed: {redactor.mask(text)}"
-
-
-def fault_of(failure: Failure) -> str:
-    """The /metrics word (upstream.FAULTS) for a failed request."""
-    if isinstance(failure.value, FetchError):
-        return "http_error" if failure.value.code is not None else "not_ts"
-    reasons = _reasons(failure)
-    if any(r.check(ConnectTimeout, DeferredTimeout, CancelledError) for r in reasons):
-        return "timeout"
-    return "connect_error"
-
-
-def stop(transport: Any) -> None:
-    """Close a response body's connection (its transport is an IPushProducer)."""
-    if transport is not None:
-        transport.stopProducing()
 
 
 def segment_verdict(head: bytes) -> str | None:
@@ -101,7 +60,7 @@ class Collect(Protocol):
         self.what = what
         self.parts: list[bytes] = []
         self.size = 0
-        self.done: Deferred[bytes] = Deferred(lambda _: stop(self.transport))
+        self.done: Deferred[bytes] = Deferred(lambda _: stop_body(self.transport))
         self.lost: Deferred[None] = Deferred()
 
     def dataReceived(self, data: bytes) -> None:
@@ -109,8 +68,8 @@ class Collect(Protocol):
             return
         self.size += len(data)
         if self.size > self.limit:
-            self.done.errback(FetchError(f"{self.what} is over {self.limit} bytes"))
-            stop(self.transport)
+            self.done.errback(RequestError(f"{self.what} is over {self.limit} bytes"))
+            stop_body(self.transport)
             return
         self.parts.append(data)
 
@@ -119,7 +78,7 @@ class Collect(Protocol):
             if reason is None or reason.check(ResponseDone, PotentialDataLoss):
                 self.done.callback(b"".join(self.parts))
             else:
-                self.done.errback(FetchError(f"{self.what} cut short ({reason.getErrorMessage()})"))
+                self.done.errback(RequestError(f"{self.what} cut short ({reason.getErrorMessage()})"))
         self.lost.callback(None)
 
 
@@ -136,19 +95,19 @@ class SmallFetches:
 
     def get(self, url: str, limit: int, what: str,
             byterange: ByteRange | None = None) -> Deferred[tuple[str, bytes]]:
-        """``(final URL after redirects, body)``; fails with FetchError, a timeout, ..."""
+        """``(final URL after redirects, body)``; fails with RequestError, a timeout, ..."""
         headers = dict(self._headers)
         if byterange is not None:
             headers["Range"] = [byterange.header]
         try:
             request = self._http.get(url, headers=headers, unbuffered=True)
         except Exception as e:  # a malformed URL raises at once
-            return fail(FetchError(f"cannot request it: {e}"))
+            return fail(RequestError(f"cannot request it: {e}"))
 
         def got(response: Any) -> Deferred[tuple[str, bytes]]:
-            if not 200 <= response.code < 300:
-                response.deliverBody(_Discard())
-                raise FetchError(status_line(response), response.code)
+            if not is_success(response):
+                response.deliverBody(Discard())
+                raise RequestError(status_line(response), response.code)
             collect = Collect(limit, what)
             self.open.add(collect)
             collect.lost.addBoth(lambda _: self.open.discard(collect))
@@ -173,5 +132,5 @@ class SmallFetches:
         for collect in list(self.open):
             if collect.transport is not None:
                 waits.append(collect.lost)
-                stop(collect.transport)
+                stop_body(collect.transport)
         return waits

@@ -22,15 +22,17 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from epgd.config import StreamConfig
+from epgd.mpegts.entry import ENTRY_WAIT_BYTES, ENTRY_WAIT_SECONDS, Entry, EntryFinder
+from epgd.mpegts.splice.continuous import Splicer
+from epgd.mpegts.splice.passthrough import PassthroughSplicer
+from epgd.net.timers import backoff
+from epgd.net.urls import last_segment
 from epgd.redact import Redactor
 from epgd.schedule.model import Event, Schedule, Source
-from epgd.stream.client import Client
-from epgd.stream.entry import ENTRY_WAIT_BYTES, ENTRY_WAIT_SECONDS, Entry, EntryFinder
-from epgd.stream.output import Output
-from epgd.stream.passthrough import PassthroughSplicer
+from epgd.stream.out.client import Client
+from epgd.stream.out.output import Output
 from epgd.stream.registry import ProviderFull, UpstreamRegistry
-from epgd.stream.splice import Splicer
-from epgd.stream.upstream import Upstream, backoff, last_segment
+from epgd.stream.upstream import Upstream
 
 #: past the wait for a random-access point, a new source that still shows no way in (no
 #: PAT/PMT) after this many times the wait has failed

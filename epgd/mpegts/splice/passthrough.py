@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from epgd.stream.entry import ENTRY_WAIT_BYTES, Entry, EntryFinder
-from epgd.stream.psi import codecs_of
-from epgd.stream.ts import find_pat, rfind_pat
+from epgd.mpegts.entry import ENTRY_WAIT_BYTES, Entry, EntryFinder
+from epgd.mpegts.packet import find_pat, rfind_pat
+from epgd.mpegts.psi import codecs_of
 
 
 class PassthroughSplicer:
