@@ -5,6 +5,8 @@ driven by hand) and a provider whose responses the test feeds byte by byte.
 
 from __future__ import annotations
 
+import datetime as _dt
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from twisted.internet.address import IPv4Address
@@ -15,6 +17,8 @@ from twisted.python.failure import Failure
 from twisted.web.client import ResponseDone
 from twisted.web.http import PotentialDataLoss
 from zope.interface import implementer
+
+from epgd.schedule.model import Channel, Event, Schedule, Source
 
 
 class FakeRequest:
@@ -196,3 +200,29 @@ class FakeHTTP:
 
     def count(self, url: str) -> int:
         return sum(1 for u, _, _ in self.requests if u == url)
+
+
+# -- one channel's schedule, on a task.Clock that starts at T0 -------------------------
+
+BASE = "http://provider.test/live/alice/hunter22/"
+T0 = 1_800_000_000.0
+
+
+def utc(t: float) -> _dt.datetime:
+    return _dt.datetime.fromtimestamp(t, _dt.UTC)
+
+
+def event(key: str, start: float, stop: float, *names: str, provider: str = "main") -> Event:
+    sources = tuple(Source(provider, n, BASE + n) for n in names)
+    return Event(key, "nhl", key, utc(T0 + start), utc(T0 + stop), sources)
+
+
+def schedule(*events: Event) -> Schedule:
+    channel = Channel("nhl_1", "NHL 1", 1, "nhl", "NHL", events=events)
+    return Schedule(utc(T0), (channel,))
+
+
+def log_text(events: Sequence[Mapping[str, Any]]) -> str:
+    from twisted.logger import formatEvent
+
+    return "\n".join(formatEvent(dict(e)) for e in events)

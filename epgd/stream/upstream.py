@@ -34,16 +34,13 @@ from epgd.mpegts.intake import Intake, NotTs
 from epgd.mpegts.packet import preview, sniff
 from epgd.net.failure import FAULTS, Fault, describe
 from epgd.net.response import Discard, HTTPGetter, content_type, final_url, is_success, status_line
-from epgd.net.timers import backoff, cancel
+from epgd.net.timers import cancel
 from epgd.net.urls import last_segment, split_userinfo
 from epgd.redact import Redactor
 from epgd.stream.out.fanout import Fanout
+from epgd.stream.reconnect import Reconnects
 
 __all__ = ["FAULTS", "HTTPGetter", "Upstream", "UpstreamConsumer", "UpstreamState"]
-
-#: a connection that streamed this long resets the reconnect count
-STABLE_AFTER = 5.0
-
 
 class UpstreamState(StrEnum):
     NEW = "new"  # made, not started
@@ -132,8 +129,7 @@ class Upstream:
         self._reader: HlsReader | None = None
         self._resume_at: int | None = None  # where a re-opened HLS connection goes on
         self.ever_streamed = False
-        self.streaming_since: float | None = None
-        self.retries = 0
+        self._reconnects = Reconnects(config.reconnect_attempts)
         self.kind = kind  # /streams/status source_kind: "ts" or "hls"
         self.state = UpstreamState.NEW
         self.error: str | None = None
@@ -278,7 +274,7 @@ class Upstream:
 
     def _streaming_started(self) -> None:
         self.state = UpstreamState.STREAMING
-        self.streaming_since = self._clock.seconds()
+        self._reconnects.streaming(self._clock.seconds())
         if self.ever_streamed:
             # A reconnection starts wherever the provider likes: each consumer re-enters
             # it at a clean point (its splicer), so a rotating provider looks seamless.
@@ -388,22 +384,15 @@ class Upstream:
     def _retry(self, why: str, at_once: bool, fault: Fault | None = None) -> None:
         if fault is not None:
             self._count(fault)
-        now = self._clock.seconds()
-        if self.streaming_since is not None and now - self.streaming_since >= STABLE_AFTER:
-            self.retries = 0
-        self.streaming_since = None
-        self.retries += 1
-        if self.retries > self._config.reconnect_attempts:
-            self._fail(f"{why}; gave up after {self._config.reconnect_attempts} reconnects")
+        reconnects = self._reconnects
+        delay = reconnects.next_delay(self._clock.seconds(), at_once)
+        if delay is None:
+            self._fail(f"{why}; gave up after {reconnects.attempts} reconnects")
             return
-        delay = 0.0 if at_once and self.retries == 1 else backoff(self.retries)
         self.state = UpstreamState.WAITING
         self.error = why
-        self.log.info(
-            "[PROXY] {url} {why}; reconnect {n}/{limit} in {delay:g}s",
-            url=self.masked_url, why=why, n=self.retries,
-            limit=self._config.reconnect_attempts, delay=delay,
-        )
+        self.log.info("[PROXY] {url} {why}; reconnect {n}/{limit} in {delay:g}s", url=self.masked_url,
+                      why=why, n=reconnects.count, limit=reconnects.attempts, delay=delay)
         self._retry_call = self._clock.callLater(delay, self._retry_now)
 
     def _retry_now(self) -> None:

@@ -8,7 +8,6 @@ shows (bytes, bitrate, idle time).
 from __future__ import annotations
 
 from collections import deque
-from typing import Any
 
 from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTime
 from twisted.logger import Logger

@@ -10,9 +10,8 @@ from epgd.config import Config, ProviderConfig, ServerConfig, StreamConfig
 from epgd.redact import Redactor
 from epgd.schedule.model import Channel, Schedule
 from epgd.stream.manager import StreamManager
-from tests.streamfakes import FakeHTTP, FakeRequest, finish_when_done
-from tests.test_channel import BASE, T0, event, fills, log_text, schedule
-from tests.tsutil import stream
+from tests.streamfakes import BASE, T0, FakeHTTP, FakeRequest, event, finish_when_done, log_text, schedule
+from tests.tsutil import fills, stream
 
 STATUS_KEYS = {"stream_url", "event", "uptime_seconds", "idle_seconds", "last_check", "clients",
                "bytes_sent", "bitrate_kbps", "switches", "error", "source_kind", "codecs"}

@@ -16,8 +16,7 @@ from epgd.redact import Redactor
 from epgd.stream.channel.stream import ChannelStream
 from epgd.stream.out.client import Client
 from epgd.stream.registry import UpstreamRegistry
-from tests.streamfakes import FakeHTTP, FakeRequest, finish_when_done
-from tests.test_channel import BASE, T0, event, log_text, schedule
+from tests.streamfakes import BASE, T0, FakeHTTP, FakeRequest, event, finish_when_done, log_text, schedule
 from tests.test_splice import video_marks
 from tests.tsgen import MP2, MPEG2, Source
 from tests.tsverify import read, ring

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as _dt
-from collections.abc import Mapping, Sequence
-from typing import Any
-
 from twisted.internet.task import Clock
 from twisted.logger import capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
@@ -13,35 +9,22 @@ from twisted.trial.unittest import SynchronousTestCase
 from epgd.config import Config, ProviderConfig, StreamConfig
 from epgd.net import timers
 from epgd.redact import Redactor
-from epgd.schedule.model import Channel, Event, Schedule, Source
+from epgd.schedule.model import Schedule
 from epgd.stream.channel.stream import ChannelStream
 from epgd.stream.out.client import Client
 from epgd.stream.registry import UpstreamRegistry
-from tests.streamfakes import FakeHTTP, FakeRequest, FakeResponse, finish_when_done
+from tests.streamfakes import (
+    BASE,
+    T0,
+    FakeHTTP,
+    FakeRequest,
+    FakeResponse,
+    event,
+    finish_when_done,
+    log_text,
+    schedule,
+)
 from tests.tsutil import fills, packet, pids, stream
-
-BASE = "http://provider.test/live/alice/hunter22/"
-T0 = 1_800_000_000.0
-
-
-def utc(t: float) -> _dt.datetime:
-    return _dt.datetime.fromtimestamp(t, _dt.UTC)
-
-
-def event(key: str, start: float, stop: float, *names: str, provider: str = "main") -> Event:
-    sources = tuple(Source(provider, n, BASE + n) for n in names)
-    return Event(key, "nhl", key, utc(T0 + start), utc(T0 + stop), sources)
-
-
-def schedule(*events: Event) -> Schedule:
-    channel = Channel("nhl_1", "NHL 1", 1, "nhl", "NHL", events=events)
-    return Schedule(utc(T0), (channel,))
-
-
-def log_text(events: Sequence[Mapping[str, Any]]) -> str:
-    from twisted.logger import formatEvent
-
-    return "\n".join(formatEvent(dict(e)) for e in events)
 
 
 class ChannelTests(SynchronousTestCase):
