@@ -40,6 +40,7 @@ from twisted.web.iweb import IResponse
 from epgd.net.failure import RequestError, describe
 from epgd.net.pool import HeaderLimitedPool
 from epgd.net.response import Discard, is_success, status_line
+from epgd.net.timers import cancel
 from epgd.net.urls import split_userinfo
 from epgd.redact import Redactor
 from epgd.sources import SourceError
@@ -220,8 +221,7 @@ def _closing(out: Any, *timers: Any) -> Callable[[Any], Any]:
 
     def close(result: Any) -> Any:
         for timer in timers:
-            if timer.active():
-                timer.cancel()
+            cancel(timer)
         try:
             if not isinstance(result, Failure):
                 out.flush()

@@ -20,6 +20,7 @@ from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
 
 from epgd.config import Config
+from epgd.net.timers import cancel
 from epgd.plaintext import error_line
 from epgd.redact import Redactor
 from epgd.schedule.model import Schedule, utc_iso
@@ -271,8 +272,7 @@ class StreamManager(Service):
         self._check_all()
 
     def _cancel_boundary(self) -> None:
-        if self._boundary is not None and self._boundary.active():
-            self._boundary.cancel()
+        cancel(self._boundary)
         self._boundary = None
 
     def _reap(self) -> None:

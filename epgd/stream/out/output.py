@@ -14,6 +14,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from epgd.mpegts.packet import null_packets
+from epgd.net.timers import cancel
 from epgd.stream.out.client import FLUSH_AFTER, Client
 from epgd.stream.out.fanout import Fanout
 
@@ -81,8 +82,7 @@ class Output:
     def flush(self) -> None:
         """Send what is coalesced now (before a cut, a keepalive, a stop)."""
         if self._out_timer is not None:
-            if self._out_timer.active():
-                self._out_timer.cancel()
+            cancel(self._out_timer)
             self._out_timer = None
         if not self._out:
             return
