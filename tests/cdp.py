@@ -25,7 +25,7 @@ CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-st
 
 
 def find_chromium() -> str | None:
-    """The browser to run, or None when none is installed (the tests then skip)."""
+    """The browser to run, or None when none is installed (the tests that need it then fail)."""
     configured = os.environ.get("EPGD_CHROMIUM")
     if configured:
         return configured if os.access(configured, os.X_OK) else None

@@ -5,22 +5,18 @@ How media servers read a live channel, as real ffmpeg processes: Plex and Emby r
 
 from __future__ import annotations
 
-import shutil
 import signal
 import subprocess
 import time
 from pathlib import Path
 
-from twisted.trial.unittest import SkipTest
+from tests.programs import require
 
 HLS_TIME = 3  # Jellyfin's segment length
 
 
 def tool(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        raise SkipTest(f"{name} is not installed: the media servers' pipelines need it")
-    return path
+    return require(name, "the media servers' pipelines need it")
 
 
 def plex(ffmpeg: str, url: str, recording: Path) -> list[str]:

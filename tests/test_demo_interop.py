@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -24,12 +22,13 @@ from twisted.internet import defer, reactor, task
 from twisted.internet.protocol import Protocol, connectionDone
 from twisted.internet.threads import deferToThread
 from twisted.python.failure import Failure
-from twisted.trial.unittest import SkipTest, TestCase
+from twisted.trial.unittest import TestCase
 from twisted.web.client import HTTPConnectionPool
 
 from epgd.demo import DemoProviderService, demo_setup
 from epgd.demo.clip import load_clips
 from tests.mediaservers import HLS_TIME, jellyfin, plex, run_for, segment_durations
+from tests.programs import require
 
 EVENT_LENGTH = 6.0
 PREBUFFER = 1.0  # what the demo provider sends at once when a connection opens
@@ -41,12 +40,7 @@ CUT_FRAME = re.compile(r"^\[(h264|aac) @ [^]]+\] |^Error while decoding stream #
 
 
 def tool(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        reason = f"{name} is not installed: the demo's interop checks need it"
-        print(reason, file=sys.stderr)
-        raise SkipTest(reason)
-    return path
+    return require(name, "the demo's interop checks need it")
 
 
 def run(*argv: str, timeout: float = 60) -> defer.Deferred[subprocess.CompletedProcess[str]]:

@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
-from twisted.trial.unittest import SkipTest
-
+from tests.programs import require
 from tests.streamhelpers import B_PIDS, E2ETestCase, event, pids
 
 RATE = 60_000  # bytes/s: a little faster than the clips' real rate, so few loops
@@ -32,11 +30,7 @@ MAX_CUT_FRAME_LINES = 8
 
 
 def tool(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        raise SkipTest(f"{name} not installed: cannot check that a recording across a switch "
-                       f"decodes (install ffmpeg)")
-    return path
+    return require(name, "it checks that a recording across a switch decodes")
 
 
 class RecordingAcrossASwitchTests(E2ETestCase):

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
-import shutil
 import subprocess
 import tempfile
-from unittest import SkipTest
 
 from lxml import etree
 from twisted.trial.unittest import SynchronousTestCase
 
 from epgd.publish.xmltv import render_xmltv
 from epgd.schedule.model import Channel, Event, Schedule, Source
+from tests.programs import require
 
 UTC = _dt.UTC
 DTD_PATH = os.path.join(os.path.dirname(__file__), "data", "xmltv.dtd")
@@ -65,8 +64,7 @@ class XmltvTests(SynchronousTestCase):
         self.assertTrue(dtd.validate(etree.fromstring(xml)), dtd.error_log.filter_from_errors())
 
     def test_valid_for_xmllint(self) -> None:
-        if shutil.which("xmllint") is None:
-            raise SkipTest("xmllint is not installed")
+        require("xmllint", "it judges the guide against the XMLTV DTD")
         with tempfile.NamedTemporaryFile(suffix=".xml", delete=False) as handle:
             handle.write(self.render(self.full()))
         self.addCleanup(os.unlink, handle.name)
