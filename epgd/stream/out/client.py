@@ -26,7 +26,7 @@ from epgd.stream.out.fanout import Fanout
 FLUSH_AFTER = 0.1
 
 
-def connection_gone(request: Any) -> bool:
+def disconnected(request: Any) -> bool:
     """
     The request's connection is lost: Twisted's own flag (see ``epgd.internals``), as no public
     API tells it. ``notifyFinish()`` asked for after the loss never fires, and registering a
@@ -90,7 +90,7 @@ class Client:
         finished.addCallback(lambda _: self.detach("response finished"))
         if self.detached:
             return
-        if connection_gone(self.request):
+        if disconnected(self.request):
             self.detach("connection closed before the stream started")
             return
         self.request.registerProducer(self, True)
@@ -125,7 +125,7 @@ class Client:
             self.fanout.remove(self)
         if self._registered:
             self._registered = False
-            if not connection_gone(self.request):
+            if not disconnected(self.request):
                 try:
                     self.request.unregisterProducer()
                 except Exception:  # the request's channel is already gone
