@@ -159,7 +159,11 @@ class MakeRoomTests(RegistryCase):
 
     def test_not_asked_while_there_is_room(self) -> None:
         asked: list[str] = []
-        self.registry.make_room = lambda provider, asking: bool(asked.append(provider))
+
+        def make_room(provider: str, asking: object) -> bool:
+            asked.append(provider)
+            return False
+        self.registry.make_room = make_room
         self.registry.acquire(source(1))
         self.registry.acquire(source(1))  # the same URL takes no new slot
         self.assertEqual(asked, [])
@@ -212,15 +216,26 @@ class HttpClientTests(RegistryCase):
         self.assertEqual(len(self.http["other"].requests), 1)
 
     def test_without_a_factory_each_provider_gets_a_header_limited_pool(self) -> None:
+        """A persistent pool per provider, refusing endless headers; closed with the registry."""
         from epgd.net.pool import HeaderLimitedPool
+        from epgd.stream import registry as registry_module
 
+        made: list[HeaderLimitedPool] = []
+
+        class Recorded(HeaderLimitedPool):
+            def __init__(self, reactor: Any, persistent: bool = True) -> None:
+                super().__init__(reactor, persistent)
+                made.append(self)
+
+        self.patch(registry_module, "HeaderLimitedPool", Recorded)
+        self.make(max_streams=0)
         registry = UpstreamRegistry(self.config, self.clock, Redactor())
-        made: list[Any] = []
-        self.patch(HeaderLimitedPool, "__init__", lambda pool, *a, **kw: made.append(kw) or None)
         registry.acquire(source(1))
+        registry.acquire(source(2))
         registry.acquire(source(9, provider="other"))
-        registry.acquire(source(9, provider="other"))
-        self.assertEqual(made, [{"persistent": True}, {"persistent": True}])
+        self.assertEqual(len(made), 2)
+        self.assertTrue(all(pool.persistent for pool in made))
+        self.successResultOf(registry.close())
 
 
 class CloseTests(RegistryCase):
