@@ -126,24 +126,16 @@ class ServiceTests(TestCase):
         self.pool = HTTPConnectionPool(reactor, persistent=False)
         self.addCleanup(self.pool.closeCachedConnections)
 
-    @inlineCallbacks
-    def start(self, *argv: str) -> Any:
+    def start(self, *argv: str) -> tuple[Any, int]:
         service = tap.makeService(parse(*argv))
         service.startService()
         self.addCleanup(lambda: service.running and service.stopService())
-        listening: Deferred[Any] = Deferred()
-
-        def bound(port: Any) -> Any:
-            listening.callback(port)
-            return port  # stopService needs it back
-
-        service.getServiceNamed("listen-0")._waitingForPort.addCallback(bound)
-        port = yield listening
+        port = service.getServiceNamed("listen-0").port  # a TCP port is bound at once
         return service, port.getHost().port
 
     @inlineCallbacks
     def test_health_while_starting(self) -> Any:
-        service, port = yield self.start("--config", write_config(self))
+        service, port = self.start("--config", write_config(self))
         self.assertEqual([s.name for s in service], ["catalog", "streams", "listen-0"])
         response = yield treq.get(f"http://127.0.0.1:{port}/health", pool=self.pool)
         body = yield response.json()
@@ -159,7 +151,7 @@ class ServiceTests(TestCase):
     @inlineCallbacks
     def test_listen_replaces_config_and_stop_closes(self) -> Any:
         path = write_config(self, listen="tcp:1:interface=127.0.0.1")
-        service, port = yield self.start("--config", path, "--listen", "tcp:0:interface=127.0.0.1")
+        service, port = self.start("--config", path, "--listen", "tcp:0:interface=127.0.0.1")
         self.assertNotEqual(port, 1)
         response = yield treq.get(f"http://127.0.0.1:{port}/health", pool=self.pool)
         yield response.content()
