@@ -2,25 +2,23 @@
 epgd's configuration: TOML in, frozen attrs values (``epgd.configtypes``) out.
 
 Loading and validation (``load_config``) turn every mistake into one ``ConfigError`` line
-that names the file, the key and what is wrong. The value classes are re-exported here, so
-the rest of epgd imports everything configuration from this one module.
+that names the file, the key and what is wrong. This module knows the sections and their
+keys; reading one value and phrasing its failure is ``epgd.configread``'s. The value classes
+and ``check_listen`` are re-exported here, so the rest of epgd imports everything
+configuration from this one module.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-import difflib
-import json
-import math
 import re
-import socket
 import tomllib
 import zoneinfo
-from collections.abc import Sequence
-from typing import Any, NoReturn
+from typing import Any
 
 from attrs import fields
 
+from epgd.configread import Reader, check_listen, is_int, show
 from epgd.configtypes import (
     DEFAULT_USER_AGENT,
     Config,
@@ -42,15 +40,11 @@ __all__ = [
     "parse_config",
 ]
 
-# -- loading and validation ----------------------------------------------------------
-
 _TOP_KEYS = ("server", "stream", "guide", "hdhr", "provider", "lineup", "event")
 _HLS_VARIANT = re.compile(r"best|worst|[1-9][0-9]*p|[1-9][0-9]*")
 _PROVIDER_NAME = re.compile(r"[a-z0-9_-]+")
 _LINEUP_ID = re.compile(r"[a-z0-9_]+")
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
-_URL_SCHEME = re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*)://")
-_MAX_SHOWN = 80
 
 
 def load_config(path: str, sources_required: bool = True) -> Config:
@@ -79,174 +73,27 @@ def parse_config(data: dict[str, Any], path: str, sources_required: bool = True)
     return _Parser(path, data, sources_required).config()
 
 
-def check_listen(description: str) -> str | None:
-    """
-    Why ``description`` is not a usable Twisted server endpoint string, or None if it is.
-    Parses without listening (and without needing the systemd sockets to be there yet).
-    """
-    from twisted.internet.endpoints import _parseServer
-    from twisted.internet.testing import MemoryReactor
-
-    try:
-        kind, args, kwargs = _parseServer(description, None)
-        prefix = kind if isinstance(kind, str) else getattr(kind, "prefix", "")
-        if prefix.lower() in ("tcp", "tcp6"):
-            port = int(args[0] if args else kwargs.get("port", ""))
-            if not 0 <= port <= 65535:
-                return f"port {port} is out of range 0-65535"
-        if prefix.lower() == "unix" and not (args[0] if args else kwargs.get("address", "")):
-            return "a unix socket needs a path, like unix:/run/epgd.sock"
-        if prefix == "systemd":
-            _check_systemd(*args, **kwargs)
-        elif not isinstance(kind, str):
-            kind.parseStreamServer(MemoryReactor(), *args, **kwargs)
-    except Exception as e:  # the parsers raise ValueError, TypeError, KeyError, OSError...
-        return _endpoint_reason(e)
-    return None
-
-
-def _check_systemd(domain: str = "", index: str | None = None, name: str | None = None) -> None:
-    if (index is None) == (name is None):
-        raise ValueError("give exactly one of index= or name=")
-    if index is not None and not index.isdigit():
-        raise ValueError(f"index must be a number, got {index!r}")
-    if not hasattr(socket, "AF_" + domain):
-        raise ValueError(f"domain must be INET, INET6 or UNIX, got {domain!r}")
-
-
-def _endpoint_reason(e: Exception) -> str:
-    text = str(e).strip() or type(e).__name__
-    if isinstance(e, TypeError):
-        text = "unexpected or missing arguments (" + text + ")"
-    return text.replace("\n", " ")
-
-
-def _show(value: Any) -> str:
-    """A value as the user wrote it, JSON-ish: ``"four"``, ``4.5``, ``true``."""
-    if isinstance(value, dict):
-        return "a table"
-    if isinstance(value, (_dt.datetime, _dt.date, _dt.time)):
-        text = value.isoformat()
-    elif isinstance(value, float) and not math.isfinite(value):
-        text = str(value)  # "inf", "-inf", "nan": TOML's spelling, not JSON's "Infinity"
-    else:
-        try:
-            text = json.dumps(value, ensure_ascii=False)
-        except (TypeError, ValueError):
-            text = repr(value)
-    return text if len(text) <= _MAX_SHOWN else text[: _MAX_SHOWN - 3] + "..."
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return (_is_int(value) or isinstance(value, float)) and math.isfinite(value)
-
-
-class _Parser:
-    """One pass over the TOML data; knows the file name and how to phrase a failure."""
+class _Parser(Reader):
+    """One pass over the TOML data: which sections and keys exist, and what each may hold."""
 
     def __init__(self, path: str, data: dict[str, Any], sources_required: bool = True) -> None:
-        self.path = path
-        self.data = data
-        self.sources_required = sources_required
         urls: list[str] = []
         for section, keys in (("provider", ("playlist", "guide")), ("event", ("url",))):
             items = data.get(section)
             for item in items if isinstance(items, list) else [items]:
                 if isinstance(item, dict):
                     urls += [item[k] for k in keys if isinstance(item.get(k), str)]
-        self.redactor = Redactor.for_urls(urls)
-
-    def fail(self, key: str, problem: str, value: Any = None, shown: bool = True) -> NoReturn:
-        got = f", got {_show(value)}" if shown else ""
-        line = f"{self.path}: {key}: {problem}{got}" if key else f"{self.path}: {problem}{got}"
-        raise ConfigError(self.redactor.mask(line.replace("\n", " ")))
-
-    # -- shapes ------------------------------------------------------------------------
-
-    def table(self, value: Any, key: str, known: Sequence[str], required: Sequence[str] = ()) -> dict[str, Any]:
-        if not isinstance(value, dict):
-            self.fail(key, f"must be a table ([{key}])", value)
-        for name in value:
-            if name not in known:
-                close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
-                hint = f' (did you mean "{close[0]}"?)' if close else ""
-                self.fail(f"{key}.{name}" if key else name, "unknown key" + hint, shown=False)
-        for name in required:
-            if name not in value:
-                self.fail(f"{key}.{name}", "required key is missing", shown=False)
-        return value
+        super().__init__(path, Redactor.for_urls(urls))
+        self.data = data
+        self.sources_required = sources_required
 
     def tables(self, key: str) -> list[dict[str, Any]]:
+        """The ``[[key]]`` tables of the file (one ``[key]`` table counts as one of them)."""
         value = self.data.get(key, [])
         if isinstance(value, dict):
             value = [value]
         if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
             self.fail(key, f"must be one or more [[{key}]] tables", value)
-        return value
-
-    # -- scalars -----------------------------------------------------------------------
-
-    def integer(self, value: Any, key: str, lo: int, hi: int | None = None) -> int:
-        if not _is_int(value) or value < lo or (hi is not None and value > hi):
-            rule = f"from {lo} to {hi}" if hi is not None else f"of at least {lo}"
-            self.fail(key, f"must be an integer {rule}", value)
-        return int(value)
-
-    def seconds(self, value: Any, key: str, lo: float | None = 0.0, open_lo: bool = True) -> float:
-        ok = _is_number(value) and (lo is None or value > lo or (not open_lo and value == lo))
-        if not ok:
-            rule = ("a positive number" if open_lo else "a number of at least 0") if lo is not None else "a number"
-            self.fail(key, f"must be {rule} of seconds", value)
-        return float(value)
-
-    def string(self, value: Any, key: str, nonempty: bool = False, oneline: bool = True) -> str:
-        if not isinstance(value, str):
-            self.fail(key, "must be a string", value)
-        if nonempty and not value.strip():
-            self.fail(key, "must not be empty", value)
-        if oneline and any(c in value for c in "\r\n\x00"):
-            self.fail(key, "must not contain line breaks or NUL", shown=False)
-        return value
-
-    def choice(self, value: Any, key: str, allowed: Sequence[str]) -> str:
-        if value not in allowed:
-            options = ", ".join(f'"{a}"' for a in allowed)
-            self.fail(key, f"must be one of {options}", value)
-        return str(value)
-
-    def boolean(self, value: Any, key: str) -> bool:
-        if not isinstance(value, bool):
-            self.fail(key, "must be true or false", value)
-        return value
-
-    def strings(self, value: Any, key: str) -> tuple[str, ...]:
-        if isinstance(value, str) or not isinstance(value, list):
-            self.fail(key, "must be an array of strings", value)
-        return tuple(self.string(v, f"{key}[{i}]") for i, v in enumerate(value))
-
-    def regex(self, value: Any, key: str) -> str:
-        text = self.string(value, key)
-        try:
-            re.compile(text, re.IGNORECASE)
-        except re.error as e:
-            self.fail(key, f"invalid regex {_show(text)}: {e}", shown=False)
-        return text
-
-    def source(self, value: Any, key: str, nonempty: bool) -> str:
-        """A URL (http, https or file) or a file path."""
-        text = self.string(value, key, nonempty=nonempty).strip()
-        scheme = _URL_SCHEME.match(text)
-        if scheme and scheme.group(1).lower() not in ("http", "https", "file"):
-            self.fail(key, "must be an http(s) URL or a file path", text)
-        return text
-
-    def stamp(self, value: Any, key: str) -> _dt.datetime:
-        if not isinstance(value, _dt.datetime) or value.tzinfo is None:
-            self.fail(key, "must be a TOML date-time with a UTC offset, like 2026-11-24T19:00:00-05:00", value)
         return value
 
     # -- sections ----------------------------------------------------------------------
@@ -357,7 +204,6 @@ class _Parser:
         )
 
     def device_id(self, value: Any) -> str:
-
         text = self.string(value, "hdhr.device_id").strip()
         if text and not valid_device_id(text):
             fixed = fix_check_digit(text)
@@ -409,7 +255,7 @@ class _Parser:
         )
 
     def hls_variant(self, value: Any, key: str) -> str:
-        if _is_int(value) and value > 0:
+        if is_int(value) and value > 0:
             return str(value)
         text = self.string(value, key).strip().lower()
         if not _HLS_VARIANT.fullmatch(text):
@@ -426,7 +272,7 @@ class _Parser:
         for i, name in enumerate(chosen):
             if name not in providers:
                 known = ", ".join(f'"{p}"' for p in providers)
-                self.fail(f"{key}.providers[{i}]", f"unknown provider {_show(name)} (known: {known})", shown=False)
+                self.fail(f"{key}.providers[{i}]", f"unknown provider {show(name)} (known: {known})", shown=False)
         pattern = self.regex(t.get("name_pattern", ""), f"{key}.name_pattern")
         if pattern and "title" not in re.compile(pattern, re.IGNORECASE).groupindex:
             self.fail(f"{key}.name_pattern", "needs a named group (?P<title>...)", pattern)
@@ -458,7 +304,7 @@ class _Parser:
         lineup = lineups.get(lineup_id)
         if lineup is None:
             known = ", ".join(f'"{i}"' for i in lineups)
-            self.fail(f"{key}.lineup", f"unknown lineup {_show(lineup_id)} (known: {known})", shown=False)
+            self.fail(f"{key}.lineup", f"unknown lineup {show(lineup_id)} (known: {known})", shown=False)
         start = self.stamp(t["start"], f"{key}.start")
         if "stop" in t:
             stop = self.stamp(t["stop"], f"{key}.stop")
@@ -471,7 +317,7 @@ class _Parser:
         channel = self.string(t.get("channel", ""), f"{key}.channel").strip()
         if provider and provider not in providers:
             known = ", ".join(f'"{p}"' for p in providers)
-            self.fail(f"{key}.provider", f"unknown provider {_show(provider)} (known: {known})", shown=False)
+            self.fail(f"{key}.provider", f"unknown provider {show(provider)} (known: {known})", shown=False)
         if not url and not (provider and channel):
             self.fail(key, 'needs a url, or a provider and a channel (its name in that playlist)', shown=False)
         return EventConfig(

@@ -18,9 +18,12 @@ from attrs import evolve
 from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import IService, MultiService
 from twisted.internet import endpoints
+from twisted.internet.defer import Deferred
 from twisted.internet.error import CannotListenError
-from twisted.internet.interfaces import IListeningPort
+from twisted.internet.interfaces import IListeningPort, IProtocolFactory, IStreamServerEndpoint
 from twisted.python import usage
+from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from epgd import logmask
 from epgd.config import Config, ConfigError, check_listen, load_config
@@ -223,9 +226,9 @@ class Listener(StreamServerEndpointService):
 
     def __init__(self, reactor: Any, description: str, factory: Any,
                  failed: Callable[[str], NoReturn] | None = None) -> None:
-        super().__init__(endpoints.serverFromString(reactor, description), factory)
+        super().__init__(_AtOnce(endpoints.serverFromString(reactor, description), self._listening),
+                         factory)
         self.description = description
-        self._raiseSynchronously = True
         self.port: IListeningPort | None = None  # once listening (HDHomeRun discovery announces it)
         self._failed = failed or EpgdService().start_failed
 
@@ -234,16 +237,48 @@ class Listener(StreamServerEndpointService):
             super().privilegedStartService()
         except CannotListenError as e:
             self._failed(f'epgd: cannot listen on "{self.description}": {e.socketError}')
-        if self._waitingForPort is not None:
-            self._waitingForPort.addCallback(self._listening)
 
-    def _listening(self, port: IListeningPort | None) -> IListeningPort | None:
+    def _listening(self, port: IListeningPort) -> None:
         self.port = port
-        return port
 
     def stopService(self) -> Any:
         self.port = None
         return super().stopService()
+
+
+@implementer(IStreamServerEndpoint)
+class _AtOnce:
+    """
+    An endpoint whose ``listen`` raises what fails at once (a busy port), and tells
+    ``bound`` the port once listening. ``StreamServerEndpointService`` alone logs such a
+    failure and runs on without a port; its switch to raise instead is private, and an
+    endpoint is public API.
+    """
+
+    def __init__(self, endpoint: IStreamServerEndpoint, bound: Callable[[IListeningPort], None]) -> None:
+        self._endpoint = endpoint
+        self._bound = bound
+
+    def listen(self, protocolFactory: IProtocolFactory) -> Deferred[IListeningPort]:
+        listening = self._endpoint.listen(protocolFactory)
+        at_once: list[Failure] = []
+        later = False
+
+        def bound(port: IListeningPort) -> IListeningPort:
+            self._bound(port)
+            return port
+
+        def failed(failure: Failure) -> Failure | None:
+            if later:
+                return failure  # the service logs it, as it always has
+            at_once.append(failure)
+            return None
+
+        listening.addCallbacks(bound, failed)
+        later = True
+        if at_once:
+            at_once[0].raiseException()
+        return listening
 
 
 def provider_urls(config: Config) -> list[str]:

@@ -1,7 +1,8 @@
 """
 In-memory HTTP for the HLS unit tests: a provider whose answers a test scripts by URL (a body,
 a status, a content type, a final URL after redirects), answered at once or held for the test
-to answer, with every request recorded with its time and headers.
+to answer, with every request recorded with its time and headers; and ``HlsCase``, the clock,
+provider and playlist builders that tests/hls/test_reader.py and test_segment.py share.
 """
 
 from __future__ import annotations
@@ -12,11 +13,14 @@ from typing import Any
 from attrs import define, field
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.http_headers import Headers
 
 from epgd.config import StreamConfig
+from epgd.net import timers
 from epgd.redact import Redactor
 from epgd.stream.upstream import Upstream
+from tests import tsutil
 from tests.streamfakes import FakeResponse
 
 M3U8 = b"application/vnd.apple.mpegurl"
@@ -149,3 +153,59 @@ def make_upstream(http: ScriptedHTTP, url: str, hls: bool = True, variant: str =
     upstream.subscribe(tap)
     upstream.start()
     return upstream, tap
+
+
+BASE = "http://cdn.test/live/"
+URL = BASE + "chan.m3u8"
+KEY = bytes(range(16, 32))
+
+
+def seg(n: int, packets: int = 10) -> bytes:
+    """Segment ``n``: a PAT, then packets whose payload byte is ``n`` (tells segments apart)."""
+    return tsutil.pat() + b"".join(tsutil.packet(0x100, fill=n % 256, counter=i)
+                                   for i in range(packets - 1))
+
+
+def media(first: int, count: int, target: int = 4, ended: bool = False,
+          before: dict[int, list[str]] | None = None, name: str = "s{n}.ts",
+          head: tuple[str, ...] = ()) -> bytes:
+    lines = ["#EXTM3U", f"#EXT-X-TARGETDURATION:{target}", f"#EXT-X-MEDIA-SEQUENCE:{first}", *head]
+    for n in range(first, first + count):
+        lines += (before or {}).get(n, [])
+        lines += [f"#EXTINF:{target}.0,", name.format(n=n)]
+    if ended:
+        lines.append("#EXT-X-ENDLIST")
+    return ("\n".join(lines) + "\n").encode()
+
+
+def segment_numbers(http: ScriptedHTTP) -> list[int]:
+    return [int(u.rsplit("/s", 1)[1].split(".")[0]) for u in http.urls() if "/s" in u and u.endswith(".ts")]
+
+
+class HlsCase(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.patch(timers, "BACKOFF_JITTER", 0.0)  # exact retry delays
+        self.clock = Clock()
+        self.http = ScriptedHTTP(self.clock)
+        for n in range(0, 400):
+            self.http.routes[f"{BASE}s{n}.ts"] = Answer(seg(n))
+
+    def serve(self, body: Any, url: str = URL, **how: Any) -> None:
+        """The playlist at ``url``: bytes, or a function of the request time giving bytes."""
+        if callable(body):
+            self.http.routes[url] = lambda seen: Answer(body(seen.at), content_type=M3U8, **how)
+        else:
+            self.http.routes[url] = Answer(body, content_type=M3U8, **how)
+
+    def start(self, url: str = URL, **kw: Any) -> tuple[Any, Tap]:
+        upstream, tap = make_upstream(self.http, url, **kw)
+        self.addCleanup(upstream.close)
+        return upstream, tap
+
+    def advance(self, seconds: float, step: float = 0.25) -> None:
+        for _ in range(int(round(seconds / step))):
+            self.clock.advance(step)
+
+    def live(self, first: int = 10, count: int = 6, every: float = 4.0, **kw: Any) -> None:
+        """A live window of ``count`` segments that gains one every ``every`` seconds."""
+        self.serve(lambda t: media(first + int(t / every), count, **kw))

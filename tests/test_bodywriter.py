@@ -21,7 +21,8 @@ from twisted.web.client import Agent, ResponseDone
 from twisted.web.resource import Resource
 from zope.interface import implementer
 
-from epgd.stream.out.bodywriter import INTERNALS, BodyWriter, _rest, direct_transport
+from epgd.internals import INTERNALS
+from epgd.stream.out.bodywriter import BodyWriter, _rest, direct_transport
 from tests.streamfakes import FakeRequest
 
 
@@ -151,11 +152,11 @@ class OverRealSockets(TestCase):
         response: Deferred[Any] = Agent(self.reactor).request(b"GET", self.url())
         request, writer, _ = await self.arrival()
         transport = request.channel.transport
-        for owner, names in INTERNALS.items():
+        for owner, names in INTERNALS["epgd.stream.out.bodywriter"].items():
             holder = transport if owner.endswith("Connection") else request
             for name in names:
                 self.assertTrue(hasattr(holder, name),
-                                f"Twisted moved {owner}.{name}: epgd/stream/bodywriter.py "
+                                f"Twisted moved {owner}.{name}: epgd/stream/out/bodywriter.py "
                                 "must follow it (until then every write takes Twisted's path)")
         self.assertIs(direct_transport(request), transport,
                       "a plain HTTP/1.1 response should be written straight to its socket")

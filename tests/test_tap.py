@@ -21,6 +21,7 @@ import treq
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.error import ConnectionRefusedError
+from twisted.internet.protocol import Factory
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web.client import HTTPConnectionPool
 
@@ -125,24 +126,16 @@ class ServiceTests(TestCase):
         self.pool = HTTPConnectionPool(reactor, persistent=False)
         self.addCleanup(self.pool.closeCachedConnections)
 
-    @inlineCallbacks
-    def start(self, *argv: str) -> Any:
+    def start(self, *argv: str) -> tuple[Any, int]:
         service = tap.makeService(parse(*argv))
         service.startService()
         self.addCleanup(lambda: service.running and service.stopService())
-        listening: Deferred[Any] = Deferred()
-
-        def bound(port: Any) -> Any:
-            listening.callback(port)
-            return port  # stopService needs it back
-
-        service.getServiceNamed("listen-0")._waitingForPort.addCallback(bound)
-        port = yield listening
+        port = service.getServiceNamed("listen-0").port  # a TCP port is bound at once
         return service, port.getHost().port
 
     @inlineCallbacks
     def test_health_while_starting(self) -> Any:
-        service, port = yield self.start("--config", write_config(self))
+        service, port = self.start("--config", write_config(self))
         self.assertEqual([s.name for s in service], ["catalog", "streams", "listen-0"])
         response = yield treq.get(f"http://127.0.0.1:{port}/health", pool=self.pool)
         body = yield response.json()
@@ -158,7 +151,7 @@ class ServiceTests(TestCase):
     @inlineCallbacks
     def test_listen_replaces_config_and_stop_closes(self) -> Any:
         path = write_config(self, listen="tcp:1:interface=127.0.0.1")
-        service, port = yield self.start("--config", path, "--listen", "tcp:0:interface=127.0.0.1")
+        service, port = self.start("--config", path, "--listen", "tcp:0:interface=127.0.0.1")
         self.assertNotEqual(port, 1)
         response = yield treq.get(f"http://127.0.0.1:{port}/health", pool=self.pool)
         yield response.content()
@@ -185,6 +178,68 @@ class ServiceTests(TestCase):
         line = tap.masked_log_formatter(Redactor())("[24/Nov/2026:01:00:00 +0000]", Request())
         self.assertIn("/refresh?token=***", line)
         self.assertNotIn("hunter2", line)
+
+
+class ListenerTests(TestCase):
+    """One ``server.listen`` endpoint on a real loopback socket, without a twistd process."""
+
+    def refusal(self) -> Any:
+        """Call ``failed`` the way ``EpgdService.start_failed`` does: with a line, then raising."""
+        lines: list[str] = []
+
+        def failed(line: str) -> Any:
+            lines.append(line)
+            raise tap.StartFailed(line)
+        return lines, failed
+
+    def test_a_busy_port_is_one_line_at_once(self) -> None:
+        """The start stops with the line users see; Twisted alone would log it and run on."""
+        import socket
+
+        busy = socket.socket()
+        self.addCleanup(busy.close)
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        description = f"tcp:{busy.getsockname()[1]}:interface=127.0.0.1"
+        lines, failed = self.refusal()
+        listener = tap.Listener(reactor, description, Factory(), failed)
+        with self.assertRaises(tap.StartFailed):
+            listener.privilegedStartService()
+        self.assertEqual(lines, [f'epgd: cannot listen on "{description}": [Errno 98] Address already in use'])
+        self.assertIsNone(listener.port)
+
+    @inlineCallbacks
+    def test_the_port_is_known_once_listening_and_forgotten_on_stop(self) -> Any:
+        lines, failed = self.refusal()
+        listener = tap.Listener(reactor, "tcp:0:interface=127.0.0.1", Factory(), failed)
+        listener.startService()
+        self.assertIsNotNone(listener.port)  # a TCP port is bound at once
+        port = listener.port.getHost().port
+        self.assertNotEqual(port, 0)
+        yield listener.stopService()
+        self.assertIsNone(listener.port)
+        self.assertEqual(lines, [])
+        with self.assertRaises(ConnectionRefusedError):
+            yield treq.get(f"http://127.0.0.1:{port}/", persistent=False)
+
+    def test_a_later_failure_is_logged_and_the_service_runs_on(self) -> None:
+        """Only what fails at once stops the start (later, twistd is running: it is logged)."""
+        from twisted.internet.error import CannotListenError
+
+        later: Deferred[Any] = Deferred()
+
+        class Slow:
+            def listen(self, factory: Any) -> Deferred[Any]:
+                return later
+
+        self.patch(tap.endpoints, "serverFromString", lambda reactor, description: Slow())
+        lines, failed = self.refusal()
+        listener = tap.Listener(reactor, "tcp:0", Factory(), failed)
+        listener.privilegedStartService()
+        later.errback(CannotListenError("127.0.0.1", 1, OSError("gone")))
+        self.assertEqual(len(self.flushLoggedErrors(CannotListenError)), 1)
+        self.assertEqual(lines, [])
+        self.assertIsNone(listener.port)
 
 
 def run_twistd(cwd: str, *argv: str, env: dict[str, str] | None = None, **kwargs: Any) -> subprocess.Popen[str]:

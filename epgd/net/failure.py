@@ -73,10 +73,12 @@ def describe(failure: Failure, timeout: float | None, redactor: Redactor) -> Fai
     if too_long:
         return Failed(str(too_long[0].value), "http_error")
     detail = "; ".join(r.getErrorMessage() or repr(r.value) for r in inner)
-    if failure.check(ResponseFailed, PartialDownloadError):
+    # ResponseNeverReceived is a ResponseFailed, but no answer ever started: a connect error
+    never = failure.check(ResponseNeverReceived) is not None
+    if failure.check(ResponseFailed, PartialDownloadError) and not never:
         text = "connection lost before the download completed" + (f" ({detail})" if detail else "")
         return Failed(_one_line(text, redactor), "dropped")
-    if any(r.check(DNSLookupError, ConnectError) for r in inner) or failure.check(ResponseNeverReceived):
+    if never or any(r.check(DNSLookupError, ConnectError) for r in inner):
         return Failed(_one_line(f"cannot connect: {detail}", redactor), "connect_error")
     if isinstance(error, FileNotFoundError):
         return Failed("no such file", "connect_error")

@@ -14,8 +14,6 @@ from twisted.web.client import ResponseNeverReceived
 
 from epgd.config import StreamConfig
 from epgd.net import timers
-from epgd.net.timers import backoff
-from epgd.net.urls import last_segment
 from epgd.redact import Redactor
 from epgd.stream.upstream import Upstream
 from tests.streamfakes import FakeHTTP
@@ -258,20 +256,3 @@ class UpstreamTests(SynchronousTestCase):
         self.upstream.close()
         self.assertTrue(response.transport.stopped)
         self.assertEqual(self.consumer.failures, [])
-
-
-class HelperTests(SynchronousTestCase):
-    def test_backoff_doubles_up_to_8(self) -> None:
-        self.patch(timers, "BACKOFF_JITTER", 0.0)
-        self.assertEqual([backoff(n) for n in range(1, 7)], [0.5, 1, 2, 4, 8, 8])
-
-    def test_backoff_has_jitter_so_retries_are_not_in_lockstep(self) -> None:
-        """Channels retrying one provider after the same fault knock at different moments."""
-        self.patch(timers, "BACKOFF_JITTER", 0.2)
-        delays = [backoff(1) for _ in range(50)]
-        self.assertTrue(all(0.5 <= d <= 0.5 + timers.BACKOFF_JITTER for d in delays))
-        self.assertGreater(len(set(delays)), 40)
-
-
-    def test_last_segment(self) -> None:
-        self.assertEqual(last_segment("http://h/live/u/p/2.ts?token=x"), "2.ts")

@@ -1,7 +1,8 @@
 """
-A streaming response's body written straight to its socket: the one place epgd reaches past
-Twisted's public API. ``tests/test_bodywriter.py`` fails loudly when the internals it reads
-(listed in ``INTERNALS``) move; until then anything unexpected falls back to ``request.write``.
+A streaming response's body written straight to its socket, past Twisted's public API: what it
+reads is listed in ``epgd.internals.INTERNALS`` (and checked here, at run time, from there).
+``tests/test_bodywriter.py`` fails loudly when those internals move; until then anything
+unexpected falls back to ``request.write``.
 
 Why: ``Request.write`` costs, per call and per viewer, the Request -> HTTPChannel -> transport
 chain, a chunk header, a copy of the data when the transport joins its buffer, and two
@@ -20,14 +21,12 @@ from typing import Any
 
 from twisted.internet import tcp
 
-#: what this module reads or sets past the public API, by owner (the test checks each)
-INTERNALS = {
-    "twisted.web.http.Request": ("startedWriting", "chunked", "finished", "_disconnected",
-                                 "sentLength", "channel"),
-    "twisted.web.server.Request": ("_encoder", "_inFakeHead"),
-    "twisted.internet.tcp.Connection": ("socket", "dataBuffer", "_tempDataLen", "connected",
-                                        "disconnecting", "_writeDisconnected", "TLS"),
-}
+from epgd.internals import INTERNALS
+
+#: what this module reads past the public API; one gone means Twisted's path, never a wrong write
+_READS = INTERNALS[__name__]
+_TRANSPORT_NAMES = _READS["twisted.internet.tcp.Connection"]
+_REQUEST_NAMES = _READS["twisted.web.http.Request"] + _READS["twisted.web.server.Request"]
 
 CRLF = b"\r\n"
 
@@ -45,9 +44,9 @@ def direct_transport(request: Any) -> tcp.Connection | None:
     transport = getattr(getattr(request, "channel", None), "transport", None)
     if not isinstance(transport, tcp.Connection) or getattr(transport, "TLS", True):
         return None
-    if not all(hasattr(transport, name) for name in INTERNALS["twisted.internet.tcp.Connection"]):
+    if not all(hasattr(transport, name) for name in _TRANSPORT_NAMES):
         return None
-    if not all(hasattr(request, name) for name in INTERNALS["twisted.web.http.Request"]):
+    if not all(hasattr(request, name) for name in _REQUEST_NAMES):
         return None
     return transport
 

@@ -26,6 +26,15 @@ from epgd.stream.out.fanout import Fanout
 FLUSH_AFTER = 0.1
 
 
+def disconnected(request: Any) -> bool:
+    """
+    The request's connection is lost: Twisted's own flag (see ``epgd.internals``), as no public
+    API tells it. ``notifyFinish()`` asked for after the loss never fires, and registering a
+    producer then fails (the request has no channel any more).
+    """
+    return bool(getattr(request, "_disconnected", False))
+
+
 def describe_peer(request: IRequest) -> str:
     """``127.0.0.1:53412`` for log lines."""
     try:
@@ -81,7 +90,7 @@ class Client:
         finished.addCallback(lambda _: self.detach("response finished"))
         if self.detached:
             return
-        if getattr(self.request, "_disconnected", False):
+        if disconnected(self.request):
             self.detach("connection closed before the stream started")
             return
         self.request.registerProducer(self, True)
@@ -116,7 +125,7 @@ class Client:
             self.fanout.remove(self)
         if self._registered:
             self._registered = False
-            if not getattr(self.request, "_disconnected", False):
+            if not disconnected(self.request):
                 try:
                     self.request.unregisterProducer()
                 except Exception:  # the request's channel is already gone

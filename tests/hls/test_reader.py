@@ -1,79 +1,31 @@
 """
-HLS sources on a task.Clock (SPEC §11): the reload schedule, the live start, each sequence
-number once, pause, faults, decryption, byte ranges and the hand-over from a TS URL, through
-the Upstream a channel holds (in-memory HTTP, no sockets).
+An HLS source on a task.Clock (epgd.hls.reader, SPEC §11): the reload schedule, the live start,
+each sequence number once, pause, cuts, playlist faults, variants, what is unsupported and the
+hand-over from a TS URL, through the Upstream a channel holds (in-memory HTTP, no sockets).
+Segment fetching itself (retries, keys, byte ranges) is tests/hls/test_segment.py's.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
-from twisted.internet.task import Clock
 from twisted.logger import capturedLogs
-from twisted.trial.unittest import SynchronousTestCase
 
 from epgd.hls.playlist import MAX_PLAYLIST_BYTES
-from epgd.net import timers
-from tests import tsutil
 from tests.fakehls import encrypt
-from tests.hlsfakes import M3U8, Answer, ScriptedHTTP, Seen, Tap, make_upstream
-
-BASE = "http://cdn.test/live/"
-URL = BASE + "chan.m3u8"
-KEY = bytes(range(16, 32))
-
-
-def seg(n: int, packets: int = 10) -> bytes:
-    """Segment ``n``: a PAT, then packets whose payload byte is ``n`` (tells segments apart)."""
-    return tsutil.pat() + b"".join(tsutil.packet(0x100, fill=n % 256, counter=i)
-                                   for i in range(packets - 1))
-
-
-def media(first: int, count: int, target: int = 4, ended: bool = False,
-          before: dict[int, list[str]] | None = None, name: str = "s{n}.ts",
-          head: tuple[str, ...] = ()) -> bytes:
-    lines = ["#EXTM3U", f"#EXT-X-TARGETDURATION:{target}", f"#EXT-X-MEDIA-SEQUENCE:{first}", *head]
-    for n in range(first, first + count):
-        lines += (before or {}).get(n, [])
-        lines += [f"#EXTINF:{target}.0,", name.format(n=n)]
-    if ended:
-        lines.append("#EXT-X-ENDLIST")
-    return ("\n".join(lines) + "\n").encode()
-
-
-def segment_numbers(http: ScriptedHTTP) -> list[int]:
-    return [int(u.rsplit("/s", 1)[1].split(".")[0]) for u in http.urls() if "/s" in u and u.endswith(".ts")]
-
-
-class HlsCase(SynchronousTestCase):
-    def setUp(self) -> None:
-        self.patch(timers, "BACKOFF_JITTER", 0.0)  # exact retry delays
-        self.clock = Clock()
-        self.http = ScriptedHTTP(self.clock)
-        for n in range(0, 400):
-            self.http.routes[f"{BASE}s{n}.ts"] = Answer(seg(n))
-
-    def serve(self, body: Any, url: str = URL, **how: Any) -> None:
-        """The playlist at ``url``: bytes, or a function of the request time giving bytes."""
-        if callable(body):
-            self.http.routes[url] = lambda seen: Answer(body(seen.at), content_type=M3U8, **how)
-        else:
-            self.http.routes[url] = Answer(body, content_type=M3U8, **how)
-
-    def start(self, url: str = URL, **kw: Any) -> tuple[Any, Tap]:
-        upstream, tap = make_upstream(self.http, url, **kw)
-        self.addCleanup(upstream.close)
-        return upstream, tap
-
-    def advance(self, seconds: float, step: float = 0.25) -> None:
-        for _ in range(int(round(seconds / step))):
-            self.clock.advance(step)
-
-    def live(self, first: int = 10, count: int = 6, every: float = 4.0, **kw: Any) -> None:
-        """A live window of ``count`` segments that gains one every ``every`` seconds."""
-        self.serve(lambda t: media(first + int(t / every), count, **kw))
+from tests.hlsfakes import (
+    BASE,
+    KEY,
+    M3U8,
+    URL,
+    Answer,
+    HlsCase,
+    Seen,
+    media,
+    seg,
+    segment_numbers,
+)
 
 
 class LiveTests(HlsCase):
@@ -217,83 +169,7 @@ class PauseTests(HlsCase):
         self.assertEqual(segment_numbers(self.http), [13, 14, 15, 16])
         self.assertEqual(tap.cuts, [])
 
-    def test_a_segment_paused_mid_body_pauses_its_connection(self) -> None:
-        self.live()
-        self.http.routes[f"{BASE}s13.ts"] = Answer(stream=True)
-        upstream, tap = self.start()
-        response = self.http.requests[-1].response
-        assert response is not None
-        response.send(seg(13)[:1000])
-        upstream.fanout.set_paused(tap, True)
-        self.assertTrue(response.transport.paused)
-        self.advance(5)  # longer than connect_timeout: a paused body is not a silent one
-        self.assertFalse(response.transport.stopped)
-        upstream.fanout.set_paused(tap, False)
-        self.assertFalse(response.transport.paused)
-        response.send(seg(13)[1000:])
-        response.end()
-        self.assertEqual(segment_numbers(self.http), [13, 14, 15, 16])  # 16 came at 4 s
-        self.assertEqual(bytes(tap.data), b"".join(seg(n) for n in range(13, 17)))
-
-    def test_segments_stream_into_the_fanout_as_they_arrive(self) -> None:
-        self.live()
-        self.http.routes[f"{BASE}s13.ts"] = Answer(stream=True)
-        _, tap = self.start()
-        response = self.http.requests[-1].response
-        assert response is not None
-        response.send(seg(13, packets=2000)[:100_000])
-        self.assertGreater(len(tap.data), 90_000)  # not held until the segment ends
-
-
-class SegmentFaultTests(HlsCase):
-    def test_a_failed_segment_is_retried_once_then_skipped_as_a_gap_with_a_cut(self) -> None:
-        self.live()
-        self.http.routes[f"{BASE}s14.ts"] = Answer(b"gone", 404, b"text/plain")
-        with capturedLogs() as events:
-            _, tap = self.start()
-        self.assertEqual(segment_numbers(self.http), [13, 14, 14, 15])
-        self.assertEqual(bytes(tap.data), seg(13) + seg(15))
-        self.assertEqual(tap.cuts, [len(seg(13))])
-        text = " ".join(e["log_format"].format(**e) for e in events)
-        self.assertIn("segment 14 skipped (HTTP 404", text)
-        self.assertEqual(tap.faults, [])  # a gap is not a failure of the source
-
-    def test_a_segment_that_fails_once_is_fetched_again_without_a_gap(self) -> None:
-        self.live()
-        self.http.routes[f"{BASE}s14.ts"] = lambda seen: (
-            Answer(b"busy", 503, b"text/plain") if self.http.count(seen.url) == 1 else Answer(seg(14)))
-        _, tap = self.start()
-        self.assertEqual(segment_numbers(self.http), [13, 14, 14, 15])
-        self.assertEqual(bytes(tap.data), seg(13) + seg(14) + seg(15))
-        self.assertEqual(tap.cuts, [])
-
-    def test_the_retry_of_a_broken_body_resumes_with_a_range(self) -> None:
-        self.live()
-        data = seg(14, packets=40)
-        self.http.routes[f"{BASE}s14.ts"] = lambda seen: (
-            Answer(stream=True) if self.http.count(seen.url) == 1
-            else Answer(data[3000:], 206))
-        _, tap = self.start()
-        first = [r for r in self.http.requests if r.url.endswith("s14.ts")][0].response
-        assert first is not None
-        first.send(data[:3000])
-        first.drop()
-        retry = [r for r in self.http.requests if r.url.endswith("s14.ts")][1]
-        self.assertEqual(retry.headers.get("Range"), ["bytes=3000-"])
-        self.assertEqual(bytes(tap.data), seg(13) + data + seg(15))
-        self.assertEqual(tap.cuts, [])
-
-    def test_a_silent_segment_body_fails_after_connect_timeout(self) -> None:
-        self.live()
-        self.http.routes[f"{BASE}s13.ts"] = lambda seen: (
-            Answer(stream=True) if self.http.count(seen.url) == 1 else Answer(seg(13)))
-        _, tap = self.start()
-        self.advance(3)
-        self.assertEqual(segment_numbers(self.http), [13])
-        self.advance(2)
-        self.assertEqual(segment_numbers(self.http)[:3], [13, 13, 14])
-        self.assertEqual(bytes(tap.data)[:len(seg(13))], seg(13))
-
+class FirstSegmentTests(HlsCase):
     def test_a_fresh_source_whose_segments_all_fail_fails_over(self) -> None:
         self.serve(media(10, 3))
         for n in range(10, 13):
@@ -375,61 +251,6 @@ class PlaylistFaultTests(HlsCase):
         text = [e["log_format"].format(**e) for e in events]
         self.assertTrue(any(f"playlist is over {MAX_PLAYLIST_BYTES} bytes" in line for line in text), text)
         self.assertEqual(segment_numbers(self.http), [13, 14, 15])
-
-
-class DecryptTests(HlsCase):
-    def test_aes128_with_the_iv_from_the_tag_or_from_the_sequence_number(self) -> None:
-        iv = bytes(range(100, 116))
-        before = {10: ['#EXT-X-KEY:METHOD=AES-128,URI="k1"'],
-                  12: [f'#EXT-X-KEY:METHOD=AES-128,URI="k2",IV=0x{iv.hex()}']}
-        self.serve(media(10, 4, before=before, ended=True))
-        self.http.routes[f"{BASE}k1"] = Answer(KEY)
-        self.http.routes[f"{BASE}k2"] = Answer(KEY[::-1])
-        for n in (10, 11):
-            self.http.routes[f"{BASE}s{n}.ts"] = Answer(encrypt(seg(n), KEY, n.to_bytes(16, "big")))
-        for n in (12, 13):
-            self.http.routes[f"{BASE}s{n}.ts"] = Answer(encrypt(seg(n), KEY[::-1], iv))
-        _, tap = self.start()
-        self.assertEqual(bytes(tap.data), b"".join(seg(n) for n in range(10, 14)))
-        self.assertEqual((self.http.count(f"{BASE}k1"), self.http.count(f"{BASE}k2")), (1, 1))
-
-    def test_a_key_that_cannot_be_fetched_fails_its_segments(self) -> None:
-        self.serve(media(10, 3, head=('#EXT-X-KEY:METHOD=AES-128,URI="k"',)))
-        self.http.routes[f"{BASE}k"] = Answer(b"no", 403, b"text/plain")
-        _, tap = self.start()
-        self.assertEqual(segment_numbers(self.http), [])
-        self.assertEqual(len(tap.failures), 1)
-        self.assertIn("key: HTTP 403", tap.failures[0])
-
-
-class ByteRangeTests(HlsCase):
-    def ranged(self, honour: bool) -> tuple[Tap, bytes]:
-        pieces = [seg(n, packets=12) for n in range(4)]
-        whole = b"".join(pieces)
-        lines = ["#EXTM3U", "#EXT-X-TARGETDURATION:4", "#EXT-X-PLAYLIST-TYPE:VOD"]
-        for n, piece in enumerate(pieces):
-            at = f"@{sum(len(p) for p in pieces[:n])}" if n in (0, 2) else ""
-            lines += ["#EXTINF:4,", f"#EXT-X-BYTERANGE:{len(piece)}{at}", "all.ts"]
-        self.serve(("\n".join([*lines, "#EXT-X-ENDLIST"]) + "\n").encode())
-
-        def answer(seen: Seen) -> Answer:
-            wanted = seen.headers["Range"][0][6:].split("-")
-            start, end = int(wanted[0]), int(wanted[1])
-            return Answer(whole[start:end + 1], 206) if honour else Answer(whole)
-        self.http.routes[f"{BASE}all.ts"] = answer
-        _, tap = self.start()
-        return tap, whole
-
-    def test_byteranges_are_range_requests(self) -> None:
-        tap, whole = self.ranged(honour=True)
-        ranges = [r.headers["Range"][0] for r in self.http.requests if r.url.endswith("all.ts")]
-        size = len(seg(0, packets=12))
-        self.assertEqual(ranges, [f"bytes={n * size}-{(n + 1) * size - 1}" for n in range(4)])
-        self.assertEqual(bytes(tap.data), whole)
-
-    def test_a_server_that_ignores_range_still_gives_the_right_bytes(self) -> None:
-        tap, whole = self.ranged(honour=False)
-        self.assertEqual(bytes(tap.data), whole)
 
 
 class UnsupportedTests(HlsCase):
@@ -566,7 +387,7 @@ class HandOverTests(HlsCase):
 class RealWorldTests(HlsCase):
     """Every sample playlist, as a first answer and as a reload: followed, or one clear line."""
 
-    FILES = sorted((Path(__file__).parent / "data" / "hls").glob("*/*.m3u8"))
+    FILES = sorted((Path(__file__).parent.parent / "data" / "hls").glob("*/*.m3u8"))
 
     def outcome(self, first: bytes, reload: bytes | None) -> str:
         self.setUp()

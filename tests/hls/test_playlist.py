@@ -26,7 +26,7 @@ from epgd.hls.playlist import (
     tail,
 )
 
-DATA = Path(__file__).parent / "data" / "hls"
+DATA = Path(__file__).parent.parent / "data" / "hls"
 URL = "http://cdn.test/a/b/index.m3u8?token=1"
 
 
