@@ -33,8 +33,10 @@ def ink_rows(mask: Image.Image) -> list[tuple[int, int]]:
     return bands
 
 
-def luminance(rgb: tuple[int, ...]) -> float:
-    """WCAG 2 relative luminance of an sRGB colour."""
+def luminance(rgb: tuple[int, ...] | float) -> float:
+    """WCAG 2 relative luminance of an sRGB colour (as ``getcolors`` gives it)."""
+    assert isinstance(rgb, tuple)
+
     def channel(c: int) -> float:
         v = c / 255
         return v / 12.92 if v <= 0.04045 else ((v + 0.055) / 1.055) ** 2.4
@@ -114,7 +116,7 @@ class TextTests(SynchronousTestCase):
 class PlaneTests(SynchronousTestCase):
     def test_video_range_planes_padded_to_macroblocks(self) -> None:
         """Y' in 16-235, Cb/Cr in 16-240 (what the VUI says); 1080 and 540 lines padded to whole macroblocks with background."""
-        for size, (width, height) in SIZES.items():
+        for size, (_, height) in SIZES.items():
             picture = render(TYPICAL, size)
             padded_w, padded_h = picture.mb_width * 16, picture.mb_height * 16
             self.assertEqual(len(picture.y), padded_w * padded_h)
