@@ -7,17 +7,20 @@ PAT/PMT before every key frame), read back with the splicer tests' independent r
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 from twisted.trial.unittest import SynchronousTestCase
 
 from epgd.mpegts.slate.h264 import Geometry, p_access_unit
 from epgd.mpegts.slate.picture import SIZES, render
-from epgd.mpegts.slate.source import FRAME_TICKS, MAX_RATE, MAX_SPREAD, SlateSource, prepare
+from epgd.mpegts.slate.source import MAX_RATE, MAX_SPREAD, SlateSource, prepare
+from epgd.mpegts.splice.continuous import Splicer
 from tests import tsverify
 from tests.mpegts.slate import ff
 from tests.mpegts.slate.test_h264 import cropped_frame
 from tests.mpegts.slate.test_picture import TYPICAL
 
+DATA = Path(__file__).parents[2] / "data" / "ts"
 NEW = ["101  NHL PPV 1", "Up next: Oilers vs Flames", "Today 21:30 · in 3 h 50 min"]
 WORST = ["1234  Sky Sports Premier League Extra Channel HD",
          "Up next: Manchester United vs Wolverhampton Wanderers, Premier League Matchday 12 Live",
@@ -306,6 +309,33 @@ class RateTests(SynchronousTestCase):
         self.assertLessEqual(len(data) * 8 / 10.0, MAX_RATE)
 
 
-class FrameTicks(SynchronousTestCase):
-    def test_frame_is_3600_ticks(self) -> None:
-        self.assertEqual(FRAME_TICKS, 3600)
+class SplicerTests(SynchronousTestCase):
+    def test_slate_event_slate_is_one_program(self) -> None:
+        """
+        To the splicer a slate is one more source: slate -> a provider clip -> slate (with
+        another clock) comes out as one program, continuity unbroken, time always moving on,
+        and ffmpeg decodes all of it with no error line.
+        """
+        splicer = Splicer()
+        out, now = [], 0.0
+        for source, frames in ((SlateSource("640x360", TYPICAL), 75), (None, 0),
+                               (SlateSource("640x360", NEW, clock=123_456_789), 100)):
+            splicer.cut()
+            if source is None:
+                clip = (DATA / "a.ts").read_bytes()
+                chunk = len(clip) // 125 // 188 * 188
+                for at in range(0, len(clip), chunk):
+                    now += 0.04
+                    out.append(splicer.feed(clip[at:at + chunk], now))
+                continue
+            for k in range(1, frames + 1):
+                now += 0.04
+                out.append(splicer.feed(source.packets_until(k * 0.04), now))
+        data = b"".join(out)
+        report = tsverify.read(data)
+        self.assertEqual(report.cc_errors, [])
+        self.assertEqual([streams for _, _, streams in report.pmts], [[(0x1B, 0x100), (0x0F, 0x101)]])
+        video = report.decode_stamps(0x100)
+        self.assertGreater(min(tsverify.ring(b, a) for a, b in zip(video, video[1:], strict=False)), 0)
+        self.assertGreater(len(video), 200)
+        self.assertEqual(ff.errors(data, "mpegts"), "")
