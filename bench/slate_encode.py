@@ -84,7 +84,7 @@ def main() -> None:
         long_rate = rate(size, LONG, 30.0)
         print(f"{size:>9}: render {whole * 1e3:5.1f} ms (draw {draw * 1e3:4.1f}, encode {encode * 1e3:4.1f})"
               f" | IDR {key.idr_bytes / 1e3:6.1f} KB, {key.pcm_blocks}/{key.blocks} I_PCM"
-              f" ({100 * key.pcm_blocks / key.blocks:.0f}%), sent over {key.spread / 90:.0f} ms"
+              f" ({100 * key.pcm_blocks / key.blocks:.0f}%), level {key.level}, sent over {key.spread / 90:.0f} ms"
               f" | steady {share:.3f}% of a core ({args.period * 1e3:.0f} ms timer)"
               f" | rate {typical:.2f} Mbit/s typical, {long_rate:.2f} long text"
               f" | P frame {len(h264.p_access_unit(h264.Geometry(*SIZES[size]), 1))} B")

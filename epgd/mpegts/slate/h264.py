@@ -41,9 +41,9 @@ MB_I_PCM = 25
 # slice_type, Table 7-6: 5 = P and 7 = I with "every slice of the picture is of this type"
 SLICE_P, SLICE_I = 5, 7
 PROFILE_BASELINE = 66
-#: level_idc by frame size: (MaxFS in macroblocks, level_idc) from Table A-1. At 25 fps the
-#: macroblock rate limit (MaxMBPS) of each of these levels is never the tighter one.
-_LEVELS = ((396, 20), (1620, 30), (3600, 31), (8192, 40), (8704, 42))
+#: Table A-1: (level_idc, MaxMBPS, MaxFS, MinCR) of the levels a slate may need
+_LEVELS = ((20, 11880, 396, 2), (30, 40500, 1620, 2), (31, 108000, 3600, 4), (32, 216000, 5120, 4),
+           (40, 245760, 8192, 4), (41, 245760, 8192, 2), (42, 522240, 8704, 2))
 
 
 def nal(ref_idc: int, unit_type: int, rbsp: bytes) -> bytes:
@@ -55,12 +55,19 @@ def nal(ref_idc: int, unit_type: int, rbsp: bytes) -> bytes:
     return START_CODE + bytes([ref_idc << 5 | unit_type]) + escape(rbsp)
 
 
-def level_for(mbs: int) -> int:
-    """The lowest level_idc whose MaxFS (Table A-1) holds a frame of ``mbs`` macroblocks."""
-    for max_fs, level in _LEVELS:
-        if mbs <= max_fs:
+def level_for(mbs: int, au_bytes: int = 0) -> int | None:
+    """
+    The lowest level_idc (Table A-1) for 25 frames/s of ``mbs`` macroblocks (MaxFS, MaxMBPS)
+    whose size limit on a coded picture holds an access unit of ``au_bytes``: A.3.1 items a
+    and b allow 384 * PicSizeInMbs / MinCR bytes for the first picture (conservatively
+    without the initial CPB delay's allowance) and 384 * MaxMBPS / 25 / MinCR for later
+    ones, which at 25 fps is never the tighter. So a slate's IDR may be at most half the raw
+    picture (MinCR 2); levels with MinCR 4 (3.1-4.0) take a quarter. None when no level does.
+    """
+    for level, max_mbps, max_fs, min_cr in _LEVELS:
+        if mbs <= max_fs and mbs * FPS <= max_mbps and au_bytes * min_cr <= 384 * mbs:
             return level
-    raise ValueError(f"a frame of {mbs} macroblocks is beyond level 4.2")
+    return None
 
 
 @frozen
@@ -84,14 +91,14 @@ class Geometry:
         return self.mb_width * self.mb_height
 
 
-def sps(geometry: Geometry) -> bytes:
-    """The sequence parameter set RBSP (7.3.2.1.1) with its VUI (E.1.1)."""
+def sps(geometry: Geometry, level: int) -> bytes:
+    """The sequence parameter set RBSP (7.3.2.1.1) with its VUI (E.1.1); ``level``: ``level_for``'s."""
     w = BitWriter()
     w.u(8, PROFILE_BASELINE)  # profile_idc
     # constraint_set0_flag and constraint_set1_flag: Constrained Baseline (A.2.1.1), which
     # every H.264 decoder (Main and High ones too) must decode; set2-5 and reserved_zero_2bits 0
     w.u(8, 0b1100_0000)
-    w.u(8, level_for(geometry.mbs))  # level_idc
+    w.u(8, level)  # level_idc
     w.ue(0)  # seq_parameter_set_id
     w.ue(LOG2_MAX_FRAME_NUM - 4)  # log2_max_frame_num_minus4
     w.ue(2)  # pic_order_cnt_type 2: POC from frame_num (8.2.1.3), nothing in the slice header
@@ -313,15 +320,22 @@ class Idr:
     access_unit: bytes  # AUD, SPS, PPS, IDR slice, in Annex B form
     pcm_blocks: int
     blocks: int
+    level: int | None  # level_idc, None when the IDR is too big for every level (A.3.1)
 
 
 def idr_access_unit(picture: Picture) -> Idr:
-    """The access unit that starts a slate: AUD, SPS, PPS and the IDR (7.4.1.2.3 order)."""
+    """
+    The access unit that starts a slate: AUD, SPS, PPS and the IDR (7.4.1.2.3 order). The
+    SPS's level is chosen once the IDR's size is known; an IDR too big for any level (over
+    half the raw picture) is still written, with level 4.2, and ``Idr.level`` says None.
+    """
     geometry = Geometry(picture.width, picture.height)
     rbsp, pcm_blocks = idr_slice(picture)
-    unit = (aud(idr=True) + nal(3, NAL_SPS, sps(geometry)) + nal(3, NAL_PPS, pps())
-            + nal(3, NAL_IDR, rbsp))
-    return Idr(unit, pcm_blocks, geometry.mbs)
+    delimiter, picture_set, slice_nal = aud(idr=True), nal(3, NAL_PPS, pps()), nal(3, NAL_IDR, rbsp)
+    # the SPS is ~30 bytes: count it at 40 in the size the level must allow
+    level = level_for(geometry.mbs, len(delimiter) + len(picture_set) + len(slice_nal) + 40)
+    unit = delimiter + nal(3, NAL_SPS, sps(geometry, level or 42)) + picture_set + slice_nal
+    return Idr(unit, pcm_blocks, geometry.mbs, level)
 
 
 def p_access_unit(geometry: Geometry, frame_num: int) -> bytes:

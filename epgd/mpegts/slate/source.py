@@ -85,6 +85,7 @@ class KeyFrame:
     idr_bytes: int  # the access unit's size (AUD, SPS, PPS, IDR)
     pcm_blocks: int
     blocks: int
+    level: int | None  # the SPS's level_idc; None: too big for any level
 
     def dues(self, end: int) -> list[int]:
         """When each packet is due, evenly over ``spread`` ticks up to ``end``."""
@@ -104,7 +105,8 @@ def key_frame(picture: Picture) -> KeyFrame:
     per_packet = spread / max(count - 1, 1)
     pcr_every = max(1, int(PCR_GAP // per_packet)) if per_packet else 1
     template = packetize(VIDEO_PID, pes, pcr_every=pcr_every, random_access=True)
-    return KeyFrame(picture.lines, picture, template, spread, len(idr.access_unit), idr.pcm_blocks, idr.blocks)
+    return KeyFrame(picture.lines, picture, template, spread, len(idr.access_unit), idr.pcm_blocks, idr.blocks,
+                    idr.level)
 
 
 def idr_budget(key_interval: float) -> int:
@@ -121,14 +123,15 @@ def idr_budget(key_interval: float) -> int:
 def fit(lines: Sequence[str], size: str, budget: int) -> KeyFrame:
     """
     The slate showing ``lines``, its last lines left out while its IDR's packets would pass
-    ``budget`` bytes. Three lines of text take a quarter of the budget or less, four long ones
-    two thirds at 1080p; this only stops pathological text from breaking §14's rate.
+    ``budget`` bytes or the IDR would be too big for any H.264 level (half the raw picture,
+    ``h264.level_for``). Three lines of text take a quarter of the budget or less, four long
+    ones two thirds at 1080p; this only stops pathological text from breaking §14's rate.
     """
     asked = tuple(lines)
     shown = list(asked)
     while True:
         key = key_frame(render(shown, size))
-        if len(key.template.data) <= budget or len(shown) <= 1:
+        if (len(key.template.data) <= budget and key.level is not None) or len(shown) <= 1:
             return evolve(key, text=asked)
         shown.pop()
 

@@ -18,6 +18,9 @@ from epgd.mpegts.slate.picture import SIZES, Picture, render
 from tests.mpegts.slate import ff
 from tests.mpegts.slate.test_picture import TYPICAL, ink_mask
 
+LONG = ["1234  Sky Sports Premier League Extra Channel HD",
+        "Up next: Manchester United vs Wolverhampton Wanderers, Premier League Matchday 12 Live",
+        "Tue 19:00 · in 23 h 59 min", "Reconnecting to PROVIDERNAME…"]
 LEVELS = {"640x360": 30, "960x540": 31, "1280x720": 31, "1920x1080": 40}
 
 
@@ -164,5 +167,20 @@ class CodingTests(SynchronousTestCase):
         self.assertNotEqual(h264.p_access_unit(geometry, 3), h264.p_access_unit(geometry, 4))
 
     def test_levels(self) -> None:
+        """Table A-1 by frame size; a big IDR needs a level with MinCR 2; over half the raw picture, none."""
         self.assertEqual([h264.level_for(h264.Geometry(*SIZES[s]).mbs) for s in LEVELS], list(LEVELS.values()))
-        self.assertRaises(ValueError, h264.level_for, 9000)
+        self.assertEqual(h264.level_for(3600, 400_000), 41)
+        self.assertEqual(h264.level_for(8160, 800_000), 41)
+        self.assertEqual(h264.level_for(920, 170_000), 30)
+        self.assertIsNone(h264.level_for(920, 180_000))
+        self.assertIsNone(h264.level_for(9000))
+
+    def test_level_follows_the_idr_size(self) -> None:
+        """Four long lines at 720p make a ~410 KB IDR, over level 3.1's 346 KB: the SPS says 4.1, and ffmpeg agrees."""
+        picture = render(LONG, "1280x720")
+        idr = h264.idr_access_unit(picture)
+        self.assertGreater(len(idr.access_unit), 384 * 3600 // 4)
+        self.assertEqual(idr.level, 41)
+        data = elementary(picture, 1)
+        self.assertEqual(ff.probe(data, "h264")["streams"][0]["level"], 41)
+        self.assertEqual(ff.errors(data, "h264"), "")

@@ -17,14 +17,12 @@ from epgd.mpegts.slate.source import MAX_RATE, MAX_SPREAD, SlateSource, prepare
 from epgd.mpegts.splice.continuous import Splicer
 from tests import tsverify
 from tests.mpegts.slate import ff
-from tests.mpegts.slate.test_h264 import cropped_frame
+from tests.mpegts.slate.test_h264 import LONG, cropped_frame
 from tests.mpegts.slate.test_picture import TYPICAL
 
 DATA = Path(__file__).parents[2] / "data" / "ts"
 NEW = ["101  NHL PPV 1", "Up next: Oilers vs Flames", "Today 21:30 · in 3 h 50 min"]
-WORST = ["1234  Sky Sports Premier League Extra Channel HD",
-         "Up next: Manchester United vs Wolverhampton Wanderers, Premier League Matchday 12 Live",
-         "Tue 19:00 · in 23 h 59 min", "Reconnecting to PROVIDERNAME…"]
+WORST = LONG
 
 
 def run(source: SlateSource, seconds: float, step: float = 0.04, start: float = 0.0) -> bytes:
@@ -301,12 +299,17 @@ class RateTests(SynchronousTestCase):
                 self.assertLessEqual(len(data) * 8 / 20.0, MAX_RATE, (size, lines[0]))
 
     def test_pathological_text_keeps_the_rate(self) -> None:
-        """A wall of long lines at 1080p: the slate leaves lines out rather than pass 2 Mbit/s."""
+        """
+        A wall of long lines: the slate leaves lines out rather than pass 2 Mbit/s (1080p) or
+        make an IDR no H.264 level allows (360p, where the rate would still be fine).
+        """
         wall = ["W" * 60 + " " + "M" * 60] * 12
-        source = SlateSource("1920x1080", wall)
-        self.assertLess(len(source.key.picture.lines), 12)
-        data = run(source, 10.0, step=0.1)
-        self.assertLessEqual(len(data) * 8 / 10.0, MAX_RATE)
+        for size in ("1920x1080", "640x360"):
+            source = SlateSource(size, wall)
+            self.assertLess(len(source.shown), 12)
+            self.assertIsNotNone(source.key.level)
+            data = run(source, 10.0, step=0.1)
+            self.assertLessEqual(len(data) * 8 / 10.0, MAX_RATE)
 
 
 class SplicerTests(SynchronousTestCase):
