@@ -137,7 +137,10 @@ def fold(text: str) -> str:
 
 
 def _ellipsize(text: str, face: ImageFont.FreeTypeFont, width: float) -> str:
-    """The longest start of ``text`` that fits ``width`` with "…" after it."""
+    """
+    The longest start of ``text`` that fits ``width`` with "…" after it, cut after a whole
+    word unless that would waste more than a third of the line.
+    """
     low, high = 0, len(text)
     while low < high:  # bisection: getlength is C, but not free
         mid = (low + high + 1) // 2
@@ -145,6 +148,9 @@ def _ellipsize(text: str, face: ImageFont.FreeTypeFont, width: float) -> str:
             low = mid
         else:
             high = mid - 1
+    space = text.rfind(" ", 0, low + 1)
+    if low < len(text) and text[low] != " " and space >= low * 2 / 3:
+        low = space
     return text[:low].rstrip() + ELLIPSIS
 
 
