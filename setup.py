@@ -21,7 +21,9 @@ setup(
                   "epgd.status": ["*.html", "*.js"]},
     include_package_data=True,
     install_requires=["twisted>=23.10", "treq>=23.11", "klein>=23.5", "lxml>=4.9", "attrs>=23.1", "tzdata",
-                      "prometheus-client>=0.17", "m3u8>=6.0", "cryptography>=42"],
+                      "prometheus-client>=0.17", "m3u8>=6.0", "cryptography>=42",
+                      # the slate draws its text with the scalable font Pillow ships (10.1+)
+                      "Pillow>=10.1"],
     extras_require={
         "test": ["hypothesis", "coverage", "psutil"],
         # pinned so that CI's verdict does not change with a new release of a checker
