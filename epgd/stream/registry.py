@@ -24,8 +24,11 @@ from epgd.schedule.model import Source
 from epgd.stream.upstream import Upstream
 
 
-def _when_done(closing: Deferred[None]) -> Deferred[None]:
-    """A Deferred of its own that fires (with None) when ``closing`` does, leaving its result alone."""
+def _when_done(*closing: Deferred[None]) -> Deferred[None]:
+    """
+    A Deferred of its own that fires (with None) when the first of ``closing`` does, leaving
+    their results alone: cancelling it (a caller that stopped waiting) touches none of them.
+    """
     done: Deferred[None] = Deferred()
 
     def fire(result: object) -> object:
@@ -33,7 +36,8 @@ def _when_done(closing: Deferred[None]) -> Deferred[None]:
             done.callback(None)
         return result
 
-    closing.addBoth(fire)
+    for each in closing:
+        each.addBoth(fire)
     return done
 
 
@@ -100,11 +104,11 @@ class UpstreamRegistry:
         return limit <= 0 or used < limit
 
     def slot_freed(self, provider: str) -> Deferred[None] | None:
-        """Fires when the next of ``provider``'s closing connections is gone; None: none is."""
+        """Fires when the first of ``provider``'s closing connections is gone; None: none is."""
         waiting = self._closing_by.get(provider)
         if not waiting:
             return None
-        return _when_done(waiting[0])
+        return _when_done(*waiting)
 
     # -- upstreams -------------------------------------------------------------------
 

@@ -124,6 +124,20 @@ class SlotTests(RegistryCase):
         self.successResultOf(second_closed)
         self.assertIsNone(self.registry.slot_freed("main"))
 
+    def test_slot_freed_fires_for_whichever_closing_connection_goes_first(self) -> None:
+        """A slot is free as soon as any connection is gone, not only the oldest one."""
+        self.make(max_streams=2)
+        first, second = self.registry.acquire(source(1)), self.registry.acquire(source(2))
+        first_response, second_response = self.streaming(first), self.streaming(second)
+        self.registry.release(first)
+        self.registry.release(second)
+        freed = self.registry.slot_freed("main")
+        assert freed is not None
+        second_response.transport.closed()  # the newer one closes first
+        self.successResultOf(freed)
+        self.assertTrue(self.registry.has_room("main"))
+        first_response.transport.closed()
+
     def test_a_failed_upstream_frees_its_url_and_slot_at_once(self) -> None:
         upstream = self.registry.acquire(source(1))
         upstream.start()
