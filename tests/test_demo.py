@@ -544,7 +544,9 @@ class DemoServiceTests(TestCase):
             service = tap.makeService(options)
             service.startService()
         self.addCleanup(lambda: service.running and service.stopService())
-        port = (await service.getServiceNamed("listen-0")._waitingForPort).getHost().port
+        listening = service.getServiceNamed("listen-0").port
+        assert listening is not None  # a TCP port is bound by the time startService returns
+        port = listening.getHost().port
         pool = HTTPConnectionPool(global_reactor, persistent=False)
         self.addCleanup(pool.closeCachedConnections)
         base = f"http://127.0.0.1:{port}"

@@ -39,7 +39,7 @@ from twisted.web.iweb import IResponse
 
 from epgd.net.failure import RequestError, describe
 from epgd.net.pool import HeaderLimitedPool
-from epgd.net.response import Discard, is_success, status_line
+from epgd.net.response import Discard, is_success, status_line, stop_body
 from epgd.net.timers import cancel
 from epgd.net.urls import split_userinfo
 from epgd.redact import Redactor
@@ -62,7 +62,7 @@ class _FileBody(Protocol):
 
     def _abort(self) -> None:
         if self.transport is not None:
-            self.transport.stopProducing()  # type: ignore[attr-defined]
+            stop_body(self.transport)
 
     def dataReceived(self, data: bytes) -> None:
         if self.done.called:

@@ -33,7 +33,7 @@ from epgd.hls.reader import HlsReader
 from epgd.mpegts.intake import Intake, NotTs
 from epgd.mpegts.packet import preview, sniff
 from epgd.net.failure import FAULTS, Fault, describe
-from epgd.net.response import Discard, HTTPGetter, content_type, final_url, is_success, status_line
+from epgd.net.response import Discard, HTTPGetter, content_type, final_url, is_success, status_line, stop_body
 from epgd.net.timers import cancel
 from epgd.net.urls import last_segment, split_userinfo
 from epgd.redact import Redactor
@@ -170,7 +170,7 @@ class Upstream:
         self.fanout.set_producer(None)
         if body is not None and body.transport is not None:
             lost = body.lost
-            body.transport.stopProducing()  # type: ignore[attr-defined]
+            stop_body(body.transport)
             return lost
         return succeed(None)
 
@@ -230,7 +230,7 @@ class Upstream:
 
     def _body_started(self, body: _Body, transport: Any) -> None:
         if self.state == UpstreamState.CLOSED:
-            transport.stopProducing()
+            stop_body(transport)
             return
         self._body = body
         self.fanout.set_producer(transport)
@@ -318,7 +318,7 @@ class Upstream:
         self.fanout.set_producer(None)
         self._cancel_watchdog()
         if body is not None and body.transport is not None:
-            body.transport.stopProducing()  # type: ignore[attr-defined]
+            stop_body(body.transport)
 
     # -- HLS: the reader reports here (epgd.hls.reader.HlsOwner) ---------------------
 
