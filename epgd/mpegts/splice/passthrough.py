@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from epgd.mpegts.entry import ENTRY_WAIT_BYTES, Entry, EntryFinder
+from epgd.mpegts.entry import ENTRY_WAIT_BYTES, Entry, EntryFinder, EntryMode
 from epgd.mpegts.packet import find_pat, rfind_pat
 from epgd.mpegts.psi import codecs_of
 
@@ -26,18 +26,18 @@ class PassthroughSplicer:
         self.codecs = ""
         self.notes: list[str] = []
         self.closed = False
-        self._finder: EntryFinder | None = EntryFinder("pat")
+        self._finder: EntryFinder | None = EntryFinder(EntryMode.PAT)
         self._probe: EntryFinder | None = EntryFinder()
 
     def close(self) -> None:
         self.closed = True  # passthrough cuts at any packet boundary
 
     def cut(self) -> None:
-        self._finder = EntryFinder("pat")
+        self._finder = EntryFinder(EntryMode.PAT)
         self.closed = False
 
     def finder(self) -> EntryFinder:
-        return EntryFinder("pat")
+        return EntryFinder(EntryMode.PAT)
 
     @property
     def entering(self) -> bool:
