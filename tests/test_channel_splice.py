@@ -18,9 +18,8 @@ from epgd.stream.out.client import Client
 from epgd.stream.registry import UpstreamRegistry
 from tests.streamfakes import FakeHTTP, FakeRequest, finish_when_done
 from tests.test_channel import BASE, T0, event, log_text, schedule
-from tests.test_splice import video_marks
 from tests.tsgen import MP2, MPEG2, Source
-from tests.tsverify import read, ring
+from tests.tsverify import read, ring, video_marks
 
 # The upstream's aligner passes a packet on once the next one's sync byte is in: the last
 # packet of each send waits for the next send.
