@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from epgd.mpegts.entry import EntryFinder
+from epgd.mpegts.entry import EntryFinder, EntryMode
 from epgd.mpegts.pes import read_stamp
 from tests.tsgen import Source
 
@@ -44,3 +44,28 @@ def source_frame_start(data: bytes, frame: int) -> bytes:
             if read_stamp(data, range(start + 14, start + 19)) == Source().clock + frame * 3600:
                 return data[i:i + 188]
     raise AssertionError(f"frame {frame} is not in the data")
+
+
+class EntryModeTests(SynchronousTestCase):
+    def test_a_mode_is_still_its_word(self) -> None:
+        """Logs, status and the channel compare a finder's mode with ``"rap"``: that still holds."""
+        self.assertEqual(EntryFinder().mode, "rap")
+        self.assertIs(EntryFinder().mode, EntryMode.RAP)
+        self.assertEqual([str(m) for m in EntryMode], ["rap", "any", "pat", "now"])
+        self.assertIs(EntryFinder("pat").mode, EntryMode.PAT)  # type: ignore[arg-type]
+        with self.assertRaises(ValueError):
+            EntryFinder("key")  # type: ignore[arg-type]
+
+    def test_relax_falls_back_once(self) -> None:
+        for mode, relaxed in ((EntryMode.RAP, EntryMode.ANY), (EntryMode.PAT, EntryMode.NOW),
+                              (EntryMode.ANY, EntryMode.ANY), (EntryMode.NOW, EntryMode.NOW)):
+            finder = EntryFinder(mode)
+            finder.relax()
+            self.assertIs(finder.mode, relaxed)
+
+    def test_now_takes_the_next_packet(self) -> None:
+        data = Source().frames(1, 2)  # no PAT in sight
+        self.assertIsNone(EntryFinder(EntryMode.PAT).feed(data))
+        entry = EntryFinder(EntryMode.NOW).feed(data)
+        assert entry is not None
+        self.assertEqual(entry.data, data)

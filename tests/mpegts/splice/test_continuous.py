@@ -281,6 +281,36 @@ class SpliceTests(SynchronousTestCase, Invariants):
         self.assertEqual(side, own)
 
 
+    def test_close_ends_the_old_source_after_its_last_whole_frame(self) -> None:
+        splicer = ContinuousSplicer()
+        a = Source(marker=1)
+        before = splicer.feed(a.frames(0, 10), 0.0)
+        splicer.close()
+        self.assertFalse(splicer.closed)  # frame 9 is not known to be whole yet
+        after = splicer.feed(a.frames(10, 3), 0.4)
+        self.assertTrue(splicer.closed)
+        self.assertEqual(len(video_marks(read(before + after))), 10)  # frames 0-9, none begun after
+        self.assertEqual(read(before + after).cc_errors, [])
+        self.assertEqual(splicer.feed(a.frames(13, 3), 0.5), b"")
+        b = Source(marker=2, pmt=0x300, video=0x301, audio=(0x302,), clock=5_000_000)
+        splicer.cut()
+        self.assertFalse(splicer.closed)
+        rest = splicer.feed(b.frames(0, 10), 1.0)
+        self.assertEqual({m for m, _ in video_marks(read(rest))}, {2})
+        self.assertEqual(read(before + after + rest).cc_errors, [])
+
+    def test_close_with_nothing_flowing_is_closed_at_once(self) -> None:
+        fresh = ContinuousSplicer()
+        fresh.close()
+        self.assertTrue(fresh.closed)
+        entering = ContinuousSplicer()
+        entering.feed(Source().frames(0, 10), 0.0)
+        entering.cut()
+        self.assertTrue(entering.entering)
+        entering.close()
+        self.assertTrue(entering.closed)
+
+
 @st.composite
 def sources(draw: st.DrawFn) -> list[tuple[Source, int, int]]:
     out = []
