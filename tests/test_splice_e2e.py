@@ -17,7 +17,7 @@ from twisted.internet.defer import gatherResults
 from twisted.internet.threads import deferToThread
 
 from epgd.demo.clip import parse_clip
-from epgd.mpegts.splice.continuous import OUT_PMT, OUT_VIDEO
+from epgd.mpegts.splice.layout import OUT_PMT, OUT_VIDEO
 from tests.mediaservers import HLS_TIME, jellyfin, plex, run_for, segment_durations, tool
 from tests.streamhelpers import E2ETestCase, event
 from tests.tsverify import read, ring

@@ -100,6 +100,24 @@ def read(data: bytes) -> Report:
     return report
 
 
+def video_marks(report: Report, pid: int = 0x100) -> list[tuple[int, bool]]:
+    """
+    (source marker, random access?) of each video PES on ``pid`` (the output's video PID), read
+    from its first ES bytes as tests/tsgen.py writes them.
+    """
+    out = []
+    for head in report.heads.get(pid, []):
+        if head.startswith(b"\x00\x00\x00\x01\x09\xf0\x00\x00\x00\x01\x67"):
+            out.append((head[12], True))
+        elif head.startswith(b"\x00\x00\x00\x01\x09\xf0\x00\x00\x01\x41"):
+            out.append((head[10], False))
+        elif head[:4] == b"\x00\x00\x01\xb3":
+            out.append((head[4], True))
+        elif head[:4] == b"\x00\x00\x01\x00":
+            out.append((head[6], False))
+    return out
+
+
 def cut_points(report: Report, pid: int = 0x100, jump: int = 45000) -> list[int]:
     """Indexes into decode_stamps(pid) where the step differs from the usual by more than ``jump``."""
     stamps = report.decode_stamps(pid)

@@ -10,6 +10,8 @@ it learned on the way, so the splicer can start at once.
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 from attrs import frozen
 
 from epgd.mpegts.packet import PACKET_SIZE
@@ -19,6 +21,22 @@ from epgd.mpegts.psi import PAT_PID, ProgramMap, SectionAssembler, parse_pat, pa
 #: make-before-break waits at most this long / this much for a random-access point ...
 ENTRY_WAIT_SECONDS = 5.0
 ENTRY_WAIT_BYTES = 4 << 20
+
+
+class EntryMode(StrEnum):
+    """
+    What an ``EntryFinder`` waits for. A ``StrEnum``, so a mode still compares equal to its
+    word (``finder.mode == "rap"``) wherever one is logged or tested.
+    """
+
+    RAP = "rap"  # PAT + PMT + a video random-access point: a decoder starts clean there
+    ANY = "any"  # PAT + PMT + the anchor's next PES: the fallback once the wait for random access is over
+    PAT = "pat"  # the next PAT: passthrough output, as players that follow PMTs need
+    NOW = "now"  # the next packet: the fallback for a source that sends no PAT
+
+
+#: what ``relax`` falls back to once a wait is over
+_RELAXED = {EntryMode.RAP: EntryMode.ANY, EntryMode.PAT: EntryMode.NOW}
 
 
 @frozen
@@ -34,16 +52,13 @@ class Entry:
 
 class EntryFinder:
     """
-    Reads one source's aligned packets until its entry point. ``mode``: ``rap`` (PAT + PMT +
-    random access), ``any`` (PAT + PMT + the anchor's next PES, the fallback once the wait
-    for random access is over), ``pat`` (the next PAT) or ``now`` (the next packet, the
-    fallback for a source that sends no PAT).
+    Reads one source's aligned packets until its entry point, the one ``mode`` waits for.
     """
 
-    def __init__(self, mode: str = "rap", program: ProgramMap | None = None, pmt_pid: int = -1,
-                 tsid: int = 1) -> None:
+    def __init__(self, mode: EntryMode = EntryMode.RAP, program: ProgramMap | None = None,
+                 pmt_pid: int = -1, tsid: int = 1) -> None:
         """``program`` and ``pmt_pid``: the source's layout, when it is known already."""
-        self.mode = mode
+        self.mode = EntryMode(mode)  # a mode's word ("pat") is taken too, and a wrong one refused here
         self.program = program
         self.tsid = tsid
         self.pcr: int | None = None
@@ -55,18 +70,19 @@ class EntryFinder:
 
     def relax(self) -> None:
         """Stop waiting for random access (or a PAT): take the next frame (or packet)."""
-        self.mode = {"rap": "any", "pat": "now"}.get(self.mode, self.mode)
+        self.mode = _RELAXED.get(self.mode, self.mode)
 
     def feed(self, data: bytes) -> Entry | None:
         """The entry, with ``data`` from its packet on, once ``data`` reaches it."""
-        if self.mode == "now" and data:
+        mode = self.mode
+        if mode is EntryMode.NOW and data:
             return self._found(data, 0)
         anchor = self.program.anchor if self.program is not None else None
         for p in range(0, len(data) - PACKET_SIZE + 1, PACKET_SIZE):
             b1 = data[p + 1]
             pid = ((b1 & 0x1F) << 8) | data[p + 2]
             if pid == PAT_PID:
-                if self.mode == "pat" and b1 & 0x40 and not b1 & 0x80:
+                if mode is EntryMode.PAT and b1 & 0x40 and not b1 & 0x80:
                     return self._found(data, p)
                 for section in self._pat.feed(data, p):
                     self._read_pat(section)
@@ -82,7 +98,7 @@ class EntryFinder:
                 self.pcr = read_pcr_base(data, p + 6)
             if anchor is None or pid != anchor.pid or (b1 & 0xC0) != 0x40 or data[p + 3] & 0xC0:
                 continue  # not the anchor, not a PES start, damaged or scrambled
-            if self.mode == "any" or anchor.kind != "video" or self._random_access(data, p, anchor.codec):
+            if mode is EntryMode.ANY or anchor.kind != "video" or self._random_access(data, p, anchor.codec):
                 return self._found(data, p)
         self.seen += len(data)
         return None

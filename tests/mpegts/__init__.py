@@ -1,0 +1,1 @@
+"""Tests of epgd.mpegts, one module per module."""

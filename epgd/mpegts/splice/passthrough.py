@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from epgd.mpegts.entry import ENTRY_WAIT_BYTES, Entry, EntryFinder
+from epgd.mpegts.entry import ENTRY_WAIT_BYTES, Entry, EntryFinder, EntryMode
 from epgd.mpegts.packet import find_pat, rfind_pat
 from epgd.mpegts.psi import codecs_of
 
@@ -26,24 +26,28 @@ class PassthroughSplicer:
         self.codecs = ""
         self.notes: list[str] = []
         self.closed = False
-        self._finder: EntryFinder | None = EntryFinder("pat")
+        self._finder: EntryFinder | None = EntryFinder(EntryMode.PAT)
         self._probe: EntryFinder | None = EntryFinder()
 
     def close(self) -> None:
-        self.closed = True  # passthrough cuts at any packet boundary
+        """Passthrough cuts at any packet boundary: the old source is closed at once."""
+        self.closed = True
 
     def cut(self) -> None:
-        self._finder = EntryFinder("pat")
+        """The next bytes come from another source: it goes out from its next PAT."""
+        self._finder = EntryFinder(EntryMode.PAT)
         self.closed = False
 
     def finder(self) -> EntryFinder:
-        return EntryFinder("pat")
+        """What a channel uses to find a new source's next PAT while the old one flows."""
+        return EntryFinder(EntryMode.PAT)
 
     @property
     def entering(self) -> bool:
         return self._finder is not None
 
     def enter(self, entry: Entry, now: float) -> bytes:
+        """Start the source whose PAT was found on the side; its codecs are read anew."""
         self._finder = None
         self.closed = False
         self._probe = EntryFinder()
@@ -52,6 +56,7 @@ class PassthroughSplicer:
         return out
 
     def feed(self, data: bytes, now: float) -> bytes:
+        """``data`` as it is, once the current source's first PAT has come."""
         self.entry = self.first_entry = -1
         if self.closed:
             return b""
@@ -63,6 +68,7 @@ class PassthroughSplicer:
         return self._pass(data)
 
     def _pass(self, data: bytes) -> bytes:
+        """Pass ``data`` on: joiners start at its PATs; the source's first PMT names its codecs."""
         self.entry = rfind_pat(data)
         self.first_entry = find_pat(data) if self.entry > 0 else self.entry
         probe = self._probe

@@ -15,8 +15,7 @@ from twisted.logger import Logger
 
 from epgd.config import StreamConfig
 from epgd.mpegts.entry import Entry
-from epgd.mpegts.splice.continuous import Splicer
-from epgd.mpegts.splice.passthrough import PassthroughSplicer
+from epgd.mpegts.splice.seam import Splicer
 from epgd.schedule.model import Source
 from epgd.stream.channel.tap import Tap
 from epgd.stream.out.output import Output
@@ -48,7 +47,7 @@ class SwitchCore:
         config: StreamConfig,
         registry: UpstreamRegistry,
         output: Output,
-        splicer: Splicer | PassthroughSplicer,
+        splicer: Splicer,
         owner: SwitchOwner,
     ) -> None:
         self.channel_id = channel_id

@@ -29,7 +29,7 @@ from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.interfaces import IDelayedCall
 from twisted.python.failure import Failure
 
-from epgd.mpegts.entry import ENTRY_WAIT_BYTES, ENTRY_WAIT_SECONDS, Entry, EntryFinder
+from epgd.mpegts.entry import ENTRY_WAIT_BYTES, ENTRY_WAIT_SECONDS, Entry, EntryFinder, EntryMode
 from epgd.net.timers import backoff, cancel
 from epgd.schedule.model import Source
 from epgd.stream.channel.core import SwitchCore
@@ -260,7 +260,7 @@ def build() -> Callable[[SwitchCore], Switching]:
                              f"{ENTRY_WAIT_SECONDS * ENTRY_GIVE_UP:g}s")
             return
         if seek.waits == 1:
-            rap = seek.finder.mode == "rap"
+            rap = seek.finder.mode is EntryMode.RAP
             assert core.pending is not None
             core.log.info("[PROXY] {channel}: no {wanted} from {new} in time, cutting over at its next "
                           "{then}", channel=core.channel_id, wanted="random-access point" if rap else "PAT",

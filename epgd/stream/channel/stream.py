@@ -26,8 +26,9 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from epgd.config import StreamConfig
-from epgd.mpegts.splice.continuous import Splicer
+from epgd.mpegts.splice.continuous import ContinuousSplicer
 from epgd.mpegts.splice.passthrough import PassthroughSplicer
+from epgd.mpegts.splice.seam import Splicer
 from epgd.net.urls import last_segment
 from epgd.redact import Redactor
 from epgd.schedule.model import Event, Schedule, Source
@@ -71,8 +72,8 @@ class ChannelStream:
         self._source_index = 0
         self._announced = False  # "Starting proxy" is logged once per stream, not per retry
         self._unsourced: str | None = None  # the playing event has no source
-        splicer: Splicer | PassthroughSplicer = (
-            Splicer(self._codecs_changed) if config.output == "continuous"
+        splicer: Splicer = (
+            ContinuousSplicer(self._codecs_changed) if config.output == "continuous"
             else PassthroughSplicer(self._codecs_changed)
         )
         self.splicer = splicer

@@ -14,7 +14,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from epgd.mpegts.slate.h264 import Geometry, p_access_unit
 from epgd.mpegts.slate.picture import SIZES, render
 from epgd.mpegts.slate.source import MAX_RATE, MAX_SPREAD, SlateSource, prepare
-from epgd.mpegts.splice.continuous import Splicer
+from epgd.mpegts.splice.continuous import ContinuousSplicer
 from tests import tsverify
 from tests.mpegts.slate import ff
 from tests.mpegts.slate.test_h264 import LONG, cropped_frame
@@ -319,7 +319,7 @@ class SplicerTests(SynchronousTestCase):
         another clock) comes out as one program, continuity unbroken, time always moving on,
         and ffmpeg decodes all of it with no error line.
         """
-        splicer = Splicer()
+        splicer = ContinuousSplicer()
         out, now = [], 0.0
         for source, frames in ((SlateSource("640x360", TYPICAL), 75), (None, 0),
                                (SlateSource("640x360", NEW, clock=123_456_789), 100)):

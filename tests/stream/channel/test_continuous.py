@@ -10,16 +10,15 @@ from twisted.logger import capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 
 from epgd.config import Config, ProviderConfig, StreamConfig
-from epgd.mpegts.splice.continuous import OUT_PMT, OUT_VIDEO
+from epgd.mpegts.splice.layout import OUT_PMT, OUT_VIDEO
 from epgd.net import timers
 from epgd.redact import Redactor
 from epgd.stream.channel.stream import ChannelStream
 from epgd.stream.out.client import Client
 from epgd.stream.registry import UpstreamRegistry
 from tests.streamfakes import BASE, T0, FakeHTTP, FakeRequest, event, finish_when_done, log_text, schedule
-from tests.test_splice import video_marks
 from tests.tsgen import MP2, MPEG2, Source
-from tests.tsverify import read, ring
+from tests.tsverify import read, ring, video_marks
 
 # The upstream's aligner passes a packet on once the next one's sync byte is in: the last
 # packet of each send waits for the next send.

@@ -19,7 +19,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from epgd.config import Config, ProviderConfig, StreamConfig
 from epgd.mpegts.entry import Entry
-from epgd.mpegts.splice.continuous import Splicer
+from epgd.mpegts.splice.continuous import ContinuousSplicer
 from epgd.net import timers
 from epgd.redact import Redactor
 from epgd.schedule.model import Source
@@ -88,7 +88,7 @@ class MachineTests(SynchronousTestCase):
         self.output = Output(self.clock, 188, _Producer())
         self.owner = Owner()
         self.core = SwitchCore("nhl_1", self.clock, self.config.stream, self.registry, self.output,
-                               Splicer(), self.owner)
+                               ContinuousSplicer(), self.owner)
         self.m: Switching = machine(self.core)
         self.taps = Taps(self)
         self.data: list[tuple[Tap, bytes]] = []

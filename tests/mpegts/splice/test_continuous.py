@@ -6,7 +6,7 @@ the output is read back by an independent reader (tests/tsverify.py) and checked
 strict demuxer needs: one PMT PID and program, fixed elementary PIDs, no continuity error,
 a PCR that never steps back and leaps ahead across a cut no further than the wall clock
 moved plus a frame, decode timestamps that only rise, and a random-access point first after
-every cut. ffmpeg's own view of a spliced file is checked in tests/test_splice_ffmpeg.py.
+every cut. ffmpeg's own view of a spliced stream is checked in tests/test_splice_e2e.py.
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
-from epgd.mpegts.splice.continuous import OUT_AUDIO, OUT_OTHER, OUT_PMT, OUT_VIDEO, Splicer
-from epgd.mpegts.splice.passthrough import PassthroughSplicer
+from epgd.mpegts.splice.continuous import ContinuousSplicer
+from epgd.mpegts.splice.layout import OUT_AUDIO, OUT_OTHER, OUT_PMT, OUT_VIDEO
 from tests.tsgen import AC3, MP2, MPEG2, WRAP, Source
-from tests.tsverify import Report, read, ring
+from tests.tsverify import Report, read, ring, video_marks
 
 FRAME = 3600
 #: examples per property; EPGD_SPLICE_EXAMPLES=2000 for a deeper search on a developer's machine
@@ -39,8 +39,8 @@ class Piece:
 
 
 def run(sources: list[tuple[Source, int, int]], chunk: int | list[int] = 7, waits: list[float] | None = None,
-        side: list[bool] | None = None, splicer: Splicer | None = None,
-        paced: bool = True) -> tuple[bytes, list[Piece], Splicer]:
+        side: list[bool] | None = None, splicer: ContinuousSplicer | None = None,
+        paced: bool = True) -> tuple[bytes, list[Piece], ContinuousSplicer]:
     """
     Feed each (source, first frame, frame count) in turn, with a cut between them; ``chunk``
     packets per feed (a list cycles). ``paced``: the wall clock moves with the bytes, as a
@@ -48,7 +48,7 @@ def run(sources: list[tuple[Source, int, int]], chunk: int | list[int] = 7, wait
     chunking must give the same bytes). Each segment starts ``waits`` seconds after the
     previous one ended (the time a cut took).
     """
-    splicer = splicer or Splicer()
+    splicer = splicer or ContinuousSplicer()
     pieces: list[Piece] = []
     now = 1000.0
     sizes = chunk if isinstance(chunk, list) else [chunk]
@@ -89,21 +89,6 @@ def run(sources: list[tuple[Source, int, int]], chunk: int | list[int] = 7, wait
 def count_seconds(item: tuple[Source, int, int]) -> float:
     source, _, count = item
     return count * source.frame / 90000
-
-
-def video_marks(report: Report) -> list[tuple[int, bool]]:
-    """(source marker, random access?) of each video PES, read from its first ES bytes."""
-    out = []
-    for head in report.heads.get(OUT_VIDEO, []):
-        if head.startswith(b"\x00\x00\x00\x01\x09\xf0\x00\x00\x00\x01\x67"):
-            out.append((head[12], True))
-        elif head.startswith(b"\x00\x00\x00\x01\x09\xf0\x00\x00\x01\x41"):
-            out.append((head[10], False))
-        elif head[:4] == b"\x00\x00\x01\xb3":
-            out.append((head[4], True))
-        elif head[:4] == b"\x00\x00\x01\x00":
-            out.append((head[6], False))
-    return out
 
 
 class Invariants:
@@ -171,7 +156,7 @@ class SpliceTests(SynchronousTestCase, Invariants):
         self.assertEqual(len(outputs), 1)
 
     def test_joiners_entry_is_our_psi_before_a_key_frame(self) -> None:
-        splicer = Splicer()
+        splicer = ContinuousSplicer()
         source = Source(gop=4, psi_every=8)
         data = source.frames(0, 12)
         out = splicer.feed(data, 0.0)
@@ -184,7 +169,7 @@ class SpliceTests(SynchronousTestCase, Invariants):
         self.assertEqual(len(video_marks(tail)), 4)  # frames 8-11: the last GOP
 
     def test_audio_before_the_first_key_frame_is_dropped(self) -> None:
-        splicer = Splicer()
+        splicer = ContinuousSplicer()
         source = Source(gop=10)
         out = splicer.feed(source.frames(3, 20), 0.0)  # starts mid-GOP
         report = read(out)
@@ -223,14 +208,14 @@ class SpliceTests(SynchronousTestCase, Invariants):
 
     def test_scte35_sections_pass_untouched(self) -> None:
         a = Source(scte35=0x105)
-        out = Splicer().feed(a.frames(0, 30), 0.0)
+        out = ContinuousSplicer().feed(a.frames(0, 30), 0.0)
         cue = [out[i + 4:i + 188] for i in range(0, len(out), 188)
                if ((out[i + 1] & 0x1F) << 8 | out[i + 2]) == 0x110]
         self.assertTrue(cue)
         self.assertTrue(all(b"cue" in payload for payload in cue))
 
     def test_scrambled_packets_pass_unshifted_and_are_noted_once(self) -> None:
-        splicer = Splicer()
+        splicer = ContinuousSplicer()
         a, b = Source(marker=1), Source(marker=2, scramble_every=4, clock=7777777, pmt=0x800, video=0x801,
                                         audio=(0x802,))
         run([(a, 0, 20), (b, 0, 30)], splicer=splicer)
@@ -255,7 +240,7 @@ class SpliceTests(SynchronousTestCase, Invariants):
 
     def test_pmt_change_mid_source_is_a_new_version_and_a_codec_change(self) -> None:
         changes: list[tuple[str, str]] = []
-        splicer = Splicer(on_codecs=lambda old, new: changes.append((old, new)))
+        splicer = ContinuousSplicer(on_codecs=lambda old, new: changes.append((old, new)))
         out = splicer.feed(Source(pmt_change_at=10).frames(0, 20), 0.0)
         report = read(out)
         self.assertEqual([v for _, v, _ in report.pmts], [0, 1])
@@ -265,7 +250,7 @@ class SpliceTests(SynchronousTestCase, Invariants):
 
     def test_codec_change_at_a_cut(self) -> None:
         changes: list[tuple[str, str]] = []
-        splicer = Splicer(on_codecs=lambda old, new: changes.append((old, new)))
+        splicer = ContinuousSplicer(on_codecs=lambda old, new: changes.append((old, new)))
         a = Source(marker=1)
         b = Source(marker=2, video_type=MPEG2, audio_type=MP2, pmt=0x300, video=0x301, audio=(0x302,))
         c = Source(marker=3, audio_type=AC3)
@@ -276,7 +261,7 @@ class SpliceTests(SynchronousTestCase, Invariants):
 
     def test_a_clock_jump_inside_a_source_is_re_entered(self) -> None:
         """A provider looping a file: its clock jumps back; ours runs on."""
-        splicer = Splicer()
+        splicer = ContinuousSplicer()
         source = Source()
         looped = source.frames(0, 20) + Source(counters=dict(source.counters)).frames(0, 20)
         out = splicer.feed(looped, 0.0)
@@ -294,6 +279,36 @@ class SpliceTests(SynchronousTestCase, Invariants):
         own = run([(Source(**{**vars(s), "counters": {}}), f, n) for s, f, n in items], side=[False],
                   paced=False)[0]
         self.assertEqual(side, own)
+
+
+    def test_close_ends_the_old_source_after_its_last_whole_frame(self) -> None:
+        splicer = ContinuousSplicer()
+        a = Source(marker=1)
+        before = splicer.feed(a.frames(0, 10), 0.0)
+        splicer.close()
+        self.assertFalse(splicer.closed)  # frame 9 is not known to be whole yet
+        after = splicer.feed(a.frames(10, 3), 0.4)
+        self.assertTrue(splicer.closed)
+        self.assertEqual(len(video_marks(read(before + after))), 10)  # frames 0-9, none begun after
+        self.assertEqual(read(before + after).cc_errors, [])
+        self.assertEqual(splicer.feed(a.frames(13, 3), 0.5), b"")
+        b = Source(marker=2, pmt=0x300, video=0x301, audio=(0x302,), clock=5_000_000)
+        splicer.cut()
+        self.assertFalse(splicer.closed)
+        rest = splicer.feed(b.frames(0, 10), 1.0)
+        self.assertEqual({m for m, _ in video_marks(read(rest))}, {2})
+        self.assertEqual(read(before + after + rest).cc_errors, [])
+
+    def test_close_with_nothing_flowing_is_closed_at_once(self) -> None:
+        fresh = ContinuousSplicer()
+        fresh.close()
+        self.assertTrue(fresh.closed)
+        entering = ContinuousSplicer()
+        entering.feed(Source().frames(0, 10), 0.0)
+        entering.cut()
+        self.assertTrue(entering.entering)
+        entering.close()
+        self.assertTrue(entering.closed)
 
 
 @st.composite
@@ -344,16 +359,3 @@ class SpliceProperties(SynchronousTestCase, Invariants):
         outputs = [run([(Source(**{**vars(s), "counters": {}}), f, n) for s, f, n in items], chunk=c,
                        paced=False)[0] for c in chunks]
         self.assertEqual(outputs[0], outputs[1])
-
-
-class PassthroughTests(SynchronousTestCase):
-    def test_bytes_unchanged_and_a_cut_re_enters_at_a_pat(self) -> None:
-        splicer = PassthroughSplicer()
-        a = Source(marker=1).frames(0, 10)
-        self.assertEqual(splicer.feed(a, 0.0), a)
-        self.assertEqual(splicer.codecs, "h264+aac")
-        b = Source(marker=2, psi_every=5).frames(2, 10)  # its first PAT is at frame 5
-        splicer.cut()
-        out = splicer.feed(b, 1.0)
-        self.assertEqual(out, b[b.index(b"\x47\x40\x00"):])
-        self.assertEqual(splicer.first_entry, 0)

@@ -1,0 +1,282 @@
+"""
+What a splicer rewrites each packet of the current source with: the source mapped onto the
+output (PIDs, a continuity counter shift per stream, which streams have started), the PID
+table the hot path (``chunk``) rewrites most packets with, the output's continuity counters
+and clock, and the handlers for the packets that table cannot rewrite alone — a PES start,
+a PCR, a stream's first packets, the source's own PAT and PMT. Each handler rewrites its
+packet in the chunk's buffer and answers a ``Verdict``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from enum import Enum
+
+from epgd.mpegts.entry import Entry
+from epgd.mpegts.packet import PACKET_SIZE
+from epgd.mpegts.pes import (
+    header_positions,
+    opcr_offset,
+    pcr_offset,
+    random_access_flag,
+    read_pcr_base,
+    read_stamp,
+    stamp_fields,
+    starts_random_access,
+    write_pcr_base,
+    write_stamp,
+)
+from epgd.mpegts.psi import NULL_PID, ProgramMap, Stream, payload_start
+from epgd.mpegts.splice.layout import CC_TABLES, OUT_VIDEO, PLAIN, Layout, OutputProgram, pid_table
+from epgd.mpegts.splice.timeline import Timeline
+from epgd.mpegts.tables import SourceTables
+
+#: a PES header spread over more packets than this many is passed on unshifted
+HOLD_LIMIT = 64 * PACKET_SIZE
+#: streams besides the video whose plain packets get a fast-path code of their own (``PLAIN`` + n)
+PLAIN_STREAMS = 200
+
+
+class Verdict(Enum):
+    """What a per-packet handler decided for its packet."""
+
+    KEEP = "rewritten in place"
+    GONE = "dropped"
+    HOLD = "needs the next chunk: hold from here"
+    STOP = "the end of a closing source: nothing from here on"
+    RESYNC = "the source's clock jumped here: find a new way in"
+    BEFORE = "a random-access point: our PAT + PMT go right before it"
+    PSI = "the source's PAT or PMT: replaced by ours"
+
+
+# The verdicts as module names too: the per-packet code compares them with ``is``, and reading a
+# member through its Enum class costs several times a global's (CPython 3.11).
+KEEP = Verdict.KEEP
+GONE = Verdict.GONE
+HOLD = Verdict.HOLD
+STOP = Verdict.STOP
+RESYNC = Verdict.RESYNC
+BEFORE = Verdict.BEFORE
+PSI = Verdict.PSI
+
+
+class Rewriter:
+    """
+    The current source as the output sees it, and the output's counters and clock that run on
+    across sources. ``begin()`` maps a new source at its entry point; ``closing`` makes the
+    source end at its anchor's next frame (``STOP``). ``note`` is told what is worth one log line.
+    """
+
+    def __init__(self, out: OutputProgram, note: Callable[[str], None]) -> None:
+        self.out = out
+        self.note = note
+        self.timeline = Timeline()
+        self.cc: dict[int, int] = {}  # output PID -> continuity counter of its last packet
+        self.psi_due = False  # our PAT + PMT go before the next packet out
+        self.closing = False
+        # the current source
+        self.program: ProgramMap | None = None  # None until a first source starts
+        self.tables = SourceTables()
+        self.layout = Layout({}, (), NULL_PID, -1, 0)
+        self.kinds: dict[int, Stream] = {}  # source PID -> its stream
+        self.delta: dict[int, int] = {}  # source PID -> continuity counter shift
+        self.started: set[int] = set()  # source PIDs whose first PES went out
+        # the fast paths the PID table allows (``build_table``)
+        self.table: list[int] = pid_table({}, -1, -1)
+        self.bulk_cc: bytes | None = None  # the video's counter shift, once known
+        self.plain: list[tuple[int, bytes, int]] = []  # (code, counter shift table, output PID)
+        self.plain_srcs: set[int] = set()
+        self.es_at: dict[int, int] = {}  # in the chunk being read: each output PID's last packet off the fast path
+
+    # -- a source --------------------------------------------------------------------
+
+    def begin(self, entry: Entry) -> None:
+        """A source starts at its entry point: map it, shift its counters, wait for its clock."""
+        program = entry.program
+        assert program is not None and program.anchor is not None  # what "rap"/"any" entries hold
+        self.tables = SourceTables(program.program, entry.pmt_pid, entry.tsid)
+        self.delta = {}
+        self.started = set()
+        self.adopt(program)
+        anchor = program.anchor.pid
+        out = self.layout.mapping[anchor]
+        last = self.cc.get(out)
+        self.delta[anchor] = 0 if last is None else (last + 1 - entry.data[3]) & 0x0F
+        self.started.add(anchor)
+        self.timeline.cut(entry.pcr, out)
+        self.build_table()
+        self.psi_due = True  # the new source starts at our PAT + PMT and its key frame
+
+    def adopt(self, program: ProgramMap) -> None:
+        """Map a source program onto the output's layout (our PMT follows it)."""
+        self.layout = self.out.adopt(program, self.tables.tsid)
+        if self.layout.dropped:
+            self.note("the PMT lists more streams than the output layout holds; extra ones dropped")
+        self.program = program
+        self.kinds = {s.pid: s for s in program.streams}
+
+    def build_table(self) -> None:
+        """
+        The PID table, and the fast paths it allows: the video's plain packets (BULK) and each
+        started stream's plain packets (a PLAIN code each) take only a counter shift.
+        """
+        video = self.layout.video
+        ready = video >= 0 and video in self.delta
+        self.bulk_cc = CC_TABLES[self.delta[video]] if ready else None
+        plain: dict[int, int] = {}
+        self.plain = []
+        for src, out in self.layout.mapping.items():
+            if src != video and src in self.started and src in self.delta and len(plain) < PLAIN_STREAMS:
+                code = PLAIN + len(plain)
+                plain[src] = code
+                self.plain.append((code, CC_TABLES[self.delta[src]], out))
+        self.plain_srcs = set(plain)
+        self.table = pid_table(self.layout.mapping, self.tables.pmt_pid, video if ready else -1, plain)
+
+    def anchor_pid(self) -> int:
+        anchor = self.program.anchor if self.program is not None else None
+        return anchor.pid if anchor is not None else -1
+
+    def pcr_pid(self) -> int:
+        return self.program.pcr_pid if self.program is not None else -1
+
+    # -- packets off the fast path ---------------------------------------------------
+
+    def es(self, data: bytes, buf: bytearray, p: int, i: int, count: int, now: float) -> Verdict:
+        """A packet of a mapped stream that is not a plain video packet (packet ``i`` of ``count``)."""
+        b1, b3 = data[p + 1], data[p + 3]
+        src = ((b1 & 0x1F) << 8) | data[p + 2]
+        out = self.layout.mapping[src]
+        payload = b3 & 0x10
+        damaged = b1 & 0x80
+        before = newly = False
+        if self.closing and payload and b1 & 0x40 and not damaged:
+            if src == self.anchor_pid():
+                return STOP  # the old source's last frame is complete: the switch goes here
+            self.started.discard(src)  # no new audio frame of the old source begins
+            return GONE
+        if payload and src not in self.started:
+            if damaged or not b1 & 0x40:
+                return GONE  # a stream starts at its first PES, never in the middle of one
+            self.started.add(src)
+            newly = True
+        if b3 & 0x20 and not damaged and self.pcr_jumped(data, p):
+            return RESYNC  # before anything of this packet is read onto the old clock
+        if payload and b1 & 0x40 and not damaged:
+            verdict = self.pes(data, buf, p, i, count, src, out, now)
+            if verdict is GONE:
+                self.started.discard(src)
+                return GONE
+            if verdict is HOLD or verdict is RESYNC:
+                if newly:
+                    self.started.discard(src)
+                return verdict
+            before = verdict is BEFORE
+        if b3 & 0x20 and not damaged and self.pcr(data, buf, p, now):
+            return RESYNC
+        delta = self.delta.get(src)
+        if delta is None:
+            last = self.cc.get(out)
+            delta = 0 if last is None else ((last + (1 if payload else 0)) - b3) & 0x0F
+            self.delta[src] = delta
+            if src == self.layout.video:
+                self.build_table()  # the video's shift is known: its plain packets go fast
+        counter = (b3 + delta) & 0x0F
+        buf[p + 3] = (b3 & 0xF0) | counter
+        if not damaged:  # a damaged packet's counter is noise: the next cut must not follow it
+            self.cc[out] = counter
+            self.es_at[out] = i
+        if (src not in self.plain_srcs and src != self.layout.video and src in self.started
+                and len(self.plain) < PLAIN_STREAMS):
+            self.build_table()  # a stream started and its counter is known: its plain packets go fast
+        return BEFORE if before else KEEP
+
+    def pes(self, data: bytes, buf: bytearray, p: int, i: int, count: int, src: int, out: int,
+            now: float) -> Verdict:
+        """Shift a PES header's PTS/DTS; GONE for a PES that would step back; BEFORE at random access."""
+        stream = self.kinds.get(src)
+        if stream is None or not stream.is_pes:
+            return KEEP
+        if data[p + 3] & 0xC0:
+            self.note("scrambled packets: passed on without shifting their timestamps")
+            return KEEP
+        start = payload_start(data, p)
+        if start < 0:
+            return KEEP
+        at, more = header_positions(data, p + start, i, count, src)
+        if more and len(data) - p < HOLD_LIMIT:
+            return HOLD
+        fields = stamp_fields(data, at)
+        if fields is None:
+            if more:
+                self.note("a PES header spread over too many packets: passed on unshifted")
+            return KEEP
+        pts_at, dts_at = fields
+        if pts_at < 0:
+            return KEEP
+        pts = read_stamp(data, at[pts_at:pts_at + 5])
+        dts = read_stamp(data, at[dts_at:dts_at + 5]) if dts_at >= 0 else pts
+        clock = self.timeline
+        if clock.ts_jumped(src, dts):
+            return RESYNC
+        if clock.pending and src == self.anchor_pid():
+            pcr = read_pcr_base(data, p + 6) if src == self.pcr_pid() and pcr_offset(data, p) > 0 else None
+            clock.place(dts, pcr, out, now)
+        new_dts = clock.stamp(out, dts)
+        if new_dts is None:
+            return GONE  # this stream's first PES after a cut overlaps the old stream's last
+        write_stamp(buf, at[pts_at:pts_at + 5], pts + clock.ts_offset)
+        if dts_at >= 0:
+            write_stamp(buf, at[dts_at:dts_at + 5], new_dts)
+        if out == OUT_VIDEO and _is_random_access(data, p, start, stream.codec):
+            return BEFORE
+        return KEEP
+
+    def pcr(self, data: bytes, buf: bytearray, p: int, now: float) -> bool:
+        """Shift a packet's PCR (and OPCR) onto the output clock; True when the source's jumped."""
+        clock = self.timeline
+        if clock.pending:
+            return False  # before the anchor's first PES: nothing of this source goes out yet
+        if pcr_offset(data, p) > 0:
+            on_pcr_pid = ((data[p + 1] & 0x1F) << 8) | data[p + 2] == self.pcr_pid()
+            if on_pcr_pid and self.pcr_jumped(data, p):
+                return True
+            write_pcr_base(buf, p + 6, clock.pcr(read_pcr_base(data, p + 6), now, on_pcr_pid))
+        at = opcr_offset(data, p)
+        if at > 0:
+            write_pcr_base(buf, p + at, read_pcr_base(data, p + at) + clock.pcr_offset)
+        return False
+
+    def pcr_jumped(self, data: bytes, p: int) -> bool:
+        """The packet's PCR (on the PCR PID) steps back or leaps ahead: the source's clock jumped."""
+        if pcr_offset(data, p) < 0 or ((data[p + 1] & 0x1F) << 8) | data[p + 2] != self.pcr_pid():
+            return False
+        return self.timeline.pcr_jumped(read_pcr_base(data, p + 6), bool(data[p + 5] & 0x80))
+
+    def pat(self, data: bytes, p: int) -> Verdict:
+        """The source's PAT: read (the PMT may have moved), then replaced by ours."""
+        if self.tables.pat(data, p):
+            self.build_table()  # the PMT moved
+        return PSI
+
+    def pmt(self, data: bytes, p: int) -> Verdict:
+        """The source's PMT: a new layout when it changed mid-source, then replaced by ours."""
+        program = self.tables.pmt(data, p, self.program)
+        for note in self.tables.notes:
+            self.note(note)
+        self.tables.notes.clear()
+        if program is None:
+            return GONE
+        self.adopt(program)  # a PMT that changed mid-source
+        self.build_table()
+        return PSI
+
+
+def _is_random_access(data: bytes, p: int, start: int, codec: str) -> bool:
+    """Whether the video PES starting in packet ``p`` (payload at ``start``) is a way in."""
+    if random_access_flag(data, p):
+        return True
+    header = 9 + data[p + start + 8] if start + 9 <= PACKET_SIZE else PACKET_SIZE
+    if start + header >= PACKET_SIZE:
+        return False
+    return starts_random_access(codec, data[p + start + header:p + PACKET_SIZE])

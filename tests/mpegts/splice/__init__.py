@@ -1,0 +1,1 @@
+"""Tests of epgd.mpegts.splice, one module per module."""

@@ -1,0 +1,71 @@
+"""Entry points (epgd.mpegts.entry): where a source may be cut in, in each EntryMode."""
+
+from __future__ import annotations
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from epgd.mpegts.entry import EntryFinder, EntryMode
+from epgd.mpegts.pes import read_stamp
+from tests.tsgen import Source
+
+
+class EntryFinderTests(SynchronousTestCase):
+    def test_rap_mode_waits_for_pat_pmt_and_a_key_frame(self) -> None:
+        source = Source(gop=5, psi_every=5)
+        data = source.frames(1, 10)  # PSI at frames 5 and 10; key frames at 5 and 10
+        finder = EntryFinder()
+        entry = finder.feed(data)
+        assert entry is not None and entry.program is not None
+        self.assertEqual(data.index(entry.data), data.index(source_frame_start(data, 5)))
+        self.assertEqual((entry.program.program, entry.pmt_pid), (1, 0x100))
+        self.assertEqual(entry.pcr, source.clock + 5 * 3600 - source.lead)  # the key frame's own PCR
+
+    def test_pat_mode_and_relaxed_modes(self) -> None:
+        source = Source(gop=1000, psi_every=4)
+        data = source.frames(1, 6)
+        self.assertEqual(EntryFinder("pat").feed(data), EntryFinder("pat").feed(data))
+        pat_entry = EntryFinder("pat").feed(data)
+        assert pat_entry is not None
+        self.assertEqual(pat_entry.data[1:3], b"\x40\x00")
+        finder = EntryFinder()
+        self.assertIsNone(finder.feed(data))  # no key frame in sight
+        finder.relax()
+        later = source.frames(7, 2)
+        relaxed = finder.feed(later)
+        assert relaxed is not None
+        self.assertEqual(relaxed.data, later[later.index(source_frame_start(later, 7)):])
+
+
+def source_frame_start(data: bytes, frame: int) -> bytes:
+    """The first video PES packet of ``frame`` (its DTS tells) in ``data``."""
+    for i in range(0, len(data), 188):
+        if (data[i + 1] & 0x5F) << 8 | data[i + 2] == 0x4101:
+            start = i + 4 + (1 + data[i + 4] if data[i + 3] & 0x20 else 0)
+            if read_stamp(data, range(start + 14, start + 19)) == Source().clock + frame * 3600:
+                return data[i:i + 188]
+    raise AssertionError(f"frame {frame} is not in the data")
+
+
+class EntryModeTests(SynchronousTestCase):
+    def test_a_mode_is_still_its_word(self) -> None:
+        """Logs, status and the channel compare a finder's mode with ``"rap"``: that still holds."""
+        self.assertEqual(EntryFinder().mode, "rap")
+        self.assertIs(EntryFinder().mode, EntryMode.RAP)
+        self.assertEqual([str(m) for m in EntryMode], ["rap", "any", "pat", "now"])
+        self.assertIs(EntryFinder("pat").mode, EntryMode.PAT)  # type: ignore[arg-type]
+        with self.assertRaises(ValueError):
+            EntryFinder("key")  # type: ignore[arg-type]
+
+    def test_relax_falls_back_once(self) -> None:
+        for mode, relaxed in ((EntryMode.RAP, EntryMode.ANY), (EntryMode.PAT, EntryMode.NOW),
+                              (EntryMode.ANY, EntryMode.ANY), (EntryMode.NOW, EntryMode.NOW)):
+            finder = EntryFinder(mode)
+            finder.relax()
+            self.assertIs(finder.mode, relaxed)
+
+    def test_now_takes_the_next_packet(self) -> None:
+        data = Source().frames(1, 2)  # no PAT in sight
+        self.assertIsNone(EntryFinder(EntryMode.PAT).feed(data))
+        entry = EntryFinder(EntryMode.NOW).feed(data)
+        assert entry is not None
+        self.assertEqual(entry.data, data)
