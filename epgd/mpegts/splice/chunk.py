@@ -15,6 +15,7 @@ from array import array
 from operator import itemgetter
 
 from epgd.mpegts.packet import PACKET_SIZE
+from epgd.mpegts.pes import pcr_packet
 from epgd.mpegts.splice.layout import AF_MARKS, BULK, DROP, ES, OUT_VIDEO, PAT, PLAIN, PMT, positions
 from epgd.mpegts.splice.rewrite import BEFORE, GONE, KEEP, PSI, RESYNC, Rewriter, Verdict
 
@@ -85,6 +86,14 @@ class ChunkOutput:
         self.length += len(psi)
         rw.psi_due = False
 
+    def insert(self, i: int, packet: bytes) -> None:
+        """A packet of ours right before input packet ``i`` (the PAT + PMT due go first)."""
+        if self._rw.psi_due:
+            self.psi_before(i, False)
+        self.upto(i)
+        self.pieces.append(packet)
+        self.length += len(packet)
+
     def stop(self, why: Verdict, rest: bytes) -> None:
         self.stopped = why
         self.rest = rest
@@ -154,6 +163,11 @@ def _walk(rw: Rewriter, data: bytes, now: float, out: ChunkOutput) -> bytes | No
                 stop = i
                 out.stop(RESYNC, data[p:])
                 break
+            if rw.moved_pcr is not None:
+                _send_moved_pcr(rw, buf, codes, i, out)
+                if not data[p + 3] & 0x10:  # nothing but the PCR it carried
+                    out.drop(i)
+                    continue
             if rw.psi_due:
                 out.psi_before(i, False)
             continue
@@ -165,6 +179,8 @@ def _walk(rw: Rewriter, data: bytes, now: float, out: ChunkOutput) -> bytes | No
             verdict = rw.pat(data, p)
         else:
             verdict = rw.pmt(data, p)
+        if rw.moved_pcr is not None:
+            _send_moved_pcr(rw, buf, codes, i, out)
         if verdict is KEEP:
             if rw.psi_due:
                 out.psi_before(i, False)
@@ -191,6 +207,31 @@ def _walk(rw: Rewriter, data: bytes, now: float, out: ChunkOutput) -> bytes | No
     _track_plain(rw, buf, plain, stop)
     out.finish(stop, count)
     return None
+
+
+def _send_moved_pcr(rw: Rewriter, buf: bytearray, codes: bytes, i: int, out: ChunkOutput) -> None:
+    """
+    The PCR taken off packet ``i`` goes out first, alone, on OUT_VIDEO (the output's one PCR
+    PID), its continuity counter repeating the last video packet's (no payload: no step).
+    """
+    assert rw.moved_pcr is not None
+    base, extension = rw.moved_pcr
+    rw.moved_pcr = None
+    counter = _video_counter(rw, buf, codes, i)
+    if counter is None:
+        counter = rw.cc[OUT_VIDEO] = 0
+    out.insert(i, pcr_packet(OUT_VIDEO, counter, base, extension))
+
+
+def _video_counter(rw: Rewriter, buf: bytearray, codes: bytes, i: int) -> int | None:
+    """The continuity counter of the last video packet out before input packet ``i``."""
+    if rw.bulk_cc is not None:
+        hi, lo = OUT_VIDEO >> 8, OUT_VIDEO & 0xFF
+        for j in range(i - 1, rw.es_at.get(OUT_VIDEO, -1), -1):
+            q = j * PACKET_SIZE
+            if codes[j] == BULK and buf[q + 1] & 0x1F == hi and buf[q + 2] == lo:
+                return buf[q + 3] & 0x0F
+    return rw.cc.get(OUT_VIDEO)
 
 
 def _track_video(rw: Rewriter, buf: bytearray, stop: int, codes: bytes) -> None:

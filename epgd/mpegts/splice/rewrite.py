@@ -23,11 +23,20 @@ from epgd.mpegts.pes import (
     read_stamp,
     stamp_fields,
     starts_random_access,
+    strip_pcr,
     write_pcr_base,
     write_stamp,
 )
 from epgd.mpegts.psi import NULL_PID, ProgramMap, Stream, payload_start
-from epgd.mpegts.splice.layout import CC_TABLES, OUT_VIDEO, PLAIN, Layout, OutputProgram, pid_table
+from epgd.mpegts.splice.layout import (
+    CC_TABLES,
+    OUT_PCR_ONLY,
+    OUT_VIDEO,
+    PLAIN,
+    Layout,
+    OutputProgram,
+    pid_table,
+)
 from epgd.mpegts.splice.timeline import Timeline
 from epgd.mpegts.tables import SourceTables
 
@@ -87,6 +96,9 @@ class Rewriter:
         self.plain: list[tuple[int, bytes, int]] = []  # (code, counter shift table, output PID)
         self.plain_srcs: set[int] = set()
         self.es_at: dict[int, int] = {}  # in the chunk being read: each output PID's last packet off the fast path
+        #: a PCR moved off its packet (the source carries it on a PID other than its video):
+        #: (output base, the 27 MHz extension's bytes), for the chunk to send on OUT_VIDEO first
+        self.moved_pcr: tuple[int, bytes] | None = None
 
     # -- a source --------------------------------------------------------------------
 
@@ -121,7 +133,7 @@ class Rewriter:
         started stream's plain packets (a PLAIN code each) take only a counter shift.
         """
         video = self.layout.video
-        ready = video >= 0 and video in self.delta
+        ready = video >= 0 and video in self.delta and video in self.started
         self.bulk_cc = CC_TABLES[self.delta[video]] if ready else None
         plain: dict[int, int] = {}
         self.plain = []
@@ -138,7 +150,12 @@ class Rewriter:
         return anchor.pid if anchor is not None else -1
 
     def pcr_pid(self) -> int:
-        return self.program.pcr_pid if self.program is not None else -1
+        """The source's PCR PID; its video's when its PMT names none (0x1FFF) but it has one."""
+        if self.program is None:
+            return -1
+        if self.program.pcr_pid == NULL_PID and self.layout.video >= 0:
+            return self.layout.video
+        return self.program.pcr_pid
 
     # -- packets off the fast path ---------------------------------------------------
 
@@ -151,10 +168,7 @@ class Rewriter:
         damaged = b1 & 0x80
         before = newly = False
         if self.closing and payload and b1 & 0x40 and not damaged:
-            if src == self.anchor_pid():
-                return STOP  # the old source's last frame is complete: the switch goes here
-            self.started.discard(src)  # no new audio frame of the old source begins
-            return GONE
+            return self.end_stream(src)
         if payload and src not in self.started:
             if damaged or not b1 & 0x40:
                 return GONE  # a stream starts at its first PES, never in the middle of one
@@ -174,6 +188,8 @@ class Rewriter:
             before = verdict is BEFORE
         if b3 & 0x20 and not damaged and self.pcr(data, buf, p, now):
             return RESYNC
+        if out == OUT_PCR_ONLY or (self.moved_pcr is not None and not payload):
+            return GONE  # its PCR goes out on OUT_VIDEO; nothing else of it is wanted
         delta = self.delta.get(src)
         if delta is None:
             last = self.cc.get(out)
@@ -190,6 +206,20 @@ class Rewriter:
                 and len(self.plain) < PLAIN_STREAMS):
             self.build_table()  # a stream started and its counter is known: its plain packets go fast
         return BEFORE if before else KEEP
+
+    def end_stream(self, src: int) -> Verdict:
+        """
+        A closing source's stream starts a new PES: its last one went out whole, this one
+        does not. The source ends (STOP) once its video and sound have each ended so: no
+        frame is cut short or joined to the next source's (the channel waits 0.5 s at most).
+        """
+        if src in self.started:
+            self.started.discard(src)
+            self.build_table()  # the rest of that PES leaves the fast path, to be dropped
+        kinds = self.kinds
+        if not any(pid in self.started for pid in kinds if kinds[pid].kind in ("video", "audio")):
+            return STOP
+        return GONE
 
     def pes(self, data: bytes, buf: bytearray, p: int, i: int, count: int, src: int, out: int,
             now: float) -> Verdict:
@@ -238,13 +268,19 @@ class Rewriter:
         if clock.pending:
             return False  # before the anchor's first PES: nothing of this source goes out yet
         if pcr_offset(data, p) > 0:
-            on_pcr_pid = ((data[p + 1] & 0x1F) << 8) | data[p + 2] == self.pcr_pid()
+            src = ((data[p + 1] & 0x1F) << 8) | data[p + 2]
+            on_pcr_pid = src == self.pcr_pid()
             if on_pcr_pid and self.pcr_jumped(data, p):
                 return True
-            write_pcr_base(buf, p + 6, clock.pcr(read_pcr_base(data, p + 6), now, on_pcr_pid))
-        at = opcr_offset(data, p)
+            base = clock.pcr(read_pcr_base(data, p + 6), now, on_pcr_pid)
+            if on_pcr_pid and self.layout.mapping.get(src) != OUT_VIDEO:
+                self.moved_pcr = (base, bytes(data[p + 10:p + 12]))
+                strip_pcr(buf, p)
+            else:
+                write_pcr_base(buf, p + 6, base)
+        at = opcr_offset(buf, p)  # read where it is now: a moved PCR's OPCR moved up
         if at > 0:
-            write_pcr_base(buf, p + at, read_pcr_base(data, p + at) + clock.pcr_offset)
+            write_pcr_base(buf, p + at, read_pcr_base(buf, p + at) + clock.pcr_offset)
         return False
 
     def pcr_jumped(self, data: bytes, p: int) -> bool:
