@@ -140,6 +140,7 @@ def _walk(rw: Rewriter, data: bytes, now: float, out: ChunkOutput) -> bytes | No
     buf[1::PACKET_SIZE] = raw[0::4]
     buf[2::PACKET_SIZE] = raw[1::4]
     codes = raw[2::4]
+    bulk = rw.bulk_cc is not None  # this pass's video packets went through the fast path
     if rw.bulk_cc is not None:
         buf[3::PACKET_SIZE] = data[3::PACKET_SIZE].translate(rw.bulk_cc)
     plain = [(positions(code, codes), cc, pid) for code, cc, pid in rw.plain]
@@ -164,7 +165,7 @@ def _walk(rw: Rewriter, data: bytes, now: float, out: ChunkOutput) -> bytes | No
                 out.stop(RESYNC, data[p:])
                 break
             if rw.moved_pcr is not None:
-                _send_moved_pcr(rw, buf, codes, i, out)
+                _send_moved_pcr(rw, buf, codes, i, out, bulk)
                 if not data[p + 3] & 0x10:  # nothing but the PCR it carried
                     out.drop(i)
                     continue
@@ -180,7 +181,7 @@ def _walk(rw: Rewriter, data: bytes, now: float, out: ChunkOutput) -> bytes | No
         else:
             verdict = rw.pmt(data, p)
         if rw.moved_pcr is not None:
-            _send_moved_pcr(rw, buf, codes, i, out)
+            _send_moved_pcr(rw, buf, codes, i, out, bulk)
         if verdict is KEEP:
             if rw.psi_due:
                 out.psi_before(i, False)
@@ -200,16 +201,16 @@ def _walk(rw: Rewriter, data: bytes, now: float, out: ChunkOutput) -> bytes | No
         if rw.table is not table:
             # a new layout (or a stream's counter learned): the rest takes the new table
             out.upto(max(out.begin, i + 1))
-            _track_video(rw, buf, out.begin, codes)
+            _track_video(rw, buf, out.begin, codes, bulk)
             _track_plain(rw, buf, plain, out.begin)
             return data[out.begin * PACKET_SIZE:]
-    _track_video(rw, buf, stop, codes)
+    _track_video(rw, buf, stop, codes, bulk)
     _track_plain(rw, buf, plain, stop)
     out.finish(stop, count)
     return None
 
 
-def _send_moved_pcr(rw: Rewriter, buf: bytearray, codes: bytes, i: int, out: ChunkOutput) -> None:
+def _send_moved_pcr(rw: Rewriter, buf: bytearray, codes: bytes, i: int, out: ChunkOutput, bulk: bool) -> None:
     """
     The PCR taken off packet ``i`` goes out first, alone, on OUT_VIDEO (the output's one PCR
     PID), its continuity counter repeating the last video packet's (no payload: no step).
@@ -217,15 +218,15 @@ def _send_moved_pcr(rw: Rewriter, buf: bytearray, codes: bytes, i: int, out: Chu
     assert rw.moved_pcr is not None
     base, extension = rw.moved_pcr
     rw.moved_pcr = None
-    counter = _video_counter(rw, buf, codes, i)
+    counter = _video_counter(rw, buf, codes, i, bulk)
     if counter is None:
         counter = rw.cc[OUT_VIDEO] = 0
     out.insert(i, pcr_packet(OUT_VIDEO, counter, base, extension))
 
 
-def _video_counter(rw: Rewriter, buf: bytearray, codes: bytes, i: int) -> int | None:
+def _video_counter(rw: Rewriter, buf: bytearray, codes: bytes, i: int, bulk: bool) -> int | None:
     """The continuity counter of the last video packet out before input packet ``i``."""
-    if rw.bulk_cc is not None:
+    if bulk:
         hi, lo = OUT_VIDEO >> 8, OUT_VIDEO & 0xFF
         for j in range(i - 1, rw.es_at.get(OUT_VIDEO, -1), -1):
             q = j * PACKET_SIZE
@@ -234,9 +235,13 @@ def _video_counter(rw: Rewriter, buf: bytearray, codes: bytes, i: int) -> int | 
     return rw.cc.get(OUT_VIDEO)
 
 
-def _track_video(rw: Rewriter, buf: bytearray, stop: int, codes: bytes) -> None:
-    """Remember the continuity counter of the last plain video packet before ``stop``."""
-    if rw.bulk_cc is None:
+def _track_video(rw: Rewriter, buf: bytearray, stop: int, codes: bytes, bulk: bool) -> None:
+    """
+    Remember the continuity counter of the last plain video packet before ``stop``, when this
+    pass sent video through the fast path (``bulk``: read before a table change that may have
+    taken the video off it, as a closing source's does).
+    """
+    if not bulk:
         return
     hi, lo = OUT_VIDEO >> 8, OUT_VIDEO & 0xFF
     for j in range(stop - 1, rw.es_at.get(OUT_VIDEO, -1), -1):

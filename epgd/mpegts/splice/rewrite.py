@@ -190,6 +190,10 @@ class Rewriter:
             return RESYNC
         if out == OUT_PCR_ONLY or (self.moved_pcr is not None and not payload):
             return GONE  # its PCR goes out on OUT_VIDEO; nothing else of it is wanted
+        if src not in self.started:
+            # an adaptation-only packet of a stream that has not begun (or has ended, in a
+            # closing source): its counter follows packets that never went out
+            return GONE
         delta = self.delta.get(src)
         if delta is None:
             last = self.cc.get(out)
