@@ -17,7 +17,7 @@ from operator import itemgetter
 from epgd.mpegts.packet import PACKET_SIZE
 from epgd.mpegts.pes import pcr_packet
 from epgd.mpegts.splice.layout import AF_MARKS, BULK, DROP, ES, OUT_VIDEO, PAT, PLAIN, PMT, positions
-from epgd.mpegts.splice.rewrite import BEFORE, GONE, KEEP, PSI, RESYNC, Rewriter, Verdict
+from epgd.mpegts.splice.rewrite import BEFORE, GONE, KEEP, LAST, PSI, RESYNC, STOP, Rewriter, Verdict
 
 _LITTLE = sys.byteorder == "little"
 #: code -> 1 for the packets a handler reads one by one (the source's PSI, a mapped stream's
@@ -155,6 +155,7 @@ def _walk(rw: Rewriter, data: bytes, now: float, out: ChunkOutput) -> bytes | No
     todo += [(i, BULK) for i in positions(1, marks) if codes[i] == BULK or codes[i] >= PLAIN]
     todo.sort()
     rw.es_at.clear()
+    rw.pes_at.clear()
     out.start(buf)
     stop = count
     for i, code in todo:
@@ -185,6 +186,12 @@ def _walk(rw: Rewriter, data: bytes, now: float, out: ChunkOutput) -> bytes | No
         if verdict is KEEP:
             if rw.psi_due:
                 out.psi_before(i, False)
+        elif verdict is LAST:  # it goes out; the closing source ends right after it
+            if rw.psi_due:
+                out.psi_before(i, False)
+            stop = i + 1
+            out.stop(STOP, data[stop * PACKET_SIZE:])
+            break
         elif verdict is BEFORE:
             out.psi_before(i, True)
         elif verdict is GONE or verdict is PSI:
@@ -252,8 +259,24 @@ def _track_video(rw: Rewriter, buf: bytearray, stop: int, codes: bytes, bulk: bo
 
 
 def _track_plain(rw: Rewriter, buf: bytearray, plain: list[tuple[list[int], bytes, int]], stop: int) -> None:
-    """Remember each stream's last continuity counter among its plain packets before ``stop``."""
+    """
+    Remember each stream's last continuity counter among its plain packets before ``stop``,
+    and count what they carried of an audio PES under way (``Rewriter.pes_left``).
+    """
+    left = rw.pes_left
     for found, _, pid in plain:
-        last = next((i for i in reversed(found) if i < stop), -1)
-        if last >= 0 and last > rw.es_at.get(pid, -1):
+        sent = [i for i in found if i < stop]
+        if not sent:
+            continue
+        last = sent[-1]
+        if last > rw.es_at.get(pid, -1):
             rw.cc[pid] = buf[last * PACKET_SIZE + 3] & 0x0F
+        if pid in left:
+            began = rw.pes_at.get(pid, -1)  # the plain packets before belong to a PES that is over
+            sent = [i for i in sent if i > began]
+            size = 184 * len(sent)
+            for i in sent:
+                q = i * PACKET_SIZE
+                if buf[q + 3] & 0x20:  # an adaptation field (the PES's last packet's stuffing)
+                    size -= 1 + buf[q + 4]
+            left[pid] -= size

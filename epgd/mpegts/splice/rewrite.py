@@ -53,6 +53,7 @@ class Verdict(Enum):
     GONE = "dropped"
     HOLD = "needs the next chunk: hold from here"
     STOP = "the end of a closing source: nothing from here on"
+    LAST = "the end of a closing source: this packet goes out, nothing after it"
     RESYNC = "the source's clock jumped here: find a new way in"
     BEFORE = "a random-access point: our PAT + PMT go right before it"
     PSI = "the source's PAT or PMT: replaced by ours"
@@ -64,6 +65,7 @@ KEEP = Verdict.KEEP
 GONE = Verdict.GONE
 HOLD = Verdict.HOLD
 STOP = Verdict.STOP
+LAST = Verdict.LAST
 RESYNC = Verdict.RESYNC
 BEFORE = Verdict.BEFORE
 PSI = Verdict.PSI
@@ -82,7 +84,11 @@ class Rewriter:
         self.timeline = Timeline()
         self.cc: dict[int, int] = {}  # output PID -> continuity counter of its last packet
         self.psi_due = False  # our PAT + PMT go before the next packet out
-        self.closing = False
+        self.closing = False  # the source ends as its streams' PES end (``close()``)
+        #: output PID -> bytes its audio PES under way still has to come (bounded PES only): a
+        #: closing source's sound ends when its PES is whole, not at a next one that may be far
+        self.pes_left: dict[int, int] = {}
+        self.pes_at: dict[int, int] = {}  # in the chunk being read: where each one's PES under way began
         # the current source
         self.program: ProgramMap | None = None  # None until a first source starts
         self.tables = SourceTables()
@@ -102,6 +108,25 @@ class Rewriter:
 
     # -- a source --------------------------------------------------------------------
 
+    def close(self) -> bool:
+        """
+        The source is to end as soon as its video and sound have each finished the PES under
+        way: its sound leaves the fast path so each packet is counted. True when it is over
+        already (nothing under way to finish).
+        """
+        self.closing = True
+        for src in list(self.started):
+            stream = self.kinds.get(src)
+            if stream is not None and stream.kind == "audio" and self.pes_left.get(self.layout.mapping[src], 1) <= 0:
+                self.started.discard(src)  # its last PES is whole already
+        self.build_table()
+        return not self.awaited()
+
+    def awaited(self) -> bool:
+        """A closing source still has a video or audio PES to finish."""
+        kinds = self.kinds
+        return any(pid in self.started for pid in kinds if kinds[pid].kind in ("video", "audio"))
+
     def begin(self, entry: Entry) -> None:
         """A source starts at its entry point: map it, shift its counters, wait for its clock."""
         program = entry.program
@@ -109,6 +134,7 @@ class Rewriter:
         self.tables = SourceTables(program.program, entry.pmt_pid, entry.tsid)
         self.delta = {}
         self.started = set()
+        self.pes_left = {}
         self.adopt(program)
         anchor = program.anchor.pid
         out = self.layout.mapping[anchor]
@@ -138,6 +164,8 @@ class Rewriter:
         plain: dict[int, int] = {}
         self.plain = []
         for src, out in self.layout.mapping.items():
+            if self.closing:
+                break  # a closing source's every packet is counted (``pes_left``)
             if src != video and src in self.started and src in self.delta and len(plain) < PLAIN_STREAMS:
                 code = PLAIN + len(plain)
                 plain[src] = code
@@ -169,6 +197,7 @@ class Rewriter:
         before = newly = False
         if self.closing and payload and b1 & 0x40 and not damaged:
             return self.end_stream(src)
+        closing_end = False
         if payload and src not in self.started:
             if damaged or not b1 & 0x40:
                 return GONE  # a stream starts at its first PES, never in the middle of one
@@ -206,10 +235,40 @@ class Rewriter:
         if not damaged:  # a damaged packet's counter is noise: the next cut must not follow it
             self.cc[out] = counter
             self.es_at[out] = i
+            if payload:
+                closing_end = self.count_pes(data, p, i, out, bool(b1 & 0x40))
+        if closing_end:
+            self.started.discard(src)  # this packet ends its last PES
+            if not self.awaited():
+                return LAST
         if (src not in self.plain_srcs and src != self.layout.video and src in self.started
                 and len(self.plain) < PLAIN_STREAMS):
             self.build_table()  # a stream started and its counter is known: its plain packets go fast
         return BEFORE if before else KEEP
+
+    def count_pes(self, data: bytes, p: int, i: int, out: int, unit_start: bool) -> bool:
+        """
+        Follow an audio stream's bounded PES through packet ``p`` (``i`` in the chunk, off the
+        fast path); True when, in a closing source, this packet completes it.
+        """
+        start = payload_start(data, p)
+        if start < 0:
+            return False
+        size = PACKET_SIZE - start
+        if unit_start:
+            q = p + start
+            length = (data[q + 4] << 8) | data[q + 5] if data[q:q + 3] == b"\x00\x00\x01" else 0
+            stream = self.kinds.get(((data[p + 1] & 0x1F) << 8) | data[p + 2])
+            if not length or stream is None or stream.kind != "audio":
+                self.pes_left.pop(out, None)
+                return False
+            self.pes_left[out] = length + 6 - size
+            self.pes_at[out] = i
+        elif out in self.pes_left:
+            self.pes_left[out] -= size
+        else:
+            return False
+        return self.closing and self.pes_left[out] <= 0
 
     def end_stream(self, src: int) -> Verdict:
         """
@@ -220,10 +279,7 @@ class Rewriter:
         if src in self.started:
             self.started.discard(src)
             self.build_table()  # the rest of that PES leaves the fast path, to be dropped
-        kinds = self.kinds
-        if not any(pid in self.started for pid in kinds if kinds[pid].kind in ("video", "audio")):
-            return STOP
-        return GONE
+        return GONE if self.awaited() else STOP
 
     def pes(self, data: bytes, buf: bytearray, p: int, i: int, count: int, src: int, out: int,
             now: float) -> Verdict:
