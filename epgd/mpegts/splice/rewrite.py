@@ -196,11 +196,17 @@ class Rewriter:
         damaged = b1 & 0x80
         before = newly = False
         if self.closing and payload and b1 & 0x40 and not damaged:
-            return self.end_stream(src)
+            verdict = self.end_stream(src)
+            return verdict if verdict is STOP else self.only_pcr(data, buf, p, now)
         closing_end = False
-        if payload and src not in self.started:
-            if damaged or not b1 & 0x40:
-                return GONE  # a stream starts at its first PES, never in the middle of one
+        if out == OUT_PCR_ONLY:
+            return self.only_pcr(data, buf, p, now)  # its PCRs go out on OUT_VIDEO, nothing else
+        if src not in self.started:
+            if not payload or damaged or not b1 & 0x40:
+                # a stream starts at its first PES, never in the middle of one (and an
+                # adaptation-only packet's counter would follow packets that never went out);
+                # a closing source's clock runs on while its sound finishes
+                return self.only_pcr(data, buf, p, now) if self.closing else GONE
             self.started.add(src)
             newly = True
         if b3 & 0x20 and not damaged and self.pcr_jumped(data, p):
@@ -217,12 +223,8 @@ class Rewriter:
             before = verdict is BEFORE
         if b3 & 0x20 and not damaged and self.pcr(data, buf, p, now):
             return RESYNC
-        if out == OUT_PCR_ONLY or (self.moved_pcr is not None and not payload):
+        if self.moved_pcr is not None and not payload:
             return GONE  # its PCR goes out on OUT_VIDEO; nothing else of it is wanted
-        if src not in self.started:
-            # an adaptation-only packet of a stream that has not begun (or has ended, in a
-            # closing source): its counter follows packets that never went out
-            return GONE
         delta = self.delta.get(src)
         if delta is None:
             last = self.cc.get(out)
@@ -322,8 +324,22 @@ class Rewriter:
             return BEFORE
         return KEEP
 
-    def pcr(self, data: bytes, buf: bytearray, p: int, now: float) -> bool:
-        """Shift a packet's PCR (and OPCR) onto the output clock; True when the source's jumped."""
+    def only_pcr(self, data: bytes, buf: bytearray, p: int, now: float) -> Verdict:
+        """
+        A packet that does not go out: a PCR it carries still does, alone (``moved_pcr``), so
+        the output's clock runs on while a closing source's sound finishes or a stream waits
+        for its first PES. RESYNC when that PCR shows the source's clock jumped.
+        """
+        if data[p + 3] & 0x20 and not data[p + 1] & 0x80 and self.pcr(data, buf, p, now, detach=True):
+            return RESYNC
+        return GONE
+
+    def pcr(self, data: bytes, buf: bytearray, p: int, now: float, detach: bool = False) -> bool:
+        """
+        Shift a packet's PCR (and OPCR) onto the output clock; True when the source's jumped.
+        A PCR on the source's PCR PID that is not the output's (or ``detach``: the packet is
+        dropped) is taken off the packet for the chunk to send alone on OUT_VIDEO.
+        """
         clock = self.timeline
         if clock.pending:
             return False  # before the anchor's first PES: nothing of this source goes out yet
@@ -333,7 +349,7 @@ class Rewriter:
             if on_pcr_pid and self.pcr_jumped(data, p):
                 return True
             base = clock.pcr(read_pcr_base(data, p + 6), now, on_pcr_pid)
-            if on_pcr_pid and self.layout.mapping.get(src) != OUT_VIDEO:
+            if on_pcr_pid and (detach or self.layout.mapping.get(src) != OUT_VIDEO):
                 self.moved_pcr = (base, bytes(data[p + 10:p + 12]))
                 strip_pcr(buf, p)
             else:

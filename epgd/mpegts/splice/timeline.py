@@ -33,7 +33,9 @@ class Timeline:
         self.last_pcr: int | None = None  # the output's last PCR base ...
         self._last_pcr_at = 0.0  # ... and when it went out
         self._last_ts: dict[int, int] = {}  # output PID -> its last decode timestamp
-        self._frame: dict[int, int] = {}  # output PID -> its last step, when it is a frame's
+        self._frame: dict[int, int] = {}  # output PID -> its frame: its shortest step in its source
+        self._steps: dict[int, int] = {}  # ... that shortest step, in the current source
+        self._learning: set[int] = set()  # output PIDs whose steps in the current source are frames
         self._span: dict[int, int] = {}  # output PID -> how long its last PES lasted
         self._guard: set[int] = set()  # output PIDs whose first PES after a cut is checked
         # the current source's own clock, to notice it jumping
@@ -50,6 +52,8 @@ class Timeline:
         self._guard = set(self._last_ts) - {anchor}
         self._src_pcr = None
         self._src_ts = {}
+        self._steps = {}  # the new source's frames are learned afresh (the old ones place it),
+        self._learning = set()  # ... from its second PES on: a step across the cut is no frame
 
     def place(self, dts: int, pcr: int | None, out: int, now: float) -> None:
         """
@@ -142,9 +146,14 @@ class Timeline:
             self._guard.discard(out)
         if last is not None:
             step = ring_diff(new, last)
-            if FRAME_RANGE[0] <= step <= FRAME_RANGE[1]:
-                self._frame[out] = step
-            if 0 < step <= 2 * 90000:
-                self._span[out] = step
+            if out not in self._learning:
+                self._learning.add(out)
+            else:
+                if FRAME_RANGE[0] <= step <= FRAME_RANGE[1]:
+                    # the shortest step: a PES lost or dropped makes one step two frames long
+                    shortest = min(step, self._steps.get(out, step))
+                    self._steps[out] = self._frame[out] = shortest
+                if 0 < step <= 2 * 90000:
+                    self._span[out] = step
         self._last_ts[out] = new
         return new

@@ -41,13 +41,14 @@ class Piece:
 
 def run(sources: list[tuple[Source, int, int]], chunk: int | list[int] = 7, waits: list[float] | None = None,
         side: list[bool] | None = None, splicer: ContinuousSplicer | None = None,
-        paced: bool = True) -> tuple[bytes, list[Piece], ContinuousSplicer]:
+        paced: bool = True, close: bool = True) -> tuple[bytes, list[Piece], ContinuousSplicer]:
     """
     Feed each (source, first frame, frame count) in turn, with a cut between them; ``chunk``
     packets per feed (a list cycles). ``paced``: the wall clock moves with the bytes, as a
     live source sends them; else each segment's feeds happen at one moment (so that any
     chunking must give the same bytes). Each segment starts ``waits`` seconds after the
-    previous one ended (the time a cut took).
+    previous one ended (the time a cut took). A side entry (``side``) closes the old source
+    first, which sends what it finishes meanwhile (``close=False``: it is cut at once).
     """
     splicer = splicer or ContinuousSplicer()
     pieces: list[Piece] = []
@@ -74,7 +75,7 @@ def run(sources: list[tuple[Source, int, int]], chunk: int | list[int] = 7, wait
                 when = now + (position / len(data)) * count_seconds((source, first, count)) if paced else now
                 # make-before-break: the old source finishes what it was sending before the cut
                 splicer.close()
-                tail = old.frames(old_first + old_count, 3)
+                tail = old.frames(old_first + old_count, 3) if close else b""
                 for at in range(0, len(tail), 188):
                     if splicer.closed:
                         break
@@ -307,7 +308,7 @@ class SpliceTests(SynchronousTestCase, Invariants):
     def test_side_entry_and_self_entry_agree(self) -> None:
         items = [(Source(marker=1), 0, 20), (Source(marker=2, pmt=0x400, video=0x401, audio=(0x402,)), 2, 20)]
         side = run([(Source(**{**vars(s), "counters": {}}), f, n) for s, f, n in items], side=[True],
-                   paced=False)[0]
+                   paced=False, close=False)[0]
         own = run([(Source(**{**vars(s), "counters": {}}), f, n) for s, f, n in items], side=[False],
                   paced=False)[0]
         self.assertEqual(side, own)
