@@ -64,6 +64,8 @@ class Source:
     duplicate_every: int = 0  # every n-th audio packet sent twice
     adaptation_only_every: int = 0  # every n-th frame an adaptation-only video packet
     pmt_change_at: int | None = None  # from this frame on, a second audio track
+    b_frames: bool = False  # frames sent as P B B (each P shown after the two B-frames that follow
+    #                        it): a random-access frame's next two are leading pictures
     audio_split: bool = False  # each audio PES spans two packets, the second sent after the
     #                            next frame's first video packet (as muxers interleave)
     counters: dict[int, int] = field(default_factory=dict)
@@ -154,7 +156,7 @@ class Source:
             if self.video_type == MPEG2:
                 es = (b"\x00\x00\x01\xb3" if rap else b"\x00\x00\x01\x00\x00\x10") + bytes([self.marker])
             es += bytes([self.marker]) * (self.video_packets * 184 - 60)
-            pes = b"\x00\x00\x01\xe0\x00\x00\x80\xc0\x0a" + stamp(3, dts + self.frame) + stamp(1, dts) + es
+            pes = b"\x00\x00\x01\xe0\x00\x00\x80\xc0\x0a" + stamp(3, self.pts(n)) + stamp(1, dts) + es
             scrambled = bool(self.scramble_every) and n % self.scramble_every == 1
             video = self.packets(self.video, pes, pcr=pcr_here, rai=rap, scrambled=scrambled,
                                  header_split=10 if self.split_header else 0)
@@ -183,6 +185,11 @@ class Source:
         if self.damage_every and n % self.damage_every == 2 and self.video is not None:
             out += bytes([0x47, 0x80 | self.video >> 8, self.video & 0xFF, 0x10]) + b"\x00" * 184
         return out
+
+    def pts(self, n: int) -> int:
+        """Frame ``n``'s presentation time: a frame after its decode time, or reordered (B-frames)."""
+        shown = n if not self.b_frames else n + 2 if n % 3 == 0 else n - 1
+        return self.clock + (shown + 1) * self.frame
 
     def _audio_pcr(self, n: int, index: int) -> int | None:
         """The PCR frame ``n``'s first audio PES carries: when there is no video and no PCR PID."""

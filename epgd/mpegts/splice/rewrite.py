@@ -215,6 +215,10 @@ class Rewriter:
             verdict = self.pes(data, buf, p, i, count, src, out, now)
             if verdict is GONE:
                 self.started.discard(src)
+                # its next packet out continues the output's counter (the source's steps on)
+                self.delta.pop(src, None)
+                if src == self.layout.video and self.bulk_cc is not None:
+                    self.build_table()  # the rest of that picture leaves the fast path, to be dropped
                 return GONE
             if verdict is HOLD or verdict is RESYNC:
                 if newly:
@@ -243,8 +247,10 @@ class Rewriter:
             self.started.discard(src)  # this packet ends its last PES
             if not self.awaited():
                 return LAST
-        if (src not in self.plain_srcs and src != self.layout.video and src in self.started
-                and len(self.plain) < PLAIN_STREAMS):
+        if src == self.layout.video:
+            if self.bulk_cc is None and src in self.started and not self.closing:
+                self.build_table()  # the video goes on after a dropped picture: back on the fast path
+        elif src not in self.plain_srcs and src in self.started and len(self.plain) < PLAIN_STREAMS:
             self.build_table()  # a stream started and its counter is known: its plain packets go fast
         return BEFORE if before else KEEP
 
@@ -313,8 +319,8 @@ class Rewriter:
             return RESYNC
         if clock.pending and src == self.anchor_pid():
             pcr = read_pcr_base(data, p + 6) if src == self.pcr_pid() and pcr_offset(data, p) > 0 else None
-            clock.place(dts, pcr, out, now)
-        new_dts = clock.stamp(out, dts)
+            clock.place(dts, pcr, out, now, pts)
+        new_dts = clock.stamp(out, dts, pts)
         if new_dts is None:
             return GONE  # this stream's first PES after a cut overlaps the old stream's last
         write_stamp(buf, at[pts_at:pts_at + 5], pts + clock.ts_offset)

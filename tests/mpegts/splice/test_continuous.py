@@ -105,6 +105,21 @@ def count_seconds(item: tuple[Source, int, int]) -> float:
 class Invariants:
     """What every continuous output must hold."""
 
+    def _shown_in_order(self: SynchronousTestCase, report: Report, pieces: list[Piece]) -> None:  # type: ignore[misc]
+        """
+        After a cut, nothing of any stream is shown at or before what it showed already (a
+        source with B-frames reorders within itself, never across a cut).
+        """
+        for cut in _boundaries(pieces):
+            for pid, stamps in report.stamps.items():
+                before = [pts for i, pts, _ in stamps if i < cut]
+                after = [pts for i, pts, _ in stamps if i >= cut]
+                if not before or not after:
+                    continue
+                top = max(before, key=lambda v: ring(v, before[-1]))
+                first = min(after, key=lambda v: ring(v, after[0]))
+                self.assertGreater(ring(first, top), 0, f"PID {pid:#x} shows {first} after {top} at the cut at {cut}")
+
     def check(self: SynchronousTestCase, out: bytes, pieces: list[Piece], service: int,
               frame: int = FRAME) -> Report:  # type: ignore[misc]
         report = read(out)
@@ -139,6 +154,7 @@ class Invariants:
                     self.assertGreater(step, 0, f"video DTS does not rise at PES {k}")
                 else:
                     self.assertGreaterEqual(step, 0, f"PID {pid:#x} steps back at PES {k}")
+        self._shown_in_order(report, pieces)
         marks = video_marks(report)
         for k, (marker, rap) in enumerate(marks):
             if k == 0 or marks[k - 1][0] != marker:
@@ -157,6 +173,18 @@ def _after_hard_cut(report: Report, pieces: list[Piece], index: int, pid: int) -
     if not before:
         return False
     return not any(before[-1] <= i < index for i, _, _ in report.stamps.get(pid, []))
+
+
+def _boundaries(pieces: list[Piece]) -> list[int]:
+    """The output packet index where each segment after the first begins."""
+    at, seen, out = 0, None, []
+    for piece in pieces:
+        if piece.data and seen is not None and piece.segment != seen:
+            out.append(at)
+        if piece.data:
+            seen = piece.segment
+        at += len(piece.data) // 188
+    return out
 
 
 class SpliceTests(SynchronousTestCase, Invariants):
@@ -369,6 +397,7 @@ def sources(draw: st.DrawFn) -> list[tuple[Source, int, int]]:
             duplicate_every=draw(st.sampled_from([0, 3])),
             adaptation_only_every=draw(st.sampled_from([0, 4])),
             audio_split=draw(st.booleans()),
+            b_frames=draw(st.booleans()),
         )
         out.append((source, draw(st.integers(0, 10)), draw(st.integers(gop + 1, 30))))
     return out
