@@ -15,12 +15,15 @@ from enum import Enum
 from epgd.mpegts.entry import Entry
 from epgd.mpegts.packet import PACKET_SIZE
 from epgd.mpegts.pes import (
+    HEADER_NEEDED,
+    WRAP,
     header_positions,
     opcr_offset,
     pcr_offset,
     random_access_flag,
     read_pcr_base,
     read_stamp,
+    ring_diff,
     stamp_fields,
     starts_random_access,
     strip_pcr,
@@ -110,17 +113,25 @@ class Rewriter:
 
     def close(self) -> bool:
         """
-        The source is to end as soon as its video and sound have each finished the PES under
-        way: its sound leaves the fast path so each packet is counted. True when it is over
-        already (nothing under way to finish).
+        The source is to end as soon as its video has finished its frame under way and its
+        sound its PES, lasting as long as the picture: its sound leaves the fast path so each
+        packet is counted. True when it is over already (nothing under way to finish).
         """
         self.closing = True
         for src in list(self.started):
             stream = self.kinds.get(src)
-            if stream is not None and stream.kind == "audio" and self.pes_left.get(self.layout.mapping[src], 1) <= 0:
-                self.started.discard(src)  # its last PES is whole already
+            if stream is not None and stream.kind == "audio" and self.sound_done(self.layout.mapping[src]):
+                self.started.discard(src)
         self.build_table()
         return not self.awaited()
+
+    def sound_done(self, out: int) -> bool:
+        """A closing source's audio on ``out`` has ended whole, as late as its pictures are shown."""
+        if self.pes_left.get(out, 1) > 0:
+            return False
+        end = self.timeline.shown_until(out)
+        picture = self.timeline.shown_until(OUT_VIDEO) if self.layout.video >= 0 else None
+        return end is None or picture is None or ring_diff(end, picture) >= 0
 
     def awaited(self) -> bool:
         """A closing source still has a video or audio PES to finish."""
@@ -195,7 +206,7 @@ class Rewriter:
         payload = b3 & 0x10
         damaged = b1 & 0x80
         before = newly = False
-        if self.closing and payload and b1 & 0x40 and not damaged:
+        if self.closing and payload and b1 & 0x40 and not damaged and not self.sound_needed(data, p, src, out):
             verdict = self.end_stream(src)
             return verdict if verdict is STOP else self.only_pcr(data, buf, p, now)
         closing_end = False
@@ -276,7 +287,27 @@ class Rewriter:
             self.pes_left[out] -= size
         else:
             return False
-        return self.closing and self.pes_left[out] <= 0
+        return self.closing and self.sound_done(out)
+
+    def sound_needed(self, data: bytes, p: int, src: int, out: int) -> bool:
+        """
+        A closing source's audio PES that begins before its last picture stops being shown:
+        it goes out, so the sound lasts as long as the picture (with B-frames the last
+        pictures are shown well after their sound was sent).
+        """
+        stream = self.kinds.get(src)
+        if stream is None or stream.kind != "audio" or self.layout.video < 0:
+            return False
+        picture = self.timeline.shown_until(OUT_VIDEO)
+        start = payload_start(data, p)
+        if picture is None or start < 0 or p + start + HEADER_NEEDED > len(data):
+            return False
+        at = range(p + start, p + start + HEADER_NEEDED)
+        fields = stamp_fields(data, at)
+        if fields is None or fields[0] < 0:
+            return False
+        pts = read_stamp(data, at[fields[0]:fields[0] + 5])
+        return ring_diff((pts + self.timeline.ts_offset) % WRAP, picture) < 0
 
     def end_stream(self, src: int) -> Verdict:
         """

@@ -14,11 +14,8 @@ DEFAULT_FRAME = 3600
 FRAME_RANGE = (300, 9000)
 #: how far ahead of its PCR a source carries its frames, when the splicer cannot tell
 DEFAULT_LEAD = 45000
-#: after a cut, frames run at least this far ahead of the PCR (or as far as the new source's
-#: own, if less), and at least as far as the old source's did: a player's buffer keeps what
-#: it had, while a source that carries its frames much further ahead (ffmpeg's 0.7 s) does not
-#: open a gap that long in the picture
-MIN_LEAD = 9000
+#: a wait at a cut shorter than this (seconds) does not move the output's clock on (``_waited``)
+ABSORBED = 0.75
 #: a source's own clock jumped (it looped a file, its encoder restarted) when its PCR steps
 #: back or leaps ahead this far, or a stream's decode timestamps do
 PCR_JUMP = (-9000, 2 * 90000)
@@ -95,15 +92,26 @@ class Timeline:
         if self.last_pcr is None:
             shift = need if need is not None else 0
         else:
-            waited = max(0, round((now - self._last_pcr_at) * 90000))
+            waited = self._waited(now)
             real = (self.last_pcr + waited - pcr) % WRAP
-            floor = (real - lead + min(lead, max(old_lead, MIN_LEAD))) % WRAP
+            floor = (real - lead + min(lead, max(old_lead, frame))) % WRAP
             shift = floor if need is None or ring_diff(need, floor) <= 0 else need
         self.ts_offset = self.pcr_offset = shift
         self._frame_now = frame
         self._pcr_pending = self.last_pcr is not None
         if pts is not None:
             self._leading[out] = (pts + shift) % WRAP
+
+    def _waited(self, now: float) -> int:
+        """
+        The wall time since the output's last PCR that a cut moves the clock on by, in 90 kHz
+        ticks: none below ``ABSORBED``. A make-before-break switch spends a little (the old
+        source finishing its frame and sound, a PCR interval of up to 0.1 s) that its own
+        sound covers; moving the pictures on by it would only show as a stall. A real wait (a
+        reconnection, break-before-make) moves the clock on in full.
+        """
+        waited = now - self._last_pcr_at
+        return round(waited * 90000) if waited >= ABSORBED else 0
 
     def _place_pcr(self, source: int, now: float) -> None:
         """
@@ -114,7 +122,7 @@ class Timeline:
         """
         self._pcr_pending = False
         assert self.last_pcr is not None
-        waited = max(0, round((now - self._last_pcr_at) * 90000))
+        waited = self._waited(now)
         real = (self.last_pcr + waited - source) % WRAP
         if ring_diff(self.ts_offset, real) < 0:
             self.pcr_offset = real
@@ -150,6 +158,14 @@ class Timeline:
         if on_pcr_pid:
             self.last_pcr, self._last_pcr_at = base, now
         return base
+
+    def shown_until(self, out: int) -> int | None:
+        """When what output PID ``out`` sent last stops being shown (its latest PTS plus a frame
+        for video, plus its last PES's length for sound); None when it sent nothing."""
+        top = self._top.get(out)
+        if top is None:
+            return None
+        return (top + self._frame.get(out, DEFAULT_FRAME) if out == 0x100 else top + self._span.get(out, 0)) % WRAP
 
     def stamp(self, out: int, dts: int, pts: int | None = None) -> int | None:
         """

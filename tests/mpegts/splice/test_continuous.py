@@ -75,7 +75,7 @@ def run(sources: list[tuple[Source, int, int]], chunk: int | list[int] = 7, wait
                 when = now + (position / len(data)) * count_seconds((source, first, count)) if paced else now
                 # make-before-break: the old source finishes what it was sending before the cut
                 splicer.close()
-                tail = old.frames(old_first + old_count, 3) if close else b""
+                tail = old.frames(old_first + old_count, 6) if close else b""
                 for at in range(0, len(tail), 188):
                     if splicer.closed:
                         break

@@ -282,7 +282,8 @@ class MachineTests(SynchronousTestCase):
     def test_closing_cuts_when_the_old_frame_is_done(self) -> None:
         old, new = self.closing()
         self.taps.responses["2.ts"].send(NEW.frames(2, 1))  # held meanwhile
-        self.taps.responses["1.ts"].send(OLD.frames(6, 2))  # frame 7 starts: the cut goes here
+        # frame 7 starts: frame 6 was the last picture; its sound runs while it is shown
+        self.taps.responses["1.ts"].send(OLD.frames(6, 3))
         self.assertEqual((self.core.state, self.core.current, self.held()), ("steady", new, ["2.ts"]))
         self.assertEqual(self.core.switches, 1)
         self.assertEqual(self.timers(), [])
