@@ -29,10 +29,12 @@ class ManagerTests(SynchronousTestCase):
         self.make()
 
     def make(self, max_clients: int = 500, max_streams: int = 0, idle: float = 300,
-             has_data: bool = True) -> None:
+             has_data: bool = True, slate: bool = False) -> None:
+        """``slate``: off unless asked for, so these tests keep SPEC §7's 503s (SlateTests: §14)."""
         self.config = Config(
             server=ServerConfig(max_clients=max_clients),
-            stream=StreamConfig(check_interval=5, idle_timeout=idle, hold_after_end=0, output="passthrough"),
+            stream=StreamConfig(check_interval=5, idle_timeout=idle, hold_after_end=0, output="passthrough",
+                                slate=slate),
             providers=(ProviderConfig("main", BASE + "get.php", max_streams=max_streams),),
         )
         self.manager = StreamManager(self.config, self.clock, lambda: self.current,
