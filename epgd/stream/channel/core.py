@@ -61,8 +61,7 @@ class SwitchCore:
         self.state = "steady"  # the machine's state, by name (status, tests, the façade's policy)
         self.current: Tap | None = None  # the source the viewers get
         self.on_slate = False  # ... and it is the slate
-        #: the output had provider media since the façade last looked (it clears this)
-        self.media = False
+        self.media_at: float | None = None  # when provider media (not the slate) last went out
         self.pending: Tap | None = None  # a source opening (beside the current one, or in its place)
         self.awaiting: Source | None = None  # the source waiting for a provider slot
         self.paused = False  # every viewer is paused
@@ -131,7 +130,8 @@ class SwitchCore:
         if entry is None:
             self.splicer.cut()
         else:
-            self.emit(self.splicer.enter(entry, self.clock.seconds()))
+            now = self.clock.seconds()
+            self.emit(self.splicer.enter(entry, now), now)
         tap.upstream.fanout.set_paused(tap, self.paused)  # last: a resumed provider may send at once
 
     def show(self, tap: Tap) -> None:
@@ -175,9 +175,10 @@ class SwitchCore:
     # -- bytes -----------------------------------------------------------------------
 
     def deliver(self, data: bytes) -> None:
-        self.emit(self.splicer.feed(data, self.clock.seconds()))
+        now = self.clock.seconds()
+        self.emit(self.splicer.feed(data, now), now)
 
-    def emit(self, out: bytes) -> None:
+    def emit(self, out: bytes, now: float) -> None:
         splicer = self.splicer
         if splicer.notes:
             for note in splicer.notes:
@@ -190,7 +191,7 @@ class SwitchCore:
             self.output.end("the codecs changed: tune in again", dropped="codec_change")
         if out:
             if not self.on_slate:
-                self.media = True
+                self.media_at = now
             self.output.deliver(out, splicer.entry, splicer.first_entry)
 
     def set_paused(self, paused: bool) -> None:

@@ -55,5 +55,5 @@ def slate_due(now: float, media_at: float | None, tuned_at: float, first_wait: f
     if refused:
         return True
     if media_at is None:
-        return now - tuned_at >= first_wait
-    return now - media_at >= STALL_SECONDS
+        return now - tuned_at >= first_wait - 1e-6
+    return now - media_at >= STALL_SECONDS - 1e-6

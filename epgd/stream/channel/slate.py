@@ -27,7 +27,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from epgd.mpegts.slate.source import KeyFrame, SlateSource
+from epgd.mpegts.slate.source import FRAME_TICKS, TICKS, KeyFrame, SlateSource
 from epgd.net.timers import cancel
 from epgd.publish import slatetext
 from epgd.publish.slatetext import SlateText
@@ -146,7 +146,8 @@ class SlateFeed:
                 if self._key is None:
                     return  # the picture is still being made: shown() starts us
                 source = self._source = SlateSource(self._size, self._key.text, key=self._key)
-                self._origin = now
+                # source time starts where the first key frame's sending does: bytes at once
+                self._origin = now - (source.first_frame * FRAME_TICKS - source.key.spread) / TICKS - 1e-6
             data = source.packets_until(now - self._origin)
             if data:
                 self.fanout.write(data)

@@ -86,7 +86,6 @@ class ChannelStream:
         self._channel: Channel | None = None  # the schedule's (number, name, events): the slate's words
         self._full: ProviderFull | None = None  # the event's source could not open for it
         self._fixed: SlateText | None = None  # hold_on_slate: these words, whatever the schedule says
-        self._media_at: float | None = None  # when the viewers last had media (not the slate)
         splicer: Splicer = (
             ContinuousSplicer(self._codecs_changed) if config.output == "continuous"
             else PassthroughSplicer(self._codecs_changed)
@@ -333,11 +332,8 @@ class ChannelStream:
             self._switching.stalled(tap)
 
     def _watch(self, now: float) -> None:
-        """Each tick: note media; keep the slate's words current; put it on when it is due."""
+        """Each tick: keep the slate's words current; put it on when it is due."""
         core = self._core
-        if core.media:
-            core.media = False
-            self._media_at = now
         if not self._slate_usable:
             return
         if core.on_slate:
@@ -345,7 +341,7 @@ class ChannelStream:
             if words is not None and self._slate is not None:
                 self._slate.say(words)
         elif core.state != "closing" and policy.slate_due(
-                now, self._media_at, self.started_at, self._config.connect_timeout, self._full is not None):
+                now, core.media_at, self.started_at, self._config.connect_timeout, self._full is not None):
             self._slate_on(now)
 
     # -- viewers -----------------------------------------------------------------------
