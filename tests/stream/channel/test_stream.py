@@ -32,6 +32,7 @@ from tests.streamfakes import (
     log_text,
     schedule,
 )
+from tests.tsgen import MP2, MPEG2
 from tests.tsgen import Source as Clip
 from tests.tsutil import fills, packet, pids, stream
 
@@ -460,6 +461,45 @@ class SlateTests(SynchronousTestCase):
         slate = request.body[request.body.index(bytes([0x47, 0x50, 0x00])) - 188:]  # from its PAT, PMT 0x1000
         self.assertEqual(pids(slate)[:2], [0, 0x1000])
         self.assertEqual(tsverify.read(slate).cc_errors, [])
+
+    def test_an_event_of_other_codecs_is_a_codec_change_both_ways(self) -> None:
+        """The slate is H.264 + AAC: an MPEG-2 event's cut is a codec change (PMT version), as any."""
+        mpeg2 = Clip(marker=2, video_type=MPEG2, audio_type=MP2, gop=5)
+        sched = schedule(event("one", 5, 10, "1.ts"))
+        self.channel.check(sched, self.clock.seconds())
+        request = self.client()
+        self.at(5)
+        with capturedLogs() as events:
+            self.channel.check(sched, self.clock.seconds())
+            response = self.http.answer(BASE + "1.ts")
+            response.send(mpeg2.frames(0, 10))
+            self.clock.advance(0.25)
+            self.assertEqual(self.status()["codecs"], "mpeg2+mp2")
+            self.at(10)
+            self.channel.check(sched, self.clock.seconds())
+            self.clock.pump([0.1] * 5)
+        text = log_text(events)
+        self.assertIn("[PROXY] nhl_1 codecs change: h264+aac -> mpeg2+mp2", text)
+        self.assertIn("[PROXY] nhl_1 codecs change: mpeg2+mp2 -> h264+aac", text)
+        self.assertEqual((self.channel.on_slate, self.status()["codecs"]), (True, "h264+aac"))
+        report = tsverify.read(request.body)
+        self.assertEqual((report.cc_errors, report.pmt_pids), ([], {0x1000}))
+
+    def test_on_codec_change_close_ends_the_connections_at_the_cut_from_the_slate(self) -> None:
+        self.channel.stop()
+        self.config = Config(stream=StreamConfig(on_codec_change="close", slate_size=SLATE_SIZE, chunk_size=188))
+        self.channel = ChannelStream("nhl_1", self.clock, self.config.stream, self.registry, Redactor(),
+                                     slate=ChannelSlate(self.clock, SLATE_SIZE, SlatePainter(self.clock),
+                                                        ZoneInfo("UTC"), "nhl_1"))
+        self.addCleanup(self.channel.stop)
+        sched = schedule(event("one", 5, 100, "1.ts"))
+        self.channel.check(sched, self.clock.seconds())
+        request = self.client()
+        self.at(5)
+        self.channel.check(sched, self.clock.seconds())
+        self.http.answer(BASE + "1.ts").send(Clip(marker=2, video_type=MPEG2, audio_type=MP2).frames(0, 10))
+        self.clock.advance(0.25)
+        self.assertTrue(request.finished)  # its player tunes again and probes MPEG-2
 
     def test_held_words_follow_no_schedule(self) -> None:
         self.channel.hold_on_slate(SlateText(("1  NHL 1", "alice: all 2 connections in use")))
