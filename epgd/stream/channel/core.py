@@ -158,6 +158,13 @@ class SwitchCore:
         self.pending = tap
         tap.upstream.fanout.set_paused(tap, False)
 
+    def close_current(self) -> None:
+        """A switch is ready: what flows ends at its next frame (the slate's comes at once)."""
+        self.splicer.close()
+        feed = self.current.upstream if self.current is not None else None
+        if isinstance(feed, SlateFeed) and not self.splicer.closed:
+            feed.hurry()
+
     def reenter(self) -> None:
         """The current source goes on from a clean point (a reconnection, a switch given up)."""
         self.output.flush()

@@ -289,7 +289,7 @@ def build() -> Callable[[SwitchCore], Switching]:
     @_edge(seeking, I.found, closing)
     def finish_old(c: Switching, core: SwitchCore, seek: Seek, entry: Entry) -> None:
         """The new source can start: the old one finishes its current frame first."""
-        core.splicer.close()
+        core.close_current()
         if core.splicer.closed:
             c.old_done()
 

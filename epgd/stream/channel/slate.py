@@ -37,10 +37,15 @@ from epgd.stream.registry import ProviderFull
 from epgd.stream.slatepaint import SlatePainter
 from epgd.stream.upstream import UpstreamConsumer
 
-#: how often a showing hands on the packets due: a frame costs one packet, so a longer step
-#: only means fewer, larger writes (a joiner starts from the channel's join buffer, which
-#: holds the latest key frame, not from the next step)
-FEED_EVERY = 0.2
+#: how often a showing hands on the packets due. Each step is one write per viewer (its
+#: cost with many viewers), and a longer one only means larger, rarer writes: a joiner starts
+#: from the channel's join buffer (the latest key frame), and a cut away from the slate does
+#: not wait for the next step (``hurry``). Players buffer a second or more of any live stream.
+FEED_EVERY = 0.4
+#: how far ahead of its time ``hurry`` hands packets on: two video frames (40 ms each), so the
+#: next frame starts in them and the splicer can end the slate there (unless a key frame is
+#: being sent: then the next step, or the machine's close wait, ends it)
+HURRY_AHEAD = 0.08
 SLATE = "slate"
 
 
@@ -68,6 +73,7 @@ class SlateFeed:
         self._origin = 0.0  # the wall time of source time 0 (moved on by each pause)
         self._paused_at: float | None = None
         self._timer: IDelayedCall | None = None
+        self._ahead = 0.0
         self.started = False
         self.closed = False
         self.broken = False
@@ -110,6 +116,12 @@ class SlateFeed:
         elif self.started and self._paused_at is None:
             self._arm(0.0)  # the first picture is here: start at once
 
+    def hurry(self) -> None:
+        """The channel cuts away from the slate: hand on its next frame now, not at the next step."""
+        if self.started and self.active and self._paused_at is None and self._source is not None:
+            self._ahead = HURRY_AHEAD
+            self._arm(0.0)
+
     # -- IPushProducer: the tap's fanout pauses the slate with its viewers -------------
 
     def pauseProducing(self) -> None:
@@ -148,7 +160,8 @@ class SlateFeed:
                 source = self._source = SlateSource(self._size, self._key.text, key=self._key)
                 # source time starts where the first key frame's sending does: bytes at once
                 self._origin = now - (source.first_frame * FRAME_TICKS - source.key.spread) / TICKS - 1e-6
-            data = source.packets_until(now - self._origin)
+            data = source.packets_until(now - self._origin + self._ahead)
+            self._ahead = 0.0
             if data:
                 self.fanout.write(data)
         except Exception:

@@ -401,7 +401,7 @@ class MachineTests(SynchronousTestCase):
         self.assertEqual((self.core.state, self.core.current, self.core.pending), ("seeking", slate, new))
         self.taps.answer("1.ts").send(OLD.frames(0, 2))
         self.assertEqual(self.core.state, "closing")
-        self.clock.advance(FEED_EVERY)  # the slate's next frame: it ends there
+        self.clock.advance(0)  # the slate hands on its next frame at once and ends there
         self.assertEqual((self.core.state, self.core.current, self.core.on_slate), ("steady", new, False))
         self.assertEqual(self.core.media_at, self.clock.seconds())
         self.assertFalse(slate.upstream.active)  # the showing is over: no timer left behind
