@@ -20,7 +20,7 @@ from collections.abc import Callable
 from attrs import evolve
 from PIL import Image
 from twisted.internet.defer import Deferred, fail, succeed
-from twisted.internet.interfaces import IReactorFromThreads, IReactorThreads
+from twisted.internet.interfaces import IReactorCore, IReactorFromThreads, IReactorThreads
 from twisted.internet.threads import deferToThreadPool
 from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
@@ -62,6 +62,10 @@ class SlatePainter:
     def start(self) -> None:
         if self._pool is not None and not self._pool.started:
             self._pool.start()
+            # its worker is no daemon thread: it must not outlive the reactor (a process whose
+            # services were never stopped would hang at exit)
+            if IReactorCore.providedBy(self._reactor):
+                self._reactor.addSystemEventTrigger("during", "shutdown", self.stop)
 
     def stop(self) -> None:
         """Let the worker go (a picture being made is finished first, by the pool)."""
