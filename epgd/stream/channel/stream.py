@@ -341,7 +341,8 @@ class ChannelStream:
             if words is not None and self._slate is not None:
                 self._slate.say(words)
         elif core.state != "closing" and policy.slate_due(
-                now, core.media_at, self.started_at, self._config.connect_timeout, self._full is not None):
+                now, core.media_at, self.started_at, self._config.connect_timeout,
+                self._full is not None and core.current is None):  # what flows goes on meanwhile
             self._slate_on(now)
 
     # -- viewers -----------------------------------------------------------------------
