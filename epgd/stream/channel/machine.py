@@ -47,7 +47,8 @@ from epgd.stream.channel.tap import Tap
 #: PAT/PMT) after this many times the wait has failed
 ENTRY_GIVE_UP = 3
 #: once the new source's entry is found, the old one may take this long to finish its frame
-CLOSE_WAIT_SECONDS = 0.5
+#: and its sound's PES under way (some muxers spread a 0.7 s AAC PES over its whole length)
+CLOSE_WAIT_SECONDS = 1.0
 
 
 class Switching(Protocol):
