@@ -21,6 +21,7 @@ from attrs import fields
 from epgd.configread import Reader, check_listen, is_int, show
 from epgd.configtypes import (
     DEFAULT_USER_AGENT,
+    SLATE_SIZES,
     Config,
     ConfigError,
     EventConfig,
@@ -187,6 +188,8 @@ class _Parser(Reader):
             output=self.choice(t.get("output", d.output), "stream.output", ("continuous", "passthrough")),
             on_codec_change=self.choice(t.get("on_codec_change", d.on_codec_change),
                                         "stream.on_codec_change", ("continue", "close")),
+            slate=self.boolean(t.get("slate", d.slate), "stream.slate"),
+            slate_size=self.choice(t.get("slate_size", d.slate_size), "stream.slate_size", SLATE_SIZES),
         )
 
     def hdhr(self, value: Any) -> HdhrConfig:
