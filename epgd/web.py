@@ -156,14 +156,16 @@ class EpgdApi:
         # exactly the SPEC §4 types: clients and scripts compare them; both bodies are UTF-8
         request.setHeader(b"Content-Type", b"audio/x-mpegurl")
         request.setHeader(b"Vary", b"User-Agent")
-        playlist = outputs.playlist(self.base_url(request)) if not isinstance(viewer, Viewer) or viewer.user is None \
-            else user_playlist(outputs.schedule.channels, self.base_url(request), viewer.user)  # URLs that log in
+        base, user = self.base_url(request), viewer.user if isinstance(viewer, Viewer) else None
+        # an account's playlist carries stream URLs that log in (SPEC §15)
+        playlist = user_playlist(outputs.schedule.channels, base, user) if user else outputs.playlist(base)
         agent = request.getHeader(b"user-agent") or b""
         return for_ffmpeg(playlist) if agent.startswith(b"Lavf/") else playlist
 
-    def _guide(self, request: IRequest, always_gzip: bool, viewer: Viewer | bytes | None = None) -> bytes:
-        viewer = viewer or self.access.viewer(request)
-        outputs = viewer if isinstance(viewer, bytes) else self._outputs(request, viewer)
+    def _guide(self, request: IRequest, always_gzip: bool, viewer: Viewer | None = None) -> bytes:
+        """``viewer``: already logged in (``/xmltv.php``); else the request is asked who it is."""
+        found = viewer or self.access.viewer(request)
+        outputs = found if isinstance(found, bytes) else self._outputs(request, found)
         if isinstance(outputs, bytes):
             return outputs
         encoded = not always_gzip and _accepts_gzip(request)
