@@ -157,12 +157,15 @@ class XtreamApi:
 
     def live(self, request: IRequest, name: str, password: str, filename: str) -> Any:
         """``/live/U/P/101.ts``, ``/live/U/P/101.m3u8``, ``/U/P/101``: the channel numbered 101."""
+        number, dot, extension = filename.partition(".")
+        extension = extension if dot else "ts"
+        if _number(number) is None:
+            # not a stream path at all (a scanner's /a/b/c.php): no login was tried, none failed
+            return error_line(request, 404, "not found: see /playlist.m3u, /epg.xml, /schedule.json, /health")
         found = self.login(request, (name, password))
         if isinstance(found, bytes):
             return found
         assert found.user is not None
-        number, dot, extension = filename.partition(".")
-        extension = extension if dot else "ts"
         channel = self._channel(found.user, _number(number))
         if channel is None:
             return error_line(request, 404, f"unknown channel number {shorten(number)!r}: "

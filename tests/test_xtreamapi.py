@@ -307,7 +307,8 @@ class StreamPathTests(XtreamTestCase):
         cases = [
             ("/live/alice/Wonder-land9/103.ts", 404, "unknown channel number '103': see get_live_streams"),
             ("/live/alice/Wonder-land9/999.ts", 404, "unknown channel number '999': see get_live_streams"),
-            ("/live/alice/Wonder-land9/abc.ts", 404, "unknown channel number 'abc': see get_live_streams"),
+            ("/live/alice/Wonder-land9/abc.ts", 404, "not found: see /playlist.m3u, /epg.xml, /schedule.json, "
+                                                     "/health"),
             ("/live/alice/Wonder-land9/101.mkv", 404, "no .mkv streams here: use .ts"),
             ("/live/alice/nope/101.ts", 401, "login required: wrong user name or password"),
             ("/alice/nope/101", 401, "login required: wrong user name or password"),
@@ -316,6 +317,13 @@ class StreamPathTests(XtreamTestCase):
             response, body = self.get(path)
             self.assertEqual((response.code, body.decode()), (code, line + "\n"), path)
         self.assertEqual(self.streams.served, [])
+
+    def test_other_three_part_paths_are_no_failed_logins(self) -> None:
+        """A scanner's /wp-admin/js/x.php is not a login: it never closes the address."""
+        for _ in range(12):
+            response, body = self.get("/wp-admin/js/x.php")
+            self.assertEqual(response.code, 404)
+        self.assertEqual(self.stream("/live/alice/Wonder-land9/101.ts").code, 200)
 
     def test_hls_paths_wait_for_hls_output(self) -> None:
         """``/live/U/P/101.m3u8`` is served once HLS output registers ``servers["m3u8"]``."""
