@@ -25,7 +25,8 @@ setup(
                       # the slate draws its text with the scalable font Pillow ships (10.1+)
                       "Pillow>=10.1"],
     extras_require={
-        "test": ["hypothesis", "coverage", "psutil"],
+        # pyxtream: the real Xtream Codes client library the accounts end-to-end test drives
+        "test": ["hypothesis", "coverage", "psutil", "pyxtream>=0.8,<1"],
         # pinned so that CI's verdict does not change with a new release of a checker
         "lint": ["ruff==0.17.6", "mypy==2.4.1", "mypy-zope==1.0.17"],
     },

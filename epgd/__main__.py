@@ -56,7 +56,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout, err: TextI
 
 def summary(config: Config) -> str:
     """What the configuration describes, credentials masked."""
-    mask = Redactor.for_urls(provider_urls(config)).mask
+    mask = Redactor.for_urls(provider_urls(config), [(u.name, u.password) for u in config.users]).mask
     lines = [f"{config.path}: OK", f"listen: {', '.join(config.server.listen)}", "", "providers:"]
     for p in config.providers:
         limit = f"max {p.max_streams} streams" if p.max_streams else "no stream limit"
@@ -70,13 +70,25 @@ def summary(config: Config) -> str:
         for index, channel_id in enumerate(lineup.channel_ids(), start=1):
             number = lineup.channel_number(index)
             lines.append(f"    {number:>5}  {channel_id:<24} {lineup.channel_name(index)}")
-    lines += ["", _hdhr_line(config)]
+    lines += ["", _hdhr_line(config), ""] + _user_lines(config)
     lines += ["", "events:" if config.events else "events: none"]
     for e in config.events:
         where = mask(e.url) if e.url else f"{e.provider} / {e.channel}"
         stop = e.stop.isoformat() if e.stop else "?"
         lines.append(f"  {e.lineup}: {e.title}  {e.start.isoformat()} .. {stop}  <- {where}")
     return "\n".join(lines) + "\n"
+
+
+def _user_lines(config: Config) -> list[str]:
+    """The viewer accounts (SPEC §15), never their passwords."""
+    if not config.users:
+        return ["users: none (viewers need no login; the Xtream Codes API is off)"]
+    networks = ", ".join(config.server.open_networks) or "none: every viewer logs in"
+    lines = [f"users (no login needed from {networks}):"]
+    for user in config.users:
+        limit = f"{user.max_connections} connections at most" if user.max_connections else "no connection limit"
+        lines.append(f"  {user.name}: {', '.join(user.lineups) or 'every lineup'}; {limit}")
+    return lines
 
 
 def _hdhr_line(config: Config) -> str:

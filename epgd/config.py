@@ -31,17 +31,19 @@ from epgd.configtypes import (
     ProviderConfig,
     ServerConfig,
     StreamConfig,
+    UserConfig,
 )
+from epgd.configusers import read_open_networks, read_users
 from epgd.hdhr.deviceid import fix_check_digit, valid_device_id
 from epgd.redact import Redactor
 
 __all__ = [
     "DEFAULT_USER_AGENT", "Config", "ConfigError", "EventConfig", "GuideConfig", "HdhrConfig", "LineupConfig",
-    "ProviderConfig", "ServerConfig", "StreamConfig", "check_listen", "load_config",
+    "ProviderConfig", "ServerConfig", "StreamConfig", "UserConfig", "check_listen", "load_config",
     "parse_config",
 ]
 
-_TOP_KEYS = ("server", "stream", "guide", "hdhr", "provider", "lineup", "event")
+_TOP_KEYS = ("server", "stream", "guide", "hdhr", "provider", "lineup", "event", "user")
 _HLS_VARIANT = re.compile(r"best|worst|[1-9][0-9]*p|[1-9][0-9]*")
 _PROVIDER_NAME = re.compile(r"[a-z0-9_-]+")
 _LINEUP_ID = re.compile(r"[a-z0-9_]+")
@@ -131,8 +133,9 @@ class _Parser(Reader):
                 seen[channel_id] = lineup.id
         by_id = {lineup.id: lineup for lineup in lineups}
         events = tuple(self.event(t, f"event[{i}]", by_id, names) for i, t in enumerate(self.tables("event")))
+        users = read_users(self, self.tables("user"), [lineup.id for lineup in lineups])
         return Config(server=server, stream=stream, guide=guide, hdhr=hdhr, providers=providers,
-                      lineups=lineups, events=events, path=self.path)
+                      lineups=lineups, events=events, users=users, path=self.path)
 
     def numbers_apart(self, lineups: tuple[LineupConfig, ...]) -> None:
         """Channel numbers are GuideNumbers and tvg-chno: two channels never share one."""
@@ -167,6 +170,7 @@ class _Parser(Reader):
             admin_token=self.string(t.get("admin_token", d.admin_token), "server.admin_token"),
             state_dir=self.string(t.get("state_dir", d.state_dir), "server.state_dir", nonempty=True),
             max_clients=self.integer(t.get("max_clients", d.max_clients), "server.max_clients", 1),
+            open_networks=read_open_networks(self, t.get("open_networks", list(d.open_networks))),
         )
 
     def stream(self, value: Any) -> StreamConfig:

@@ -15,6 +15,9 @@ from attrs import field, frozen
 DEFAULT_USER_AGENT = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36"
 )
+#: loopback, private and link-local networks: the LAN, where media servers cannot log in (SPEC §15)
+DEFAULT_OPEN_NETWORKS = ("127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16",
+                         "fc00::/7", "fe80::/10")
 
 
 class ConfigError(Exception):
@@ -31,6 +34,7 @@ class ServerConfig:
     admin_token: str = ""
     state_dir: str = "./state"
     max_clients: int = 500
+    open_networks: tuple[str, ...] = DEFAULT_OPEN_NETWORKS
 
 
 #: the picture sizes ``stream.slate_size`` allows (``epgd.mpegts.slate.picture.SIZES``, named
@@ -130,6 +134,19 @@ class LineupConfig:
 
 
 @frozen
+class UserConfig:
+    """A viewer account (SPEC §15). The password never shows in a repr, a log line or a status."""
+
+    name: str
+    password: str = field(repr=False)
+    max_connections: int = 2  # channels watched at once; 0 = no limit
+    lineups: tuple[str, ...] = ()  # empty: every lineup
+
+    def sees(self, lineup_id: str) -> bool:
+        return not self.lineups or lineup_id in self.lineups
+
+
+@frozen
 class EventConfig:
     lineup: str
     title: str
@@ -149,6 +166,7 @@ class Config:
     providers: tuple[ProviderConfig, ...] = ()
     lineups: tuple[LineupConfig, ...] = ()
     events: tuple[EventConfig, ...] = ()
+    users: tuple[UserConfig, ...] = ()
     path: str = "epgd.toml"  # where it came from, for messages
 
     def provider(self, name: str) -> ProviderConfig | None:

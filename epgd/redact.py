@@ -6,6 +6,10 @@ Masked: userinfo, the values of credential-like query parameters, Xtream-style
 ``/live/USER/PASS/`` path segments, and every literal username or password found in a
 provider's playlist URL (those may turn up anywhere: paths, other parameters, error text),
 wherever it stands as a word of its own.
+
+Viewer accounts (SPEC §15) add their passwords to those literals; a configured viewer's name
+stays readable in its own URLs (``/live/alice/***/101.ts``, ``/alice/***/101``,
+``?username=alice&password=***``), so that an operator sees who watched what.
 """
 
 from __future__ import annotations
@@ -48,7 +52,12 @@ def secrets_in_url(url: str) -> set[str]:
 class Redactor:
     """Masks URLs and free text; knows the literal secrets of every configured provider."""
 
-    def __init__(self, secrets: Iterable[str] = ()) -> None:
+    def __init__(self, secrets: Iterable[str] = (), viewers: Iterable[str] = ()) -> None:
+        self._viewers = frozenset(v for v in viewers if v)
+        # /alice/PASS/101 and /live/alice/PASS/101.ts: the password goes, the name stays
+        self._viewer_path = re.compile(
+            r"/(" + "|".join(re.escape(v) for v in sorted(self._viewers)) + r")/[^/?#\s]+/"
+        ) if self._viewers else None
         self._secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
         # A secret counts where it stands as a word of its own: a username "nhl" must not
         # turn the channel nhl_ppv_1 into ***_ppv_1 in every log line.
@@ -57,17 +66,26 @@ class Redactor:
         ) if self._secrets else None
 
     @classmethod
-    def for_urls(cls, urls: Iterable[str]) -> Redactor:
+    def for_urls(cls, urls: Iterable[str], accounts: Iterable[tuple[str, str]] = ()) -> Redactor:
+        """The secrets of ``urls``, and of viewer ``accounts`` (name, password): see the module doc."""
         secrets: set[str] = set()
         for url in urls:
             secrets |= secrets_in_url(url)
-        return cls(secrets)
+        accounts = list(accounts)
+        secrets |= {password for _, password in accounts if len(password) >= 3}
+        return cls(secrets, viewers=[name for name, _ in accounts])
 
     def mask(self, text: str) -> str:
         """Mask credentials in a URL, or in any text that may hold URLs."""
+        viewers = self._viewers
         text = _USERINFO.sub(lambda m: m.group("scheme") + MASK + "@", text)
-        text = _QUERY_SECRET.sub(lambda m: m.group("name") + "=" + MASK, text)
-        text = _XTREAM_PATH.sub(lambda m: f"/{m.group(1)}/{MASK}/{MASK}/", text)
+        text = _QUERY_SECRET.sub(lambda m: m.group("name") + "=" + (
+            m.group("value") if m.group("name")[1:].lower() == "username" and m.group("value") in viewers
+            else MASK), text)
+        if self._viewer_path is not None:
+            text = self._viewer_path.sub(lambda m: f"/{m.group(1)}/{MASK}/", text)
+        text = _XTREAM_PATH.sub(lambda m: f"/{m.group(1)}/"
+                                f"{m.group(2) if m.group(2) in viewers else MASK}/{MASK}/", text)
         if self._literal is not None:
             text = self._literal.sub(MASK, text)
         return text

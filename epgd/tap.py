@@ -138,7 +138,7 @@ def build_service(
         if demo:
             demo_service.config = config  # its start-up log names the URLs to open
 
-    redactor = Redactor.for_urls(provider_urls(config))
+    redactor = Redactor.for_urls(provider_urls(config), [(u.name, u.password) for u in config.users])
     logmask.install(redactor)  # before twistd adds its log observer: every line is masked
     catalog = Catalog(config, reactor, redactor)
     _adopt(top, catalog, "catalog")
@@ -152,7 +152,7 @@ def build_service(
         from epgd.hdhr.device import HdhrDevice
 
         tuner = HdhrDevice.from_config(config)
-    api = EpgdApi(config, catalog, streams, reactor, hdhr=tuner)
+    api = EpgdApi(config, catalog, streams, reactor, hdhr=tuner, redactor=redactor)
     site = EpgdSite(api.app.resource(), redactor)
     listeners = []
     for index, description in enumerate(config.server.listen):

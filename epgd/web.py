@@ -8,10 +8,10 @@ and this module knows nothing of how either works.
 
 from __future__ import annotations
 
-import hmac
 import json
 from typing import Any, Protocol
 
+from attrs import evolve
 from klein import Klein
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
@@ -20,11 +20,17 @@ from twisted.web.iweb import IRequest
 from werkzeug.http import parse_accept_header, parse_date
 
 from epgd import __version__, status
+from epgd.access import Access, Viewer
 from epgd.config import Config
 from epgd.hdhr.device import LINEUP_STATUS, HdhrDevice
 from epgd.httpguard import shorten
 from epgd.plaintext import error_line
 from epgd.publish.m3u import for_ffmpeg
+from epgd.publish.scoped import LineupViews
+from epgd.publish.xtream import user_playlist
+from epgd.redact import Redactor
+from epgd.schedule.model import Schedule
+from epgd.xtreamapi import XtreamApi
 
 
 class PublishedOutputs(Protocol):
@@ -34,6 +40,8 @@ class PublishedOutputs(Protocol):
     epg_gz: bytes
     etag: str  # quoted, e.g. '"3f2a..."'
     last_modified: str  # an HTTP date
+    schedule: Schedule  # what they were rendered from (viewer accounts see a part of it)
+    rendered_at: float
 
     def playlist(self, base_url: str) -> bytes: ...
 
@@ -77,12 +85,6 @@ def _accepts_gzip(request: IRequest) -> bool:
     return parse_accept_header(accept).quality("gzip") > 0
 
 
-def unauthorized(request: IRequest) -> bytes:
-    """401 for an admin endpoint, saying which scheme to use (RFC 6750 §3)."""
-    request.setHeader(b"WWW-Authenticate", b'Bearer realm="epgd"')
-    return error_line(request, 401, "admin token required")
-
-
 def _longest_channel_id(config: Config) -> int:
     """Channel ids are "<lineup id>_<1..999>": nothing longer can name one."""
     return max((len(lineup.id) for lineup in config.lineups), default=0) + 4
@@ -105,6 +107,7 @@ class EpgdApi:
         clock: IReactorTime,
         hdhr: HdhrDevice | None = None,
         metrics: MetricsLike | None = None,
+        redactor: Redactor | None = None,
     ) -> None:
         self.config = config
         self.catalog = catalog
@@ -116,8 +119,19 @@ class EpgdApi:
 
             metrics = Metrics(config, catalog, streams, clock)  # type: ignore[arg-type]
         self.metrics = metrics
+        # viewer accounts (SPEC §15): who may see what, their outputs, the Xtream Codes API
+        self.access = Access(config, clock)
+        self._views = LineupViews(config, (redactor or Redactor()).mask)
+        self._tuners: dict[frozenset[str], HdhrDevice] = {}
+        self.xtream = XtreamApi(config, self.access, catalog.published, clock, self.base_url)
+        self.xtream.servers["ts"] = streams.serve
+        self.xtream.slate = self._slate
 
     # -- helpers ---------------------------------------------------------------------
+
+    def _slate(self, request: IRequest, channel_id: str, reason: str) -> Any:
+        """The slate alone, saying ``reason``: where a stream is refused (a user at its limit)."""
+        return self.streams.serve_slate(request, channel_id, reason)
 
     def base_url(self, request: IRequest) -> str:
         if self.config.server.base_url:
@@ -129,41 +143,37 @@ class EpgdApi:
         scheme = "https" if request.isSecure() else "http"
         return f"{scheme}://{host}"
 
-    def authorized(self, request: IRequest) -> bool:
-        token = self.config.server.admin_token
-        if not token:
-            return True
-        offered = b""
-        header = request.getHeader(b"authorization") or b""
-        if header[:7].lower() == b"bearer ":
-            offered = header[7:].strip()
-        else:
-            offered = (request.args or {}).get(b"token", [b""])[0]
-        return hmac.compare_digest(offered, token.encode("utf-8"))
-
-    def _outputs(self, request: IRequest) -> PublishedOutputs | bytes:
+    def _outputs(self, request: IRequest, viewer: Viewer | None = None) -> PublishedOutputs | bytes:
+        """The outputs ``viewer`` sees (an account's lineups only), or the 503 while none exist."""
         published = self.catalog.published()
         if published is None:
             request.setHeader(b"Retry-After", b"10")
             return error_line(request, 503, "no schedule yet: provider data is still loading")
+        if viewer is not None and viewer.lineups is not None:
+            return self._views.view(published, viewer.lineups)
         return published
 
     # -- guide -----------------------------------------------------------------------
 
     @app.route("/playlist.m3u", methods=["GET", "HEAD"])
     def playlist(self, request: IRequest) -> bytes:
-        outputs = self._outputs(request)
+        viewer = self.access.viewer(request)
+        outputs = viewer if isinstance(viewer, bytes) else self._outputs(request, viewer)
         if isinstance(outputs, bytes):
             return outputs
         # exactly the SPEC §4 types: clients and scripts compare them; both bodies are UTF-8
         request.setHeader(b"Content-Type", b"audio/x-mpegurl")
         request.setHeader(b"Vary", b"User-Agent")
-        playlist = outputs.playlist(self.base_url(request))
+        base, user = self.base_url(request), viewer.user if isinstance(viewer, Viewer) else None
+        # an account's playlist carries stream URLs that log in (SPEC §15)
+        playlist = user_playlist(outputs.schedule.channels, base, user) if user else outputs.playlist(base)
         agent = request.getHeader(b"user-agent") or b""
         return for_ffmpeg(playlist) if agent.startswith(b"Lavf/") else playlist
 
-    def _guide(self, request: IRequest, always_gzip: bool) -> bytes:
-        outputs = self._outputs(request)
+    def _guide(self, request: IRequest, always_gzip: bool, viewer: Viewer | None = None) -> bytes:
+        """``viewer``: already logged in (``/xmltv.php``); else the request is asked who it is."""
+        found = viewer or self.access.viewer(request)
+        outputs = found if isinstance(found, bytes) else self._outputs(request, found)
         if isinstance(outputs, bytes):
             return outputs
         encoded = not always_gzip and _accepts_gzip(request)
@@ -204,7 +214,8 @@ class EpgdApi:
 
     @app.route("/schedule.json", methods=["GET", "HEAD"])
     def schedule(self, request: IRequest) -> bytes:
-        outputs = self._outputs(request)
+        viewer = self.access.viewer(request)
+        outputs = viewer if isinstance(viewer, bytes) else self._outputs(request, viewer)
         if isinstance(outputs, bytes):
             return outputs
         request.setHeader(b"Content-Type", b"application/json")
@@ -212,6 +223,9 @@ class EpgdApi:
 
     @app.route("/health", methods=["GET", "HEAD"])
     def health(self, request: IRequest) -> bytes:
+        refusal = self.access.operator(request)
+        if refusal is not None:
+            return refusal
         body = self.catalog.health()
         # beyond SPEC §4, for the status page: each provider's connections in use of its limit
         connections = self.streams.connections()
@@ -223,8 +237,9 @@ class EpgdApi:
 
     @app.route("/refresh", methods=["POST"])
     def refresh(self, request: IRequest) -> bytes:
-        if not self.authorized(request):
-            return unauthorized(request)
+        refusal = self.access.admin(request)
+        if refusal is not None:
+            return refusal
         self.catalog.refresh().addErrback(
             lambda f: self.log.failure("refresh failed", f)
         )
@@ -240,16 +255,18 @@ class EpgdApi:
         channel_id = filename[: -len(".ts")]
         if len(channel_id) > _longest_channel_id(self.config):
             return error_line(request, 404, f"unknown channel {shorten(channel_id)!r}")
-        return self.streams.serve(request, channel_id)
+        return self.access.stream(request, channel_id, self.streams.serve, slate=self._slate)
 
     @app.route("/streams/status", methods=["GET"])
     def streams_status(self, request: IRequest) -> bytes:
-        return _json(request, self.streams.status())
+        refusal = self.access.operator(request)
+        return refusal if refusal is not None else _json(request, self.streams.status())
 
     @app.route("/streams/stop/<string:channel_id>", methods=["GET", "POST"])
     def streams_stop(self, request: IRequest, channel_id: str) -> bytes:
-        if not self.authorized(request):
-            return unauthorized(request)
+        refusal = self.access.admin(request)
+        if refusal is not None:
+            return refusal
         if self.streams.stop(channel_id):
             return _json(request, {"stopped": channel_id})
         return error_line(request, 404, f"no active stream on channel {shorten(channel_id)!r}")
@@ -259,9 +276,17 @@ class EpgdApi:
     def _tuner(self, request: IRequest) -> HdhrDevice | bytes:
         if not self.config.hdhr.enabled:
             return error_line(request, 404, "not found: HDHomeRun emulation is off (hdhr.enabled)")
+        viewer = self.access.viewer(request)
+        if isinstance(viewer, bytes):
+            return viewer
         if self._hdhr is None:
             self._hdhr = HdhrDevice.from_config(self.config)
-        return self._hdhr
+        if viewer.lineups is None:
+            return self._hdhr
+        if viewer.lineups not in self._tuners:  # an account's tuner: its lineups' channels only
+            self._tuners[viewer.lineups] = HdhrDevice(evolve(self.config, lineups=tuple(
+                lu for lu in self.config.lineups if lu.id in viewer.lineups)), self._hdhr.device_id)
+        return self._tuners[viewer.lineups]
 
     def _xml(self, request: IRequest, body: bytes, content_type: bytes = b"application/xml") -> bytes:
         request.setHeader(b"Content-Type", content_type)
@@ -320,12 +345,15 @@ class EpgdApi:
         channel_id = tuner.channel_for(number)
         if channel_id is None:
             return error_line(request, 404, f"unknown channel number {shorten(number)!r}: see /lineup.json")
-        return self.streams.serve(request, channel_id)
+        return self.access.stream(request, channel_id, self.streams.serve, slate=self._slate)
 
     # -- the status page and metrics ---------------------------------------------------
 
     @app.route("/", methods=["GET", "HEAD"])
     def status_page(self, request: IRequest) -> bytes:
+        refusal = self.access.operator(request)
+        if refusal is not None:
+            return refusal
         request.setHeader(b"Content-Type", b"text/html; charset=utf-8")
         request.setHeader(b"Cache-Control", b"no-cache")
         request.setHeader(b"Content-Security-Policy", status.CONTENT_SECURITY_POLICY.encode("ascii"))
@@ -347,12 +375,33 @@ class EpgdApi:
 
     @app.route("/metrics", methods=["GET"])
     def metrics_page(self, request: IRequest) -> bytes:
-        if not self.authorized(request):
-            return error_line(request, 401, "admin token required")
+        refusal = self.access.admin(request)
+        if refusal is not None:
+            return refusal
         accept = (request.getHeader(b"accept") or b"").decode("latin-1")
         body, content_type = self.metrics.render(accept)
         request.setHeader(b"Content-Type", content_type.encode("ascii"))
         return body
+
+    # -- Xtream Codes API (SPEC §15; epgd.xtreamapi) -------------------------------------
+
+    @app.route("/player_api.php", methods=["GET", "HEAD", "POST"])
+    def xc_player_api(self, request: IRequest) -> bytes:
+        return self.xtream.player_api(request)
+
+    @app.route("/get.php", methods=["GET", "HEAD", "POST"])
+    def xc_get(self, request: IRequest) -> bytes:
+        return self.xtream.get_php(request)
+
+    @app.route("/xmltv.php", methods=["GET", "HEAD", "POST"])
+    def xc_xmltv(self, request: IRequest) -> bytes:
+        viewer = self.xtream.login(request)
+        return viewer if isinstance(viewer, bytes) else self._guide(request, False, viewer)
+
+    @app.route("/live/<string:user>/<string:password>/<string:filename>", methods=["GET", "HEAD"])
+    @app.route("/<string:user>/<string:password>/<string:filename>", methods=["GET", "HEAD"])
+    def xc_live(self, request: IRequest, user: str, password: str, filename: str) -> Any:
+        return self.xtream.live(request, user, password, filename)
 
     @app.handle_errors(Exception)
     def _unexpected(self, request: IRequest, failure: Any) -> bytes:

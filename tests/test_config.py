@@ -28,7 +28,8 @@ EXAMPLE = os.path.join(os.path.dirname(HERE), "epgd.example.toml")
 # The TOML block of SPEC.md §3, verbatim: the contract's own statement of every key and default.
 SPEC_BLOCK = os.path.join(HERE, "data", "spec_config.toml")
 # Keys whose value in SPEC §3 is an example, not a default (they are required or vary).
-SPEC_EXAMPLE_VALUES = {"provider": {"name", "playlist", "guide"}, "lineup": {"id", "name"}}
+SPEC_EXAMPLE_VALUES = {"provider": {"name", "playlist", "guide"}, "lineup": {"id", "name"},
+                       "user": {"name", "password"}}
 
 MINIMAL: dict[str, Any] = {
     "provider": [{"name": "main", "playlist": "http://p.example/get.php?username=alice&password=s3cret"}],
@@ -115,8 +116,10 @@ class DefaultsTests(SynchronousTestCase):
         self.assertEqual(spec.stream, self.config.stream)
         self.assertEqual(spec.guide, self.config.guide)
         self.assertEqual(spec.hdhr, self.config.hdhr)
+        user = parse_config(config_with(user=[{"name": "alice", "password": "pw"}]), "f").users[0]
         for kind, ours, theirs in (("provider", self.config.providers[0], spec.providers[0]),
-                                   ("lineup", self.config.lineups[0], spec.lineups[0])):
+                                   ("lineup", self.config.lineups[0], spec.lineups[0]),
+                                   ("user", user, spec.users[0])):
             for attribute in fields(type(ours)):
                 if attribute.name not in SPEC_EXAMPLE_VALUES[kind]:
                     self.assertEqual(getattr(ours, attribute.name), getattr(theirs, attribute.name),
@@ -221,7 +224,8 @@ class ValuesTests(SynchronousTestCase):
                     "default_duration", "pre_padding", "post_padding", "lineup", "title", "start",
                     "stop", "url", "provider", "channel", "output", "on_codec_change", "enabled",
                     "friendly_name", "tuner_count", "device_id", "discovery", "discovery_port",
-                    "fetch_timeout", "max_guide_bytes", "hls_variant", "slate", "slate_size"):
+                    "fetch_timeout", "max_guide_bytes", "hls_variant", "slate", "slate_size",
+                    "open_networks", "password", "max_connections", "lineups"):
             self.assertIn(f"\n{key} = ", text)
 
 

@@ -32,6 +32,7 @@ from epgd.demo.scenario import (
     start_epoch,
     stream_clip,
 )
+from epgd.redact import Redactor
 from epgd.schedule.build import build_schedule
 from epgd.schedule.packing import PackingState
 from epgd.sources.m3u import parse_playlist
@@ -134,14 +135,29 @@ class DemoSetupTests(SynchronousTestCase):
         self.assertEqual([p.name for p in config.providers], ["demo"])
         provider = config.providers[0]
         port = service.port_number
+        user, password = service.provider.username, service.provider.password
         self.assertEqual(
             provider.playlist,
-            f"http://127.0.0.1:{port}/get.php?username=demo&password=s3cret&type=m3u_plus")
-        self.assertEqual(provider.guide, f"http://127.0.0.1:{port}/xmltv.php?username=demo&password=s3cret")
+            f"http://127.0.0.1:{port}/get.php?username={user}&password={password}&type=m3u_plus")
+        self.assertEqual(provider.guide, f"http://127.0.0.1:{port}/xmltv.php?username={user}&password={password}")
         self.assertLessEqual(provider.refresh_interval, 60)
         self.assertLessEqual(config.stream.check_interval, 2)
         self.assertEqual(config.guide.timezone, "UTC")
         self.assertTrue(config.lineups[1].name_pattern)
+
+    def test_credentials_are_random_and_no_word_the_log_would_mask(self) -> None:
+        """Masked wherever they stand as a word: "demo" turned "[DEMO] demo provider" into "***"."""
+        config, service = self.setup()
+        other, _ = self.setup()
+        user, password = service.provider.username, service.provider.password
+        self.assertNotEqual(config.providers[0].playlist, other.providers[0].playlist)
+        self.assertNotEqual(user, password)
+        redactor = Redactor.for_urls([config.providers[0].playlist])
+        for line in ("[DEMO] demo provider listening on http://127.0.0.1:1234",
+                     "provider demo: refreshed, 12 channels", f"state in {config.server.state_dir}/x"):
+            self.assertEqual(redactor.mask(line), line)
+        self.assertNotIn(user, redactor.mask(f"{user} {password}"))
+        self.assertNotIn(password, redactor.mask(f"{user} {password}"))
 
     def test_state_dir_is_a_temporary_directory_removed_on_stop(self) -> None:
         config, service = self.setup()
@@ -455,7 +471,8 @@ class ProviderSocketTests(TestCase):
         collector = Collector()
         yield connectProtocol(endpoint, collector)
         assert collector.transport is not None
-        collector.transport.write(b"GET /live/demo/s3cret/1002.ts HTTP/1.0\r\nHost: x\r\n\r\n")
+        credentials = f"{service.provider.username}/{service.provider.password}".encode()
+        collector.transport.write(b"GET /live/%s/1002.ts HTTP/1.0\r\nHost: x\r\n\r\n" % credentials)
         yield task.deferLater(global_reactor, 2.6, lambda: None)
         collector.transport.loseConnection()
         yield collector.lost

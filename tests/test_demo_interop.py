@@ -188,7 +188,8 @@ class DemoInteropTests(TestCase):
     @defer.inlineCallbacks
     def test_provider_streams_decode_over_http(self) -> Any:
         ffmpeg = tool("ffmpeg")
-        root = f"http://127.0.0.1:{self.demo.port_number}/live/demo/s3cret"
+        provider = self.demo.provider  # its credentials are new for every run
+        root = f"http://127.0.0.1:{self.demo.port_number}/live/{provider.username}/{provider.password}"
         for stream_id in (1001, 1002, 1003):
             decoded = yield run(ffmpeg, "-v", "error", "-t", "2", "-i", f"{root}/{stream_id}.ts",
                                 "-f", "null", "-", timeout=30)

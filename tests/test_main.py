@@ -43,6 +43,24 @@ class CheckTests(SynchronousTestCase):
         self.assertIn("username=***&password=***", out)
         self.assertIn("/live/***/***/1234.ts", out)
 
+    def test_lists_users_never_their_passwords(self) -> None:
+        path = self.mktemp()
+        with open(path, "w") as f:
+            f.write('[server]\nopen_networks = ["192.168.0.0/16"]\n'
+                    '[[provider]]\nname = "p"\nplaylist = "p.m3u"\n[[lineup]]\nid = "a"\n[[lineup]]\nid = "b"\n'
+                    '[[user]]\nname = "alice"\npassword = "Wonder-land9"\nlineups = ["b"]\n'
+                    '[[user]]\nname = "bob"\npassword = "xyzzy-42"\nmax_connections = 0\n')
+        code, out, _ = self.check(path)
+        self.assertEqual(code, 0)
+        self.assertIn("users (no login needed from 192.168.0.0/16):\n"
+                      "  alice: b; 2 connections at most\n"
+                      "  bob: every lineup; no connection limit\n", out)
+        self.assertNotIn("Wonder-land9", out)
+        self.assertNotIn("xyzzy-42", out)
+        code, out, _ = self.check(EXAMPLE)
+        self.assertIn("  alice: nhl_ppv; 2 connections at most\n", out)
+        self.assertNotIn("change-me", out)
+
     def test_masks_credentials(self) -> None:
         path = self.mktemp()
         with open(path, "w") as f:

@@ -85,3 +85,40 @@ class MaskTests(SynchronousTestCase):
             self.assertNotIn(f"/{password}/", masked)
             self.assertIn(MASK, masked)
             self.assertEqual(redactor.mask(masked), masked)
+
+
+class ViewerTests(SynchronousTestCase):
+    """Viewer accounts (SPEC §15): passwords masked everywhere, the account's name kept readable."""
+
+    def setUp(self) -> None:
+        self.redactor = Redactor.for_urls([PLAYLIST], [("alice", "Wonder-land9"), ("bob", "pw")])
+
+    def test_access_log_forms(self) -> None:
+        mask = self.redactor.mask
+        self.assertEqual(mask('"GET /live/alice/Wonder-land9/101.ts HTTP/1.1" 200'),
+                         '"GET /live/alice/***/101.ts HTTP/1.1" 200')
+        self.assertEqual(mask("GET /alice/Wonder-land9/101 HTTP/1.1"), "GET /alice/***/101 HTTP/1.1")
+        self.assertEqual(mask("/player_api.php?username=alice&password=Wonder-land9&action=x"),
+                         "/player_api.php?username=alice&password=***&action=x")
+        self.assertEqual(mask("/live/alice/Wonder-land9/101.m3u8"), "/live/alice/***/101.m3u8")
+
+    def test_a_short_password_is_masked_in_urls(self) -> None:
+        """Too short to mask as a word anywhere ("pw"), but never left in a URL form."""
+        mask = self.redactor.mask
+        self.assertEqual(mask("/live/bob/pw/101.ts /bob/pw/7 ?username=bob&password=pw"),
+                         "/live/bob/***/101.ts /bob/***/7 ?username=bob&password=***")
+
+    def test_password_as_a_word_anywhere(self) -> None:
+        self.assertEqual(self.redactor.mask("said Wonder-land9 twice"), "said *** twice")
+
+    def test_unknown_names_and_provider_paths_stay_masked(self) -> None:
+        mask = self.redactor.mask
+        self.assertEqual(mask("/live/mallory/guess/101.ts ?username=mallory&password=guess"),
+                         "/live/***/***/101.ts ?username=***&password=***")
+        self.assertEqual(mask("http://provider.example/live/alice77/hunter22/1.ts"),
+                         "http://provider.example/live/***/***/1.ts")
+
+    def test_masking_twice_changes_nothing(self) -> None:
+        once = self.redactor.mask("/live/alice/Wonder-land9/101.ts?username=alice&password=Wonder-land9")
+        self.assertEqual(self.redactor.mask(once), once)
+        self.assertNotIn("Wonder-land9", once)

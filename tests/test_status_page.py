@@ -21,7 +21,7 @@ from attrs import evolve
 from twisted.trial.unittest import SynchronousTestCase
 
 from epgd import __version__, status
-from epgd.config import LineupConfig, ProviderConfig
+from epgd.config import LineupConfig, ProviderConfig, UserConfig
 from tests.cdp import Chromium, Page, find_chromium
 from tests.fakeprovider import PASSWORD, USER
 from tests.programs import require
@@ -247,3 +247,27 @@ class StatusPageBrowserTests(E2ETestCase):
         shots = self.screenshots()
         await page.screenshot(os.path.join(shots, "after-stop.png"))
 
+
+    async def test_from_outside_the_page_works_with_the_token_in_its_url(self) -> None:
+        """With accounts and no open network (a VPS), the operator opens /?token=… (SPEC §15)."""
+        directory = os.path.abspath(self.mktemp())
+        os.makedirs(directory)
+        self.provider.stream("one", "a", rate=300_000)
+        self.provider.stream("two", "b", rate=300_000)
+        playlist, guide = write_provider_files(directory, self.provider, self.now())
+        config = stack_config(directory, playlist, guide, admin_token="let-me-in")
+        config = evolve(config, server=evolve(config.server, open_networks=()),
+                        users=(UserConfig(name="alice", password="Wonder-land9"),))
+        stack = Stack(self.reactor, config, self.provider)
+        self.addCleanup(stack.stop)
+        await self.wait_until(lambda: stack.catalog.published() is not None and stack.catalog.has_data(), 15,
+                              "the provider files to load")
+        self.assertEqual((await stack.fetch("/")).status, 401)
+        page = await self.browser()
+        await page.goto(stack.base + "/?token=let-me-in")
+        now_title = text_of('[data-channel="test_1"] [data-field="now"] .title')
+        self.assertEqual(await page.wait_js(now_title, "the live event's title"), LIVE_TITLE)
+        self.assertEqual(await page.evaluate("location.search"), "")  # the token left the address bar
+        provider = text_of('[data-provider="main"] [data-field="connections"]')
+        self.assertEqual(await page.wait_js(provider, "the provider's connections (from /health)"),
+                         "0 connections (no limit)")

@@ -159,6 +159,19 @@ class ServiceTests(TestCase):
         with self.assertRaises(ConnectionRefusedError):
             yield treq.get(f"http://127.0.0.1:{port}/health", pool=self.pool)
 
+    def test_viewer_passwords_are_masked_in_every_log_line(self) -> None:
+        """The one masking observer knows the accounts (SPEC §15): their passwords never reach a log."""
+        from epgd import logmask
+        from epgd.config import load_config
+
+        path = write_config(self, extra='[[user]]\nname = "alice"\npassword = "Wonder-land9"\n')
+        tap.build_service(load_config(path), reactor)
+        assert logmask._installed is not None
+        event: dict[str, Any] = {"log_format": "{line}",
+                                 "line": "GET /alice/Wonder-land9/1 then ?username=alice&password=Wonder-land9"}
+        logmask._installed(event)
+        self.assertEqual(event["line"], "GET /alice/***/1 then ?username=alice&password=***")
+
     def test_access_log_masks_token(self) -> None:
         from epgd.redact import Redactor
 

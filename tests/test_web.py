@@ -66,6 +66,11 @@ class FakeStreams:
         request.setHeader(b"Content-Type", b"video/mp2t")
         return b"\x47" + b"\xff" * 187
 
+    def serve_slate(self, request: IRequest, channel_id: str, reason: str) -> bytes:
+        self.served.append(f"{channel_id} (slate: {reason})")
+        request.setHeader(b"Content-Type", b"video/mp2t")
+        return b"\x47" + b"\xff" * 187
+
     def status(self) -> dict[str, Any]:
         return {"a_1": {"clients": 2}}
 

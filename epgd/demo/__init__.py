@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import shutil
 import socket
 import tempfile
@@ -40,29 +41,38 @@ from epgd.config import (
 )
 from epgd.redact import Redactor
 
-USERNAME = "demo"
-PASSWORD = "s3cret"
 DEFAULT_EVENT_LENGTH = 180.0
 #: a PPV event fills this share of its slot; the rest is the slate naming the next one (§14).
 #: The demo starts inside that gap (20-30 s before the first switch): Demo PPV 1 opens on the slate.
 PPV_SHARE = 5 / 6
 
 
-def demo_config(port: int, base: Config | None, event_length: float = DEFAULT_EVENT_LENGTH,
-                state_dir: str = "") -> Config:
+def random_credentials() -> tuple[str, str]:
     """
-    The demo configuration for a provider on ``127.0.0.1:port``. ``base`` (``--demo
-    --config FILE``) keeps its ``server``, ``stream`` and ``hdhr`` sections; the rest
-    (providers, lineups, events, guide) is the demo's.
+    A user name and password for one run of the demo provider. Credentials are masked in the
+    log wherever they stand as a word, so they must be no word: with "demo" as the user name,
+    "[DEMO] demo provider listening" read "[DEMO] *** provider listening".
+    """
+    return "u" + secrets.token_hex(6), "p" + secrets.token_hex(6)
+
+
+def demo_config(port: int, base: Config | None, event_length: float = DEFAULT_EVENT_LENGTH,
+                state_dir: str = "", credentials: tuple[str, str] = ("demo", "s3cret")) -> Config:
+    """
+    The demo configuration for a provider on ``127.0.0.1:port`` that takes ``credentials``.
+    ``base`` (``--demo --config FILE``) keeps its ``server``, ``stream`` and ``hdhr``
+    sections (and its ``[[user]]`` accounts); the rest (providers, lineups, events, guide) is
+    the demo's.
     """
     from epgd.demo.scenario import PPV_GROUP, PPV_PATTERN, PPV_TIME_FORMATS, SPORTS_GROUP
 
     root = f"http://127.0.0.1:{port}"
-    credentials = f"username={USERNAME}&password={PASSWORD}"
+    username, password = credentials
+    credentials_query = f"username={username}&password={password}"
     provider = ProviderConfig(
         name="demo",
-        playlist=f"{root}/get.php?{credentials}&type=m3u_plus",
-        guide=f"{root}/xmltv.php?{credentials}",
+        playlist=f"{root}/get.php?{credentials_query}&type=m3u_plus",
+        guide=f"{root}/xmltv.php?{credentials_query}",
         # the guide reaches hours ahead; this only keeps the PPV names (nine events) fresh
         refresh_interval=max(5.0, min(60.0, 3 * event_length)),
     )
@@ -91,6 +101,7 @@ def demo_config(port: int, base: Config | None, event_length: float = DEFAULT_EV
         server=server, stream=stream, guide=GuideConfig(days=1, filler=True, timezone="UTC"),
         hdhr=hdhr,
         providers=(provider,), lineups=lineups, events=(), path=path,
+        users=base.users if base is not None else (),
     )
 
 
@@ -196,10 +207,11 @@ def demo_setup(reactor: Any, base: Config | None,
             parent = os.path.join(tempfile.gettempdir(), "epgd-demo")
             os.makedirs(parent, exist_ok=True)
             owned = tempfile.mkdtemp(prefix="run-", dir=parent)
-        config = demo_config(port, base, event_length, owned)
+        credentials = random_credentials()
+        config = demo_config(port, base, event_length, owned, credentials)
         scenario = Scenario(epoch=start_epoch(reactor.seconds(), event_length),
                             event_length=event_length)
-        provider = DemoProvider(scenario, load_clips(), reactor, USERNAME, PASSWORD)
+        provider = DemoProvider(scenario, load_clips(), reactor, *credentials)
     except BaseException:
         sock.close()
         raise

@@ -53,6 +53,10 @@ class _HeaderLimitedProtocol(HTTP11ClientProtocol):
 
 
 class _HeaderLimitedFactory(_HTTP11ClientFactory):
+    # Twisted logs "Starting factory ..." and "Stopping factory ..." for each connection a
+    # client factory makes: two lines per fetch and per stream say nothing to an operator.
+    noisy = False
+
     def buildProtocol(self, addr: Any) -> HTTP11ClientProtocol:
         return _HeaderLimitedProtocol(self._quiescentCallback)
 

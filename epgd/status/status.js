@@ -11,8 +11,14 @@
   const state = {
     streams: {}, health: null, schedule: null, scheduleAt: 0, reachable: true,
     lastRefresh: "", confirm: {}, drawn: {},
-    token: sessionStorage.getItem("epgd-token") || "",
+    token: new URLSearchParams(location.search).get("token") || sessionStorage.getItem("epgd-token") || "",
   };
+  // Opened as /?token=…: from outside server.open_networks the page and its data need the
+  // token (SPEC §15). Keep it for this tab, out of the address bar.
+  if (new URLSearchParams(location.search).has("token")) {
+    sessionStorage.setItem("epgd-token", state.token);
+    history.replaceState(null, "", location.pathname);
+  }
   const $ = (id) => document.getElementById(id);
 
   // -- DOM -----------------------------------------------------------------------------
@@ -87,7 +93,9 @@
   // -- data ------------------------------------------------------------------------------
 
   async function getJSON(path, anyStatus) {
-    const response = await fetch(path, { cache: "no-store", headers: { Accept: "application/json" } });
+    const headers = { Accept: "application/json" };
+    if (state.token) headers.Authorization = `Bearer ${state.token}`;
+    const response = await fetch(path, { cache: "no-store", headers });
     if (!response.ok && !anyStatus) throw new Error(`${path}: HTTP ${response.status}`);
     return response.json();
   }

@@ -118,3 +118,17 @@ class HeaderLimitedPoolTests(TestCase):
         self.assertEqual((first, second), (b"one", b"two"))
         # the connection went back to the pool between them (the quiescent callback was kept)
         self.assertEqual(self.site.connections, 1)
+
+    async def test_a_fetch_logs_no_factory_lines(self) -> None:
+        """Twisted's "Starting factory _HTTP11ClientFactory(...)" pair per fetch is kept out of the log."""
+        from twisted.logger import capturedLogs, formatEvent
+
+        self.site.answers += [answer(body=b"one"), answer(body=b"two")]
+        with capturedLogs() as events:
+            await self.get()
+            await self.pool.closeCachedConnections()
+            self.pool = HeaderLimitedPool(self.pool._reactor, persistent=False)
+            self.agent = Agent(self.pool._reactor, pool=self.pool)
+            await self.get()
+        text = "\n".join(formatEvent(e) for e in events)
+        self.assertNotIn("factory", text.lower())
