@@ -191,7 +191,7 @@ class _Parser(Reader):
             reconnect_attempts=self.integer(t.get("reconnect_attempts", d.reconnect_attempts), "stream.reconnect_attempts", 0),
             output=self.choice(t.get("output", d.output), "stream.output", ("continuous", "passthrough")),
             on_codec_change=self.choice(t.get("on_codec_change", d.on_codec_change),
-                                        "stream.on_codec_change", ("continue", "close")),
+                                        "stream.on_codec_change", ("continue", "new_pid", "close")),
             slate=self.boolean(t.get("slate", d.slate), "stream.slate"),
             slate_size=self.choice(t.get("slate_size", d.slate_size), "stream.slate_size", SLATE_SIZES),
         )

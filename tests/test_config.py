@@ -297,7 +297,7 @@ class ErrorTests(SynchronousTestCase):
     def test_stream_choices(self) -> None:
         self.assertEqual(self.error(config_with(stream={"output": "raw"})),
                          'epgd.toml: stream.output: must be one of "continuous", "passthrough", got "raw"')
-        self.assertIn('stream.on_codec_change: must be one of "continue", "close", got true',
+        self.assertIn('stream.on_codec_change: must be one of "continue", "new_pid", "close", got true',
                       self.error(config_with(stream={"on_codec_change": True})))
 
     def test_slate_keys(self) -> None:

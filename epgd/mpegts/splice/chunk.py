@@ -232,8 +232,8 @@ def _send_moved_pcr(rw: Rewriter, buf: bytearray, codes: bytes, i: int, out: Chu
 
 
 def _video_counter(rw: Rewriter, buf: bytearray, codes: bytes, i: int, bulk: bool) -> int | None:
-    """The continuity counter of the last video packet out before input packet ``i``."""
-    if bulk:
+    """The continuity counter of the last packet on OUT_VIDEO (the PCR PID) out before input packet ``i``."""
+    if bulk and rw.layout.video_out == OUT_VIDEO:
         hi, lo = OUT_VIDEO >> 8, OUT_VIDEO & 0xFF
         for j in range(i - 1, rw.es_at.get(OUT_VIDEO, -1), -1):
             q = j * PACKET_SIZE
@@ -250,11 +250,12 @@ def _track_video(rw: Rewriter, buf: bytearray, stop: int, codes: bytes, bulk: bo
     """
     if not bulk:
         return
-    hi, lo = OUT_VIDEO >> 8, OUT_VIDEO & 0xFF
-    for j in range(stop - 1, rw.es_at.get(OUT_VIDEO, -1), -1):
+    video = rw.layout.video_out
+    hi, lo = video >> 8, video & 0xFF
+    for j in range(stop - 1, rw.es_at.get(video, -1), -1):
         q = j * PACKET_SIZE
         if codes[j] == BULK and buf[q + 1] & 0x1F == hi and buf[q + 2] == lo:
-            rw.cc[OUT_VIDEO] = buf[q + 3] & 0x0F
+            rw.cc[video] = buf[q + 3] & 0x0F
             return
 
 

@@ -36,13 +36,14 @@ class ContinuousSplicer:
     client may start (a PAT + PMT right before a random-access point), or -1.
     """
 
-    def __init__(self, on_codecs: Callable[[str, str], None] | None = None) -> None:
+    def __init__(self, on_codecs: Callable[[str, str], None] | None = None, pid_per_codec: bool = False) -> None:
+        """``pid_per_codec``: a codec change puts the new codec on a PID of its own (see layout)."""
         self.entry = -1
         self.first_entry = -1  # ... and where the first one is, for viewers waiting for one
         self.notes: list[str] = []  # things worth one log line, for the channel to drain
         self._noted: set[str] = set()
         self.closed = False
-        self._out = OutputProgram(on_codecs)
+        self._out = OutputProgram(on_codecs, pid_per_codec)
         self._rewriter = Rewriter(self._out, self._note)
         self._finder: EntryFinder | None = EntryFinder()  # looking for the current source's way in
         self._held = b""  # a packet whose PES header the next chunk completes, and what follows

@@ -23,10 +23,19 @@ from epgd.mpegts.psi import (
 )
 
 OUT_PMT = 0x1000
-OUT_VIDEO = 0x100
+OUT_VIDEO = 0x100  # the first video, and the output's one PCR PID
 OUT_AUDIO = tuple(range(0x101, 0x110))
-OUT_OTHER = tuple(range(0x110, 0x1FF))
+OUT_OTHER = tuple(range(0x110, 0x120))
 OUT_PCR_ONLY = 0x1FF  # a source's PCR-only PID: read, never sent (its PCRs move to OUT_VIDEO)
+#: with a PID per codec (``stream.on_codec_change = "new_pid"``), another codec in a stream's
+#: place goes on its PID plus this many times the codecs that place has had before it
+GENERATION_STEP = 0x20
+GENERATIONS = 7  # 0x100 .. 0x1FF
+
+
+def slot_of(pid: int) -> int:
+    """A stream's place in the layout whatever its codec: its first codec's PID."""
+    return OUT_VIDEO + (pid - OUT_VIDEO) % GENERATION_STEP if OUT_VIDEO <= pid < OUT_PCR_ONLY else pid
 
 #: per-packet codes the PID table gives besides the new PID bytes
 BULK, PAT, PMT, ES, DROP = 0, 1, 2, 3, 4
@@ -93,34 +102,46 @@ class Layout:
     mapping: dict[int, int]  # source PID -> output PID (streams, and a PCR-only PID)
     streams: tuple[Stream, ...]  # the output's streams, on their output PIDs, in PID order
     pcr_pid: int  # the output's PCR PID: always OUT_VIDEO
-    video: int  # the source PID of the video on OUT_VIDEO, or -1
+    video: int  # the source PID of the first video, or -1
     dropped: int  # streams beyond what the layout holds
+    video_out: int = OUT_VIDEO  # the output PID of that video (another with a PID per codec)
 
     @classmethod
-    def of(cls, program: ProgramMap) -> Layout:
-        """First video on 0x100, audio on 0x101.. in order, everything else from 0x110."""
+    def of(cls, program: ProgramMap,
+           generation: Callable[[int, str], int] | None = None) -> Layout:
+        """
+        First video on 0x100, audio on 0x101.. in order, everything else from 0x110.
+        ``generation(place, codec)``: how many other codecs that place had before this one
+        (a PID per codec); its PID is then moved on by that many ``GENERATION_STEP``s.
+        """
         mapping: dict[int, int] = {}
         audio, other = iter(OUT_AUDIO), iter(OUT_OTHER)
         streams = []
         dropped = 0
+        video_out = -1
         for stream in program.streams:
             if stream.pid in mapping or stream.pid in (PAT_PID, NULL_PID):
                 continue
-            if stream.kind == "video" and OUT_VIDEO not in mapping.values():
+            if stream.kind == "video" and video_out < 0:
                 target = OUT_VIDEO
             else:
                 target = next(audio if stream.kind == "audio" else other, -1)
             if target < 0:
                 dropped += 1
                 continue
+            if generation is not None:
+                target += GENERATION_STEP * (generation(target, stream.codec) % GENERATIONS)
+            if stream.kind == "video" and video_out < 0:
+                video_out = target
             mapping[stream.pid] = target
             streams.append(Stream(stream.stream_type, target, stream.descriptors, stream.kind, stream.codec))
         if program.pcr_pid != NULL_PID and program.pcr_pid not in mapping:
             mapping[program.pcr_pid] = OUT_PCR_ONLY  # read for its PCRs, which move to OUT_VIDEO
-        video = next((src for src, out in mapping.items() if out == OUT_VIDEO), -1)
+        video = next((src for src, out in mapping.items() if out == video_out), -1) if video_out >= 0 else -1
         # The output's PCR PID never changes (GStreamer's tsdemux reads a new one as a new
         # program): PCRs the source carries elsewhere move onto OUT_VIDEO.
-        return cls(mapping, tuple(sorted(streams, key=lambda s: s.pid)), OUT_VIDEO, video, dropped)
+        return cls(mapping, tuple(sorted(streams, key=lambda s: s.pid)), OUT_VIDEO, video, dropped,
+                   video_out if video_out >= 0 else OUT_VIDEO)
 
 
 class OutputProgram:
@@ -129,8 +150,10 @@ class OutputProgram:
     PMT version whenever what it says changes, continuity counters that run on.
     """
 
-    def __init__(self, on_codecs: Callable[[str, str], None] | None = None) -> None:
+    def __init__(self, on_codecs: Callable[[str, str], None] | None = None, pid_per_codec: bool = False) -> None:
         self.on_codecs = on_codecs
+        #: (place, codec) -> its generation, with a PID per codec: a codec keeps its PID forever
+        self._generations: dict[tuple[int, str], int] | None = {} if pid_per_codec else None
         self.codecs = ""
         self._service: int | None = None
         self._pat = b""
@@ -145,7 +168,7 @@ class OutputProgram:
         if self._service is None:
             self._service = program.program
             self._pat = pat_section(tsid, program.program, OUT_PMT, 0)
-        layout = Layout.of(program)
+        layout = Layout.of(program, self._generation if self._generations is not None else None)
         key = (layout.pcr_pid, program.info, tuple((s.stream_type, s.pid, s.descriptors) for s in layout.streams))
         if key != self._pmt_key:
             if self._pmt_key is not None:
@@ -158,6 +181,15 @@ class OutputProgram:
         if old and old != self.codecs and self.on_codecs is not None:
             self.on_codecs(old, self.codecs)
         return layout
+
+    def _generation(self, place: int, codec: str) -> int:
+        """The generation of ``codec`` in ``place``: the first codec seen there is 0, the next 1."""
+        generations = self._generations
+        assert generations is not None
+        key = (place, codec)
+        if key not in generations:
+            generations[key] = sum(1 for p, _ in generations if p == place)
+        return generations[key]
 
     def psi(self) -> bytes:
         """Our PAT and PMT as packets, their PIDs' continuity counters run on."""

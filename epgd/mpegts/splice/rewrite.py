@@ -39,6 +39,7 @@ from epgd.mpegts.splice.layout import (
     Layout,
     OutputProgram,
     pid_table,
+    slot_of,
 )
 from epgd.mpegts.splice.timeline import Timeline
 from epgd.mpegts.tables import SourceTables
@@ -129,7 +130,7 @@ class Rewriter:
         """A closing source's audio on ``out`` has ended whole, as late as its pictures are shown."""
         if self.pes_left.get(out, 1) > 0:
             return False
-        end = self.timeline.shown_until(out)
+        end = self.timeline.shown_until(slot_of(out))
         picture = self.timeline.shown_until(OUT_VIDEO) if self.layout.video >= 0 else None
         return end is None or picture is None or ring_diff(end, picture) >= 0
 
@@ -152,7 +153,7 @@ class Rewriter:
         last = self.cc.get(out)
         self.delta[anchor] = 0 if last is None else (last + 1 - entry.data[3]) & 0x0F
         self.started.add(anchor)
-        self.timeline.cut(entry.pcr, out)
+        self.timeline.cut(entry.pcr, slot_of(out))
         self.build_table()
         self.psi_due = True  # the new source starts at our PAT + PMT and its key frame
 
@@ -350,14 +351,14 @@ class Rewriter:
             return RESYNC
         if clock.pending and src == self.anchor_pid():
             pcr = read_pcr_base(data, p + 6) if src == self.pcr_pid() and pcr_offset(data, p) > 0 else None
-            clock.place(dts, pcr, out, now, pts)
-        new_dts = clock.stamp(out, dts, pts)
+            clock.place(dts, pcr, slot_of(out), now, pts)
+        new_dts = clock.stamp(slot_of(out), dts, pts)
         if new_dts is None:
             return GONE  # this stream's first PES after a cut overlaps the old stream's last
         write_stamp(buf, at[pts_at:pts_at + 5], pts + clock.ts_offset)
         if dts_at >= 0:
             write_stamp(buf, at[dts_at:dts_at + 5], new_dts)
-        if out == OUT_VIDEO and _is_random_access(data, p, start, stream.codec):
+        if out == self.layout.video_out and _is_random_access(data, p, start, stream.codec):
             return BEFORE
         return KEEP
 

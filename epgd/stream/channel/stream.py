@@ -87,7 +87,8 @@ class ChannelStream:
         self._full: ProviderFull | None = None  # the event's source could not open for it
         self._fixed: SlateText | None = None  # hold_on_slate: these words, whatever the schedule says
         splicer: Splicer = (
-            ContinuousSplicer(self._codecs_changed) if config.output == "continuous"
+            ContinuousSplicer(self._codecs_changed, pid_per_codec=config.on_codec_change == "new_pid")
+            if config.output == "continuous"
             else PassthroughSplicer(self._codecs_changed)
         )
         self.splicer = splicer

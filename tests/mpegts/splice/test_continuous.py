@@ -320,6 +320,25 @@ class SpliceTests(SynchronousTestCase, Invariants):
         self.assertEqual(changes, [("h264+aac", "mpeg2+mp2"), ("mpeg2+mp2", "h264+ac3")])
         self.assertEqual([v for _, v, _ in report.pmts], [0, 1, 2])
 
+    def test_a_pid_per_codec_keeps_each_codec_on_its_own_pid(self) -> None:
+        """
+        ``on_codec_change = "new_pid"``: a reader that kept the streams it probed first (ffmpeg
+        -c copy, mpv) never gets MPEG-2 bytes on its H.264 PID; the PCR PID stays put.
+        """
+        a = Source(marker=1)
+        b = Source(marker=2, video_type=MPEG2, audio_type=MP2, pmt=0x300, video=0x301, audio=(0x302,))
+        out, _, _ = run([(a, 0, 20), (b, 0, 20), (Source(marker=3, counters={}), 0, 20)],
+                        splicer=ContinuousSplicer(pid_per_codec=True))
+        report = read(out)
+        self.assertEqual([streams for _, _, streams in report.pmts],
+                         [[(0x1B, 0x100), (0x0F, 0x101)], [(0x02, 0x120), (0x03, 0x121)],
+                          [(0x1B, 0x100), (0x0F, 0x101)]])
+        self.assertEqual((report.pcr_pids, report.pmt_pcr_pids), ({OUT_VIDEO}, {OUT_VIDEO}))
+        self.assertEqual(report.cc_errors, [])
+        self.assertEqual((len(report.decode_stamps(0x100)), len(report.decode_stamps(0x120))), (40, 20))
+        video = report.decode_stamps(0x100)
+        self.assertTrue(all(ring(b, a) > 0 for a, b in pairwise(video)))
+
     def test_a_clock_jump_inside_a_source_is_re_entered(self) -> None:
         """A provider looping a file: its clock jumps back; ours runs on."""
         splicer = ContinuousSplicer()

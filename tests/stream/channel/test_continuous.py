@@ -187,6 +187,18 @@ class ContinuousChannelTests(SynchronousTestCase):
         self.assertEqual(frames_of(later.body, 2)[0], True)
         self.assertFalse(later.finished)
 
+    def test_on_codec_change_new_pid_puts_the_new_codecs_on_pids_of_their_own(self) -> None:
+        self.channel.stop()
+        self.make(on_codec_change="new_pid")
+        old = Source(marker=1)
+        new = Source(marker=2, video_type=MPEG2, audio_type=MP2, pmt=0x200, video=0x201, audio=(0x202,))
+        request, first, second = self.switch(old, new)
+        second.send(new.frames(0, 6))
+        first.send(old.frames(12, 3))
+        self.assertFalse(request.finished)
+        self.assertEqual([streams for _, _, streams in read(request.body).pmts],
+                         [[(0x1B, OUT_VIDEO), (0x0F, 0x101)], [(MPEG2, 0x120), (MP2, 0x121)]])
+
     def test_a_joiner_starts_at_our_pat_and_pmt_before_a_key_frame(self) -> None:
         source = Source(marker=1, gop=4, psi_every=8)
         self.channel.check(schedule(event("one", 0, 100, "1.ts")), self.clock.seconds())
