@@ -47,6 +47,10 @@ class StreamConfig:
     output: str = "continuous"
     #: at a splice to other codecs: "continue", or "close" the clients so their players re-tune
     on_codec_change: str = "continue"
+    #: HLS output (SPEC §16): segments end at the first key frame at least this long
+    hls_segment: float = 4.0
+    #: segments an HLS output playlist lists (and epgd keeps in memory per channel)
+    hls_window: int = 6
 
 
 @frozen

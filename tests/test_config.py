@@ -66,6 +66,7 @@ class DefaultsTests(SynchronousTestCase):
             s.user_agent, "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36"
         )
         self.assertEqual((s.output, s.on_codec_change), ("continuous", "continue"))
+        self.assertEqual((s.hls_segment, s.hls_window), (4, 6))
 
     def test_hdhr(self) -> None:
         h = self.config.hdhr
@@ -220,7 +221,7 @@ class ValuesTests(SynchronousTestCase):
                     "default_duration", "pre_padding", "post_padding", "lineup", "title", "start",
                     "stop", "url", "provider", "channel", "output", "on_codec_change", "enabled",
                     "friendly_name", "tuner_count", "device_id", "discovery", "discovery_port",
-                    "fetch_timeout", "max_guide_bytes", "hls_variant"):
+                    "fetch_timeout", "max_guide_bytes", "hls_variant", "hls_segment", "hls_window"):
             self.assertIn(f"\n{key} = ", text)
 
 
@@ -294,6 +295,16 @@ class ErrorTests(SynchronousTestCase):
                          'epgd.toml: stream.output: must be one of "continuous", "passthrough", got "raw"')
         self.assertIn('stream.on_codec_change: must be one of "continue", "close", got true',
                       self.error(config_with(stream={"on_codec_change": True})))
+
+    def test_hls_output_settings(self) -> None:
+        stream = parse_config(config_with(stream={"hls_segment": 2.5, "hls_window": 10}), "epgd.toml").stream
+        self.assertEqual((stream.hls_segment, stream.hls_window), (2.5, 10))
+        for value, shown in ((0, "0"), (0.5, "0.5"), (61, "61"), ("4", '"4"'), (True, "true")):
+            self.assertEqual(self.error(config_with(stream={"hls_segment": value})),
+                             f"epgd.toml: stream.hls_segment: must be a number of seconds from 1 to 60, got {shown}")
+        for value, shown in ((2, "2"), (1001, "1001"), (6.5, "6.5")):
+            self.assertEqual(self.error(config_with(stream={"hls_window": value})),
+                             f"epgd.toml: stream.hls_window: must be an integer from 3 to 1000, got {shown}")
 
     def test_normalize_pids_is_gone(self) -> None:
         """The splicer replaced the opt-in PID rewrite: the old key is a typo now."""
