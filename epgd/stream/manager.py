@@ -25,6 +25,7 @@ from epgd.plaintext import error_line
 from epgd.redact import Redactor
 from epgd.schedule.model import Schedule, utc_iso
 from epgd.stream.channel.stream import ChannelStream
+from epgd.stream.hlsout.service import HlsService
 from epgd.stream.out.client import Client
 from epgd.stream.registry import HTTPFactory, ProviderFull, UpstreamRegistry
 
@@ -65,6 +66,7 @@ class StreamManager(Service):
         self._checker.clock = reactor
         self._reaper = LoopingCall(self._reap)
         self._reaper.clock = reactor
+        self.hls = HlsService(reactor, config.stream, self._admit_hls, self._known)
 
     # -- service ---------------------------------------------------------------------
 
@@ -92,6 +94,38 @@ class StreamManager(Service):
 
     def serve(self, request: IRequest, channel_id: str) -> Any:
         """The whole answer to ``GET``/``HEAD /stream/{channel_id}.ts``."""
+        channel = self.admit(request, channel_id, start=request.method != b"HEAD")
+        if isinstance(channel, bytes):
+            return channel
+        request.setResponseCode(200)
+        request.setHeader(b"Content-Type", b"video/mp2t")
+        request.setHeader(b"Cache-Control", b"no-cache, no-store")
+        request.setHeader(b"Accept-Ranges", b"none")
+        if channel is None or request.method == b"HEAD":
+            return b""
+        client = Client(
+            request, self.reactor, self.config.stream.client_buffer, channel_id,
+            on_detach=self._client_gone,
+        )
+        self._clients.add(client)
+        channel.add_client(client)
+        return client.done
+
+    def serve_hls(self, request: IRequest, channel_id: str) -> Any:
+        """The whole answer to ``GET``/``HEAD /stream/{channel_id}.m3u8`` (SPEC §16)."""
+        return self.hls.playlist(request, channel_id)
+
+    def serve_hls_segment(self, request: IRequest, channel_id: str, name: str) -> Any:
+        """The whole answer to ``GET``/``HEAD /stream/{channel_id}/{sequence}.ts``."""
+        return self.hls.segment(request, channel_id, name)
+
+    def admit(self, request: IRequest, channel_id: str, start: bool = True,
+              viewer: bool = True) -> ChannelStream | bytes | None:
+        """
+        May ``request`` watch ``channel_id`` now? The 404 or 503 answer (bytes) when not; else
+        the channel's stream, started if need be — or None when ``start`` is false and it is
+        not running (a HEAD). ``viewer``: a TS connection, counted against ``max_clients``.
+        """
         now = self.reactor.seconds()
         schedule = self._schedule()
         if schedule is None or schedule.channel(channel_id) is None:
@@ -117,32 +151,27 @@ class StreamManager(Service):
                 request, 503,
                 f"nothing on {channel_id} now; next: {upcoming.title!r} at {utc_iso(upcoming.live_from)}",
             )
-        if len(self._clients) >= self.config.server.max_clients:
+        if viewer and len(self._clients) >= self.config.server.max_clients:
             request.setHeader(b"Retry-After", b"30")
             return error_line(
                 request, 503,
                 f"too many clients: server.max_clients is {self.config.server.max_clients}",
             )
         if channel is None and event is not None:
-            full = self._full_provider(event.sources, free=request.method != b"HEAD")
+            full = self._full_provider(event.sources, free=start)
             if full is not None:
                 request.setHeader(b"Retry-After", b"30")
                 return error_line(request, 503, str(full))
-        request.setResponseCode(200)
-        request.setHeader(b"Content-Type", b"video/mp2t")
-        request.setHeader(b"Cache-Control", b"no-cache, no-store")
-        request.setHeader(b"Accept-Ranges", b"none")
-        if request.method == b"HEAD":
-            return b""
-        if channel is None:
+        if channel is None and start:
             channel = self._start(channel_id, schedule, now)
-        client = Client(
-            request, self.reactor, self.config.stream.client_buffer, channel_id,
-            on_detach=self._client_gone,
-        )
-        self._clients.add(client)
-        channel.add_client(client)
-        return client.done
+        return channel
+
+    def _admit_hls(self, request: IRequest, channel_id: str) -> ChannelStream | bytes | None:
+        return self.admit(request, channel_id, start=request.method != b"HEAD", viewer=False)
+
+    def _known(self, channel_id: str) -> bool:
+        schedule = self._schedule()
+        return schedule is not None and schedule.channel(channel_id) is not None
 
     def _full_provider(self, sources: Any, free: bool) -> ProviderFull | None:
         """
@@ -182,6 +211,7 @@ class StreamManager(Service):
             channel.client_gone(client)
 
     def _channel_stopped(self, channel: ChannelStream) -> None:
+        self.hls.channel_stopped(channel)
         if self.channels.get(channel.channel_id) is channel:
             del self.channels[channel.channel_id]
             figures = channel.status(self.reactor.seconds())
@@ -194,7 +224,17 @@ class StreamManager(Service):
 
     def status(self) -> dict[str, Any]:
         now = self.reactor.seconds()
-        return {cid: channel.status(now) for cid, channel in sorted(self.channels.items())}
+        found = {}
+        for cid, channel in sorted(self.channels.items()):
+            figures = channel.status(now)
+            figures["idle_seconds"] = int(self._idle_for(channel, now))
+            figures["hls_sessions"] = self.hls.sessions(cid, now)  # SPEC §16
+            found[cid] = figures
+        return found
+
+    def _idle_for(self, channel: ChannelStream, now: float) -> float:
+        """Seconds nobody watched: no byte to a TS viewer, no HLS request for 3 segment lengths."""
+        return min(channel.idle_for(now), self.hls.idle_for(channel.channel_id, now))
 
     def stop(self, channel_id: str) -> bool:
         channel = self.channels.get(channel_id)
@@ -211,8 +251,10 @@ class StreamManager(Service):
 
     def _clientless(self, provider: str, asking: object = None) -> ChannelStream | None:
         """A stream with no clients that holds a connection of ``provider``."""
+        now = self.reactor.seconds()
         for channel in self.channels.values():
-            if channel is not asking and not channel.client_count and provider in channel.provider_slots:
+            if (channel is not asking and not channel.client_count and provider in channel.provider_slots
+                    and not self.hls.watched(channel.channel_id, now)):
                 return channel
         return None
 
@@ -281,7 +323,7 @@ class StreamManager(Service):
             now = self.reactor.seconds()
             timeout = self.config.stream.idle_timeout
             for channel_id, channel in list(self.channels.items()):
-                if channel.idle_for(now) >= timeout:
+                if self._idle_for(channel, now) >= timeout:
                     self.log.info("[PROXY] {channel} idle for {seconds}s, stopping",
                                   channel=channel_id, seconds=f"{timeout:g}")
                     self.dropped["idle"] += channel.client_count

@@ -14,7 +14,8 @@ from tests.streamfakes import BASE, T0, FakeHTTP, FakeRequest, event, finish_whe
 from tests.tsutil import fills, stream
 
 STATUS_KEYS = {"stream_url", "event", "uptime_seconds", "idle_seconds", "last_check", "clients",
-               "bytes_sent", "bitrate_kbps", "switches", "error", "source_kind", "codecs"}
+               "bytes_sent", "bitrate_kbps", "switches", "error", "source_kind", "codecs",
+               "hls_sessions"}  # SPEC §16
 
 
 class ManagerTests(SynchronousTestCase):
