@@ -24,7 +24,7 @@ from epgd.config import Config
 from epgd.hdhr.device import LINEUP_STATUS, HdhrDevice
 from epgd.httpguard import shorten
 from epgd.plaintext import error_line
-from epgd.publish.m3u import for_ffmpeg
+from epgd.publish.m3u import for_ffmpeg, hls_urls
 
 
 class PublishedOutputs(Protocol):
@@ -50,6 +50,10 @@ class CatalogLike(Protocol):
 
 class StreamsLike(Protocol):
     def serve(self, request: IRequest, channel_id: str) -> Any: ...
+
+    def serve_hls(self, request: IRequest, channel_id: str) -> Any: ...
+
+    def serve_hls_segment(self, request: IRequest, channel_id: str, name: str) -> Any: ...
 
     def status(self) -> dict[str, Any]: ...
 
@@ -156,6 +160,8 @@ class EpgdApi:
         request.setHeader(b"Content-Type", b"audio/x-mpegurl")
         request.setHeader(b"Vary", b"User-Agent")
         playlist = outputs.playlist(self.base_url(request))
+        if (request.args or {}).get(b"output", [b""])[0] == b"m3u8":
+            playlist = hls_urls(playlist)  # SPEC §16: the same channels as HLS
         agent = request.getHeader(b"user-agent") or b""
         return for_ffmpeg(playlist) if agent.startswith(b"Lavf/") else playlist
 
@@ -231,13 +237,22 @@ class EpgdApi:
 
     @app.route("/stream/<string:filename>", methods=["GET", "HEAD"])
     def stream(self, request: IRequest, filename: str) -> Any:
-        if not filename.endswith(".ts"):
+        channel_id, _, kind = filename.rpartition(".")
+        if kind not in ("ts", "m3u8"):
             return error_line(request, 404, f"unknown stream {shorten(filename)!r}: "
-                                            "stream URLs end in .ts")
-        channel_id = filename[: -len(".ts")]
+                                            "stream URLs end in .ts or .m3u8")
         if len(channel_id) > _longest_channel_id(self.config):
             return error_line(request, 404, f"unknown channel {shorten(channel_id)!r}")
+        if kind == "m3u8":
+            return self.streams.serve_hls(request, channel_id)
         return self.streams.serve(request, channel_id)
+
+    @app.route("/stream/<string:channel_id>/<string:name>", methods=["GET", "HEAD"])
+    def stream_segment(self, request: IRequest, channel_id: str, name: str) -> Any:
+        """An HLS output segment (SPEC §16): ``/stream/{id}/{sequence}.ts``."""
+        if len(channel_id) > _longest_channel_id(self.config):
+            return error_line(request, 404, f"unknown channel {shorten(channel_id)!r}")
+        return self.streams.serve_hls_segment(request, channel_id, name)
 
     @app.route("/streams/status", methods=["GET"])
     def streams_status(self, request: IRequest) -> bytes:
@@ -341,6 +356,20 @@ class EpgdApi:
         request.setHeader(b"Cache-Control", b"no-cache")
         request.setHeader(b"X-Content-Type-Options", b"nosniff")
         return status.script()
+
+    @app.route("/watch.js", methods=["GET", "HEAD"])
+    @app.route("/hls.min.js", methods=["GET", "HEAD"])
+    def watch_script(self, request: IRequest) -> bytes:
+        """The Watch player (and hls.js, shipped with epgd, for browsers without native HLS)."""
+        name = request.path.rsplit(b"/", 1)[-1].decode("ascii")
+        request.setHeader(b"Content-Type", b"text/javascript; charset=utf-8")
+        request.setHeader(b"Cache-Control", b"no-cache" if name == "watch.js" else b"public, max-age=86400")
+        request.setHeader(b"X-Content-Type-Options", b"nosniff")
+        request.setHeader(b"Vary", b"Accept-Encoding")
+        body, gzipped = status.asset(name, _accepts_gzip(request))
+        if gzipped:
+            request.setHeader(b"Content-Encoding", b"gzip")
+        return body
 
     @app.route("/metrics", methods=["GET"])
     def metrics_page(self, request: IRequest) -> bytes:

@@ -8,12 +8,15 @@ temporary directory (``_trial_temp/tests.test_status_page.*/.../screenshots``) t
 from __future__ import annotations
 
 import datetime as _dt
+import gzip
+import hashlib
 import json
 import os
 import re
 import shutil
 import struct
 import tempfile
+from importlib.resources import files
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -59,9 +62,27 @@ class PageFilesTests(SynchronousTestCase):
         self.assertNotIn("document.write", script)
         self.assertNotIn("eval(", script)
 
+    def test_watch_player_ships_hls_js_unchanged_with_its_licence(self) -> None:
+        """hls.js is vendored as npm packs it (version and hash recorded), its licence beside it."""
+        watch, _ = status.asset("watch.js", False)
+        self.assertIsNone(re.search(rb"(?i)\b(?:https?|wss?|ftp):|//[a-z0-9-]+\.[a-z]", watch))
+        for sink in (b"innerHTML", b"insertAdjacentHTML", b"document.write", b"eval("):
+            self.assertNotIn(sink, watch)
+        self.assertIn(b'"hls.min.js"', watch)  # loaded from epgd, by a relative URL
+        hls, _ = status.asset("hls.min.js", False)
+        self.assertEqual(hashlib.sha256(hls).hexdigest(), status.HLS_JS_SHA256)
+        self.assertIn(f'"{status.HLS_JS_VERSION}"'.encode(), hls)
+        licence = files("epgd.status").joinpath("hls.min.js.LICENSE.txt").read_text(encoding="utf-8")
+        self.assertIn("Apache License", licence)
+        packed, gzipped = status.asset("hls.min.js", True)
+        self.assertTrue(gzipped)
+        self.assertEqual(gzip.decompress(packed), hls)
+        with self.assertRaises(KeyError):
+            status.asset("../__init__.py", False)
+
     def test_served_values_cannot_end_the_script_element(self) -> None:
         html = status.page({"base_url": "http://x/</script><script>alert(1)</script>"}).decode()
-        self.assertEqual(html.count("</script>"), 2)  # the JSON block's and status.js's
+        self.assertEqual(html.count("</script>"), 3)  # the JSON block's, status.js's and watch.js's
         blob = re.search(r'<script id="epgd-info" type="application/json">(.*?)</script>', html, re.S)
         assert blob is not None
         self.assertEqual(json.loads(blob.group(1))["base_url"],
@@ -91,6 +112,22 @@ class RouteTests(ApiTestCase):
         self.assertEqual(script.code, 200)
         self.assertEqual(self.header(script, "content-type"), "text/javascript; charset=utf-8")
         self.assertEqual(code, status.script())
+
+    def test_player_scripts_and_a_policy_that_lets_the_video_play(self) -> None:
+        response, body = self.request("GET", "/")
+        policy = self.header(response, "content-security-policy") or ""
+        self.assertIn("media-src 'self' blob:", policy)  # hls.js feeds the video a MediaSource
+        self.assertIn(b'<script src="watch.js"></script>', body)
+        self.assertIn(b'<video id="watch-video"', body)
+        for name in status.SCRIPTS:
+            response, script = self.request("GET", f"/{name}", {"Accept-Encoding": "gzip"})
+            self.assertEqual(response.code, 200)
+            self.assertEqual(self.header(response, "content-type"), "text/javascript; charset=utf-8")
+            self.assertEqual(gzip.decompress(script) if self.header(response, "content-encoding") else script,
+                             status.asset(name, False)[0])
+        response, script = self.request("GET", "/hls.min.js")
+        self.assertIsNone(self.header(response, "content-encoding"))
+        self.assertEqual(hashlib.sha256(script).hexdigest(), status.HLS_JS_SHA256)
 
     def test_page_says_a_token_is_needed_but_never_shows_it(self) -> None:
         self.use(make_config(token="hunter2", base_url="http://tv.lan:8080/"))
