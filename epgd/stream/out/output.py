@@ -107,11 +107,7 @@ class Output:
         self._out_bytes = 0
         self._join_add(data, entry)
         for sink in tuple(self.sinks) if self.sinks else ():
-            try:
-                sink.write(data)
-            except Exception:
-                self.log.failure("[PROXY] dropping {sink!r}: writing to it failed", sink=sink)
-                self.remove_sink(sink)
+            self._to_sink(sink, data)
         if len(self.clients):
             self._flowed = True
             self.clients.write(data)
@@ -150,11 +146,19 @@ class Output:
         if self._join:
             recent = b"".join(self._join)
             self._join = [recent]
-            sink.write(recent)
+            self._to_sink(sink, recent)
 
     def remove_sink(self, sink: Sink) -> None:
         if sink in self.sinks:
             self.sinks.remove(sink)
+
+    def _to_sink(self, sink: Sink, data: bytes) -> None:
+        """One sink's failure is its own: dropped, logged; the viewers never see it."""
+        try:
+            sink.write(data)
+        except Exception:
+            self.log.failure("[PROXY] dropping {sink!r}: writing to it failed", sink=sink)
+            self.remove_sink(sink)
 
     # -- clients ---------------------------------------------------------------------
 
