@@ -146,7 +146,9 @@ class RouteTests(ApiTestCase):
         self.assertIn("loaded", provider)  # SPEC §4's fields are kept
 
 
-class StatusPageBrowserTests(E2ETestCase):
+class BrowserTestCase(E2ETestCase):
+    """epgd's whole stack and a headless Chromium (no tests of its own)."""
+
     timeout = 120
     async def stack(self, admin_token: str = "", live_title: str = LIVE_TITLE) -> Stack:
         directory = os.path.abspath(self.mktemp())
@@ -180,6 +182,8 @@ class StatusPageBrowserTests(E2ETestCase):
         os.makedirs(path)
         return path
 
+
+class StatusPageBrowserTests(BrowserTestCase):
     async def test_live_event_streams_and_updates_without_a_reload(self) -> None:
         stack = await self.stack()
         first = await stack.open("/stream/test_1.ts")
@@ -284,3 +288,90 @@ class StatusPageBrowserTests(E2ETestCase):
         shots = self.screenshots()
         await page.screenshot(os.path.join(shots, "after-stop.png"))
 
+
+
+async def click(page: Page, selector: str) -> None:
+    """A real mouse click (a user gesture, as the browser counts them) on ``selector``."""
+    await page.evaluate(f"document.querySelector({json.dumps(selector)}).scrollIntoView({{block: 'center'}})")
+    box = await page.evaluate(
+        f"(() => {{ const r = document.querySelector({json.dumps(selector)}).getBoundingClientRect();"
+        " return [r.left + r.width / 2, r.top + r.height / 2]; })()")
+    for kind in ("mousePressed", "mouseReleased"):
+        await page.send("Input.dispatchMouseEvent", {"type": kind, "x": box[0], "y": box[1],
+                                                     "button": "left", "clickCount": 1})
+
+
+class WatchBrowserTests(BrowserTestCase):
+    """SPEC §16: the Watch button plays the channel in the page, with sound, from epgd alone."""
+
+    timeout = 120
+
+    async def watch_stack(self) -> Stack:
+        from tests.test_splice_e2e import looped
+
+        directory = os.path.abspath(self.mktemp())
+        os.makedirs(directory)
+        for name, colour in (("one", "red"), ("two", "green")):
+            data, rate = looped(colour, 120)
+            self.provider.stream(name, data, rate=rate)  # at its own pace, its clock running on
+        playlist, guide = write_provider_files(directory, self.provider, self.now())
+        running = Stack(self.reactor, stack_config(directory, playlist, guide, hls_segment=1.0),
+                        self.provider)
+        self.addCleanup(running.stop)
+        await running.ready()
+        return running
+
+    async def watch(self, player: str) -> None:
+        stack = await self.watch_stack()
+        page = await self.browser()
+        await page.goto(stack.base + "/" + (f"?player={player}" if player else ""))
+        button = '[data-channel="test_1"] button[data-watch="test_1"]'
+        await page.wait_js(f"document.querySelector({json.dumps(button)}) !== null", "the Watch button")
+        await click(page, button)
+        video = "document.getElementById('watch-video')"
+        await page.wait_js("document.getElementById('watch-dialog').open", "the player")
+        # it plays: its time advances, past what one segment holds
+        try:
+            await page.wait_js(f"{video}.currentTime > 2", "the video to play", timeout=40)
+        except AssertionError:
+            state = await page.evaluate(
+                f"JSON.stringify({{error: {video}.error && [{video}.error.code, {video}.error.message], "
+                f"ready: {video}.readyState, network: {video}.networkState, time: {video}.currentTime, "
+                f"src: {video}.currentSrc, note: document.getElementById('watch-note').textContent}})")
+            raise AssertionError(f"the video does not play: {state}; requests {page.requests[-8:]}; "
+                                 f"console {page.console[-8:]}") from None
+        first = await page.evaluate(f"{video}.currentTime")
+        await self.sleep(1.5)
+        later = await page.evaluate(f"{video}.currentTime")
+        self.assertGreater(later - first, 0.8, "the video's time does not advance")
+        self.assertFalse(await page.evaluate(f"{video}.paused"))
+        # with sound: not muted, and the browser decodes its audio
+        self.assertFalse(await page.evaluate(f"{video}.muted"))
+        self.assertGreater(await page.evaluate(f"{video}.webkitAudioDecodedByteCount"), 0)
+        self.assertEqual(await page.evaluate(text_of("#watch-title")), "Test Sports 1")
+        used = await page.evaluate(f"{video}.dataset.player")
+        self.assertEqual(used, player or ("native" if await page.evaluate(
+            f"{video}.canPlayType('application/vnd.apple.mpegurl') !== ''") else "hls.js"))
+        status = await stack.json("/streams/status")
+        self.assertEqual(status["test_1"]["hls_sessions"], 1)
+        self.assertEqual(status["test_1"]["clients"], 0)  # HLS only: no TS connection
+        shots = self.screenshots()
+        await page.screenshot(os.path.join(shots, f"watch-{player or 'default'}.png"), full_page=False)
+        # closing stops it
+        await page.evaluate("document.getElementById('watch-close').click()")
+        await page.wait_js(f"{video}.paused && !{video}.dataset.channel", "the player to stop")
+        # everything came from epgd itself
+        for url in page.requests:
+            self.assertTrue(url.startswith((stack.base + "/", "data:", "blob:")), url)
+        if used == "hls.js":
+            self.assertIn(stack.base + "/hls.min.js", page.requests)
+        else:
+            self.assertNotIn(stack.base + "/hls.min.js", page.requests)  # never fetched needlessly
+        self.assertEqual([c for c in page.console if c.startswith(("exception", "error"))], [])
+
+    async def test_watch_plays_with_the_browsers_own_choice(self) -> None:
+        await self.watch("")
+
+    async def test_watch_plays_with_hls_js(self) -> None:
+        """The path Firefox takes (no native HLS): hls.js from epgd over Media Source Extensions."""
+        await self.watch("hls.js")

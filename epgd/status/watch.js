@@ -67,6 +67,30 @@
     }
   }
 
+  // Chromium's own HLS player refuses a live playlist shorter than three target durations
+  // (RFC 8216 §6.3.3: a client starts no later than that from the end), and an idle channel's
+  // first playlist holds one segment: wait here until the window is long enough.
+  async function windowReady(url, id) {
+    for (let tries = 0; tries < 60 && watching === id; tries += 1) {
+      try {
+        const response = await fetch(url, { cache: "no-store" });
+        const text = response.ok ? await response.text() : "";
+        const target = Number((text.match(/^#EXT-X-TARGETDURATION:(\d+)/m) || [0, 0])[1]);
+        const listed = (text.match(/^#EXTINF:([\d.]+)/gm) || []).map((line) => Number(line.slice(8)));
+        const total = listed.reduce((sum, seconds) => sum + seconds, 0);
+        if (text.includes("#EXT-X-ENDLIST") || (target && listed.length >= 3 && total >= 3 * target)) return true;
+        if (!response.ok) {
+          say(text.trim() || `epgd answered ${response.status}`); // one line saying why
+          if (response.status !== 503) return false;
+        }
+      } catch (e) {
+        say("epgd did not answer; trying again…");
+      }
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+    }
+    return false;
+  }
+
   async function watch(id, name) {
     stop();
     watching = id;
@@ -75,10 +99,15 @@
     video.dataset.channel = id;
     if (!dialog.open) dialog.showModal();
     const url = `stream/${encodeURIComponent(id)}.m3u8`;
+    video.muted = false;
     if (nativeHls()) {
       video.dataset.player = "native";
+      // play() inside the click lets this element play with sound once its source is set
+      const unlocked = video.play();
+      if (unlocked) unlocked.catch(() => {});
+      if (!(await windowReady(url, id)) || watching !== id) return;
       video.src = url;
-      play(); // still inside the click: sound is allowed
+      play();
       return;
     }
     video.dataset.player = "hls.js";
