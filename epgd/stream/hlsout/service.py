@@ -13,6 +13,7 @@ channel or its TS viewers: its errors stay in its own answer.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -67,6 +68,8 @@ class HlsService:
         self.outputs: dict[str, tuple[HlsChannel, HlsOutput]] = {}
         self._next_sequence: dict[str, int] = {}
         self._seen: dict[str, dict[str, float]] = {}  # channel -> client address -> last request
+        #: what /metrics counts: HLS requests answered, by kind (playlist, segment, missing)
+        self.requests: Counter[str] = Counter()
 
     @property
     def watch_span(self) -> float:
@@ -141,6 +144,7 @@ class HlsService:
         before ``{sequence}.ts`` in the segment URIs (default: ``{channel_id}/``, relative
         to the playlist's own URL).
         """
+        self.requests["playlist"] += 1
         opened = self._open_channel(request, channel_id)
         if isinstance(opened, bytes):
             return opened
@@ -189,6 +193,7 @@ class HlsService:
         found = self.outputs.get(channel_id)
         hit = found[1].find(int(stem)) if found is not None else None
         self._touch(request, channel_id)
+        self.requests["segment" if hit is not None else "missing"] += 1
         if hit is None:
             request.setHeader(b"Cache-Control", b"no-store")
             return error_line(request, 404, f"segment {stem} of {channel_id} is not in the HLS "
