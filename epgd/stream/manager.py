@@ -321,6 +321,7 @@ class StreamManager(Service):
         """Stop streams that delivered nothing to any client for idle_timeout; never raises."""
         try:
             now = self.reactor.seconds()
+            self.hls.reap(now)
             timeout = self.config.stream.idle_timeout
             for channel_id, channel in list(self.channels.items()):
                 if self._idle_for(channel, now) >= timeout:

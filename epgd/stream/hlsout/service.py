@@ -125,6 +125,17 @@ class HlsService:
         self.log.info("[PROXY] {channel} HLS output started", channel=channel.channel_id)
         return out
 
+    def reap(self, now: float) -> None:
+        """
+        Let go of the HLS output of channels nobody asked about for a window's length past
+        being watched: a channel that goes on for its TS viewers keeps no segments for nobody.
+        """
+        keep = self._config.hls_window * self._config.hls_segment
+        for channel_id, (channel, _) in list(self.outputs.items()):
+            if self.idle_for(channel_id, now) >= keep:
+                self.log.info("[PROXY] {channel} HLS output stopped: no HLS viewer", channel=channel_id)
+                self.channel_stopped(channel)
+
     def channel_stopped(self, channel: Any) -> None:
         """The manager stopped ``channel``: its segments go, numbering goes on from there."""
         found = self.outputs.get(channel.channel_id)

@@ -161,3 +161,17 @@ class ServiceTests(SynchronousTestCase):
         self.channel = restarted
         self.service.playlist(Request(), "nhl_ppv_1")
         self.assertEqual(self.service.outputs["nhl_ppv_1"][1].next_sequence, last)
+
+    def test_an_output_nobody_reads_is_let_go(self) -> None:
+        self.service.playlist(Request(), "nhl_ppv_1")
+        self.channel.play(self.clock, 2.2)
+        self.service.reap(self.clock.seconds())
+        self.assertIn("nhl_ppv_1", self.service.outputs)
+        # watched for 3 segment lengths, then kept for a window's length (3 x 1 s)
+        self.clock.advance(3.0 + 3.0 - 2.2 - 0.5)
+        self.service.reap(self.clock.seconds())
+        self.assertIn("nhl_ppv_1", self.service.outputs)
+        self.clock.advance(1.0)
+        self.service.reap(self.clock.seconds())
+        self.assertEqual(self.service.outputs, {})
+        self.assertEqual(self.channel.output.sinks, [])
