@@ -111,9 +111,12 @@ class StreamManager(Service):
         channel.add_client(client)
         return client.done
 
-    def serve_hls(self, request: IRequest, channel_id: str) -> Any:
-        """The whole answer to ``GET``/``HEAD /stream/{channel_id}.m3u8`` (SPEC §16)."""
-        return self.hls.playlist(request, channel_id)
+    def serve_hls(self, request: IRequest, channel_id: str, prefix: str = "") -> Any:
+        """
+        The whole answer to ``GET``/``HEAD /stream/{channel_id}.m3u8`` (SPEC §16); ``prefix``:
+        what goes before ``{sequence}.ts`` in its segment URIs (default ``{channel_id}/``).
+        """
+        return self.hls.playlist(request, channel_id, prefix)
 
     def serve_hls_segment(self, request: IRequest, channel_id: str, name: str) -> Any:
         """The whole answer to ``GET``/``HEAD /stream/{channel_id}/{sequence}.ts``."""
