@@ -230,7 +230,6 @@ class HaproxyTests(ScaleOutTestCase):
             await reader.close()
         # node 1 goes down: its channels move to node 2, node 2's stay where they are
         await self.stop_node(nodes[0])
-        await self.sleep(5)  # inter 2s, fall 2
         for cid in channels:
             self.assertEqual((await self.get(port, f"/stream/{cid}.m3u8")).status, 200)
         for cid, found in where.items():
