@@ -21,6 +21,7 @@ from attrs import fields
 from epgd.configread import Reader, check_listen, is_int, is_number, show
 from epgd.configtypes import (
     DEFAULT_USER_AGENT,
+    SLATE_SIZES,
     Config,
     ConfigError,
     EventConfig,
@@ -187,6 +188,8 @@ class _Parser(Reader):
             output=self.choice(t.get("output", d.output), "stream.output", ("continuous", "passthrough")),
             on_codec_change=self.choice(t.get("on_codec_change", d.on_codec_change),
                                         "stream.on_codec_change", ("continue", "close")),
+            slate=self.boolean(t.get("slate", d.slate), "stream.slate"),
+            slate_size=self.choice(t.get("slate_size", d.slate_size), "stream.slate_size", SLATE_SIZES),
             hls_segment=self.hls_segment(t.get("hls_segment", d.hls_segment)),
             # fewer than 3 would list less than RFC 8216 §6.2.2's three target durations
             hls_window=self.integer(t.get("hls_window", d.hls_window), "stream.hls_window", 3, 1000),

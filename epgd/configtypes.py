@@ -33,6 +33,11 @@ class ServerConfig:
     max_clients: int = 500
 
 
+#: the picture sizes ``stream.slate_size`` allows (``epgd.mpegts.slate.picture.SIZES``, named
+#: here so that reading a configuration does not load Pillow)
+SLATE_SIZES = ("1920x1080", "1280x720", "960x540", "640x360")
+
+
 @frozen
 class StreamConfig:
     check_interval: float = 5.0
@@ -47,6 +52,10 @@ class StreamConfig:
     output: str = "continuous"
     #: at a splice to other codecs: "continue", or "close" the clients so their players re-tune
     on_codec_change: str = "continue"
+    #: a channel with nothing to play shows a slate (SPEC §14) instead of answering 503
+    slate: bool = True
+    #: the slate's picture, one of SLATE_SIZES
+    slate_size: str = "1280x720"
     #: HLS output (SPEC §16): segments end at the first key frame at least this long
     hls_segment: float = 4.0
     #: segments an HLS output playlist lists (and epgd keeps in memory per channel)

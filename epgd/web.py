@@ -55,6 +55,9 @@ class StreamsLike(Protocol):
 
     def serve_hls_segment(self, request: IRequest, channel_id: str, name: str) -> Any: ...
 
+    def serve_slate(self, request: IRequest, channel_id: str, reason: str) -> Any:
+        """The slate alone, saying ``reason`` (a user at max_connections: SPEC §14, §15)."""
+
     def status(self) -> dict[str, Any]: ...
 
     def stop(self, channel_id: str) -> bool: ...

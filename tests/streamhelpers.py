@@ -96,6 +96,8 @@ def config(provider: FakeProvider, channels: int = 3, max_streams: int = 0,
         # These tests tell sources apart by their PIDs, which continuous output rewrites:
         # the splicer's own end-to-end tests (test_splice_e2e) ask for "continuous".
         "output": "passthrough",
+        # ... and they hold SPEC §7's 503s and keepalive: the slate's own (test_slate_e2e) ask for it
+        "slate": False,
     }
     settings.update(stream)
     return Config(

@@ -66,6 +66,7 @@ class DefaultsTests(SynchronousTestCase):
             s.user_agent, "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36"
         )
         self.assertEqual((s.output, s.on_codec_change), ("continuous", "continue"))
+        self.assertEqual((s.slate, s.slate_size), (True, "1280x720"))
         self.assertEqual((s.hls_segment, s.hls_window), (4, 6))
 
     def test_hdhr(self) -> None:
@@ -221,7 +222,8 @@ class ValuesTests(SynchronousTestCase):
                     "default_duration", "pre_padding", "post_padding", "lineup", "title", "start",
                     "stop", "url", "provider", "channel", "output", "on_codec_change", "enabled",
                     "friendly_name", "tuner_count", "device_id", "discovery", "discovery_port",
-                    "fetch_timeout", "max_guide_bytes", "hls_variant", "hls_segment", "hls_window"):
+                    "fetch_timeout", "max_guide_bytes", "hls_variant", "slate", "slate_size",
+                    "hls_segment", "hls_window"):
             self.assertIn(f"\n{key} = ", text)
 
 
@@ -296,6 +298,21 @@ class ErrorTests(SynchronousTestCase):
         self.assertIn('stream.on_codec_change: must be one of "continue", "close", got true',
                       self.error(config_with(stream={"on_codec_change": True})))
 
+    def test_slate_keys(self) -> None:
+        self.assertEqual(self.error(config_with(stream={"slate": "no"})),
+                         'epgd.toml: stream.slate: must be true or false, got "no"')
+        self.assertEqual(self.error(config_with(stream={"slate_size": "1024x576"})),
+                         'epgd.toml: stream.slate_size: must be one of "1920x1080", "1280x720", "960x540", '
+                         '"640x360", got "1024x576"')
+        for size in ("1920x1080", "640x360"):
+            self.assertEqual(parse_config(config_with(stream={"slate": False, "slate_size": size}),
+                                          "epgd.toml").stream.slate_size, size)
+
+    def test_slate_sizes_are_the_pictures_the_slate_draws(self) -> None:
+        from epgd.configtypes import SLATE_SIZES
+        from epgd.mpegts.slate.picture import SIZES
+
+        self.assertEqual(SLATE_SIZES, tuple(SIZES))
     def test_hls_output_settings(self) -> None:
         stream = parse_config(config_with(stream={"hls_segment": 2.5, "hls_window": 10}), "epgd.toml").stream
         self.assertEqual((stream.hls_segment, stream.hls_window), (2.5, 10))

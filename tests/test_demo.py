@@ -405,18 +405,24 @@ class ScenarioTests(SynchronousTestCase):
             self.assertEqual(schedule.unplaced, ())
             first = scenario.epoch + length
             for channel in ("demo_sports_1", "demo_sports_2", "demo_ppv_1"):
-                self.assertIsNotNone(schedule.live(channel, NOW), channel)
+                if channel != "demo_ppv_1" or length < 60:
+                    self.assertIsNotNone(schedule.live(channel, NOW), channel)
+                else:  # the demo starts in Demo PPV 1's gap: on the slate, the next event 20-30 s away
+                    self.assertIsNone(schedule.live(channel, NOW), channel)
                 events = schedule.channel(channel).events
                 self.assertGreater(len(events), 3)
                 urls = [e.sources[0].url for e in events]
                 self.assertTrue(all(a != b for a, b in zip(urls, urls[1:], strict=False)), channel)
             # Demo Sports 1 and Demo PPV 1 switch first, 20-30 s after start (for 3-min events)
             self.assertEqual(schedule.next_boundary("demo_sports_1", NOW), first)
-            self.assertEqual(schedule.next_boundary("demo_ppv_1", NOW), first)
+            self.assertEqual(schedule.next_boundary("demo_ppv_1", NOW),  # its event going live, or ending
+                             first if length >= 60 else scenario.epoch + length * 5 / 6)
             self.assertEqual(schedule.next_boundary("demo_sports_2", NOW), first + length)
             ppv = schedule.channel("demo_ppv_1").events
-            self.assertEqual([e.start.timestamp() for e in ppv[:3]],
-                             [scenario.epoch + i * length for i in range(3)])
+            first_ppv = scenario.epoch + (length if length >= 60 else 0)  # the one in its gap has ended
+            self.assertEqual([e.start.timestamp() for e in ppv[:3]], [first_ppv + i * length for i in range(3)])
+            # each event fills 5/6 of its slot: the slate names the next one for the rest
+            self.assertEqual([e.stop.timestamp() - e.start.timestamp() for e in ppv[:3]], [length * 5 / 6] * 3)
 
 
 # -- a real socket: pacing and the PAT at the start ------------------------------------------
@@ -565,15 +571,20 @@ class DemoServiceTests(TestCase):
         self.assertLessEqual(first_switch - started, 30)
         self.assertGreaterEqual(first_switch - started, 15)  # time to open a player first
         for channel in schedule["channels"]:
-            if channel["id"] in ("demo_sports_1", "demo_ppv_1"):
+            if channel["id"] == "demo_ppv_1":
+                # the demo opens in its gap (the slate): the next event starts at the first switch
+                starts = [_iso_seconds(e["start"]) for e in channel["events"]]
+                self.assertIn(first_switch, starts)
+                after = channel["events"][starts.index(first_switch)]
+                self.assertEqual(_iso_seconds(after["stop"]) - first_switch, 150)  # then 30 s of slate
+            if channel["id"] == "demo_sports_1":
                 live, after = channel["events"][0], channel["events"][1]
                 self.assertTrue(live["live"], channel["id"])
                 stop = _iso_seconds(live["stop"])
                 self.assertEqual(stop, first_switch, channel["id"])  # the first switch
                 self.assertEqual(_iso_seconds(after["start"]), stop)
-                # then a switch every 3 minutes on Demo PPV 1, every 6 on each sports channel
-                length = _iso_seconds(after["stop"]) - _iso_seconds(after["start"])
-                self.assertEqual(length, 180 if channel["id"] == "demo_ppv_1" else 360)
+                # then a switch every 6 minutes on each sports channel
+                self.assertEqual(_iso_seconds(after["stop"]) - _iso_seconds(after["start"]), 360)
         page = await treq.get(f"{base}/", pool=pool)
         self.assertEqual(page.code, 200)
         self.assertIn(b"<title>epgd</title>", await page.content())

@@ -210,3 +210,47 @@ class HlsReaderTests(E2ETestCase):
         response: HTTPReader = await epgd.fetch("/stream/test_1.m3u8")
         self.assertEqual(response.status, 503)
         self.assertIn("retry-after", response.headers)
+
+
+class SlateHlsTests(E2ETestCase):
+    """SPEC §14 and §16: the HLS output is the program the .ts viewers get, slate included."""
+
+    timeout = 120
+
+    async def test_ffmpeg_plays_slate_event_slate_as_one_timeline(self) -> None:
+        import os
+
+        from attrs import evolve
+
+        from tests.streamhelpers import config, schedule
+        from tests.test_slate_e2e import colours
+
+        ffmpeg = tool("ffmpeg")
+        part = 10.0
+        data, rate = looped("red", 3 * part + 30)
+        red = self.provider.stream("red", data, rate=rate)
+        now = self.now()
+        cfg = config(self.provider, slate=True, slate_size="640x360", output="continuous",
+                     hls_segment=SEGMENT, hls_window=6)
+        cfg = evolve(cfg, server=evolve(cfg.server, state_dir=os.path.abspath(self.mktemp())))
+        epgd = Epgd(self.reactor, cfg, schedule({"test_1": [event("Red", now + part, now + 2 * part, red)]},
+                                                  now))
+        self.addCleanup(epgd.stop)
+        url = f"http://127.0.0.1:{epgd.port.getHost().port}/stream/test_1.m3u8"
+        first = await epgd.fetch("/stream/test_1.m3u8", timeout=20)  # nothing live: the slate
+        self.assertEqual(first.status, 200, first.text())
+        self.assertEqual(int(tag(first.text(), "TARGETDURATION")), 5)  # the slate's key frames, from the start
+        slate = await epgd.fetch("/stream/" + playlist_entries(first.text())[0]["uri"])
+        self.assertTrue(starts_clean(bytes(slate.body)))
+        recording = Path(self.mktemp())
+        log, _ = await deferToThread(run_for, [
+            ffmpeg, "-hide_banner", "-i", url, "-map", "0", "-c", "copy", "-f", "mpegts", str(recording)],
+            3 * part - (self.now() - now))
+        self.assertNotRegex(log, r"(?i)non.monoton|invalid (?:dts|pts)|out of order|packet corrupt")
+        self.assertNotIn("('#EXT-X-DISCONTINUITY')", log)
+        runs = colours(ffmpeg, recording.read_bytes())
+        self.assertEqual([name for name, frames in runs if frames > 1], ["slate", "red", "slate"], runs)
+        text = (await epgd.fetch("/stream/test_1.m3u8")).text()
+        self.assertEqual(int(tag(text, "TARGETDURATION")), 5)  # never changed
+        status = (await epgd.status())["test_1"]
+        self.assertEqual((status["source_kind"], status["hls_sessions"]), ("slate", 1))

@@ -64,6 +64,10 @@ class Source:
     duplicate_every: int = 0  # every n-th audio packet sent twice
     adaptation_only_every: int = 0  # every n-th frame an adaptation-only video packet
     pmt_change_at: int | None = None  # from this frame on, a second audio track
+    b_frames: bool = False  # frames sent as P B B (each P shown after the two B-frames that follow
+    #                        it): a random-access frame's next two are leading pictures
+    audio_split: bool = False  # each audio PES spans two packets, the second sent after the
+    #                            next frame's first video packet (as muxers interleave)
     counters: dict[int, int] = field(default_factory=dict)
 
     @property
@@ -143,6 +147,8 @@ class Source:
         pcr_here: int | None = pcr if self.pcr is None else None
         if self.pcr is not None:
             out += self._pcr_only(pcr)
+        tails = b"".join(self._audio(n - 1, pid, index, self._audio_pcr(n - 1, index))[1]
+                         for index, pid in enumerate(self.audio_pids(n - 1))) if self.audio_split else b""
         if self.video is not None:
             es = b"\x00\x00\x00\x01\x09\xf0"
             es += (b"\x00\x00\x00\x01\x67\x42" + bytes([self.marker]) + b"\x00\x00\x01\x65"
@@ -150,15 +156,21 @@ class Source:
             if self.video_type == MPEG2:
                 es = (b"\x00\x00\x01\xb3" if rap else b"\x00\x00\x01\x00\x00\x10") + bytes([self.marker])
             es += bytes([self.marker]) * (self.video_packets * 184 - 60)
-            pes = b"\x00\x00\x01\xe0\x00\x00\x80\xc0\x0a" + stamp(3, dts + self.frame) + stamp(1, dts) + es
+            pes = b"\x00\x00\x01\xe0\x00\x00\x80\xc0\x0a" + stamp(3, self.pts(n)) + stamp(1, dts) + es
             scrambled = bool(self.scramble_every) and n % self.scramble_every == 1
-            out += self.packets(self.video, pes, pcr=pcr_here, rai=rap, scrambled=scrambled,
-                                header_split=10 if self.split_header else 0)
+            video = self.packets(self.video, pes, pcr=pcr_here, rai=rap, scrambled=scrambled,
+                                 header_split=10 if self.split_header else 0)
+            out += video[:188] + tails + video[188:]  # the last audio PES ends after this frame began
+            tails = b""
             pcr_here = None
             if self.adaptation_only_every and n % self.adaptation_only_every == 0:
                 cc = self.counters[self.video]
                 out += bytes([0x47, self.video >> 8, self.video & 0xFF, 0x20 | cc, 183, 0]) + b"\xff" * 182
+        out += tails
         for index, pid in enumerate(self.audio_pids(n)):
+            if self.audio_split:
+                out += self._audio(n, pid, index, self._audio_pcr(n, index))[0]
+                continue
             pes = (b"\x00\x00\x01\xc0\x00\x00\x80\x80\x05" + stamp(2, dts + 900 * index)
                    + bytes([self.marker, index]) * 60)
             chunk = self.packets(pid, pes, pcr=pcr_here if index == 0 else None)
@@ -173,6 +185,34 @@ class Source:
         if self.damage_every and n % self.damage_every == 2 and self.video is not None:
             out += bytes([0x47, 0x80 | self.video >> 8, self.video & 0xFF, 0x10]) + b"\x00" * 184
         return out
+
+    def pts(self, n: int) -> int:
+        """Frame ``n``'s presentation time: a frame after its decode time, or reordered (B-frames)."""
+        shown = n if not self.b_frames else n + 2 if n % 3 == 0 else n - 1
+        return self.clock + (shown + 1) * self.frame
+
+    def _audio_pcr(self, n: int, index: int) -> int | None:
+        """The PCR frame ``n``'s first audio PES carries: when there is no video and no PCR PID."""
+        if index or self.video is not None or self.pcr is not None:
+            return None
+        return self.clock + n * self.frame - self.lead
+
+    def _audio(self, n: int, pid: int, index: int, pcr: int | None = None) -> tuple[bytes, bytes]:
+        """
+        Frame ``n``'s audio PES on ``pid`` as two packets, for ``audio_split``: the first now
+        (its counter taken), the second for the next frame to send (its counter taken then).
+        """
+        dts = self.clock + n * self.frame
+        length = 3 + 5 + 240
+        pes = (b"\x00\x00\x01\xc0" + length.to_bytes(2, "big") + b"\x80\x80\x05"
+               + stamp(2, dts + 900 * index) + bytes([self.marker, index]) * 120)
+        counter = self.counters.get(pid, -1)
+        packets = self.packets(pid, pes, pcr=pcr)
+        first, second = bytearray(packets[:188]), bytearray(packets[188:376])
+        first[3] = (first[3] & 0xF0) | ((counter + 1) & 0x0F)
+        second[3] = (second[3] & 0xF0) | ((counter + 1) & 0x0F)  # the one it is sent with
+        self.counters[pid] = (counter + 1) & 0x0F
+        return bytes(first), bytes(second)
 
     def audio_pids(self, n: int) -> list[int]:
         return [pid for t, pid, _ in self.streams(n) if t == self.audio_type]

@@ -25,11 +25,17 @@ class Report:
     pids: set[int] = field(default_factory=set)
     cc_errors: list[tuple[int, int, int, int]] = field(default_factory=list)  # (index, pid, was, got)
     pcrs: list[tuple[int, int]] = field(default_factory=list)  # (packet index, PCR base)
+    pcr_pids: set[int] = field(default_factory=set)  # the PIDs PCRs came on
+    pmt_pcr_pids: set[int] = field(default_factory=set)  # the PCR_PIDs the PMTs named
     stamps: dict[int, list[tuple[int, int, int | None]]] = field(default_factory=dict)  # pid -> (index, pts, dts)
     pmt_pids: set[int] = field(default_factory=set)
     pmts: list[tuple[int, int, list[tuple[int, int]]]] = field(default_factory=list)  # (index, version, [(type, pid)])
     programs: set[int] = field(default_factory=set)
     heads: dict[int, list[bytes]] = field(default_factory=dict)  # pid -> each PES's first ES bytes
+    #: PES cut short or run long (index of the packet that showed it, pid, PES_packet_length's
+    #: bytes, bytes that came): what a player reports as "PES packet size mismatch"; a
+    #: continuation with no PES begun shows as expected 0
+    pes_mismatches: list[tuple[int, int, int, int]] = field(default_factory=list)
     damaged: int = 0
 
     def decode_stamps(self, pid: int) -> list[int]:
@@ -41,6 +47,7 @@ def read(data: bytes) -> Report:
     last_cc: dict[int, int] = {}
     last_packet: dict[int, bytes] = {}
     pmt_pid = -1
+    open_pes: dict[int, list[int]] = {}  # pid -> [PES_packet_length bytes due, bytes come] (bounded PES only)
     assert len(data) % 188 == 0, "not whole packets"
     for index in range(len(data) // 188):
         pkt = data[index * 188:(index + 1) * 188]
@@ -53,10 +60,11 @@ def read(data: bytes) -> Report:
         if pkt[1] & 0x80:
             report.damaged += 1
             continue  # transport_error_indicator: its header cannot be trusted
+        duplicate = False
         if pid != 0x1FFF:
             if pid in last_cc:
                 expected = (last_cc[pid] + 1) & 0x0F if control & 1 else last_cc[pid]
-                duplicate = control & 1 and cc == last_cc[pid] and pkt == last_packet.get(pid)
+                duplicate = bool(control & 1 and cc == last_cc[pid] and pkt == last_packet.get(pid))
                 discontinuity = control & 2 and pkt[4] and pkt[5] & 0x80
                 if cc != expected and not duplicate and not discontinuity:
                     report.cc_errors.append((index, pid, last_cc[pid], cc))
@@ -67,7 +75,10 @@ def read(data: bytes) -> Report:
             if pkt[4] and pkt[5] & 0x10 and pkt[4] >= 7:
                 base = (pkt[6] << 25) | (pkt[7] << 17) | (pkt[8] << 9) | (pkt[9] << 1) | (pkt[10] >> 7)
                 report.pcrs.append((index, base))
+                report.pcr_pids.add(pid)
             start += 1 + pkt[4]
+        if control & 1 and start < 188 and not duplicate and pid not in (0, pmt_pid):
+            _count_pes(report, open_pes, index, pid, pkt, start)
         if not control & 1 or start >= 188 or not pkt[1] & 0x40:
             continue
         payload = pkt[start:]
@@ -84,6 +95,7 @@ def read(data: bytes) -> Report:
             section = payload[1 + payload[0]:]
             length = ((section[1] & 0x0F) << 8) | section[2]
             version = (section[5] >> 1) & 0x1F
+            report.pmt_pcr_pids.add(((section[8] & 0x1F) << 8) | section[9])
             at = 12 + (((section[10] & 0x0F) << 8) | section[11])
             streams = []
             while at + 5 <= 3 + length - 4:
@@ -98,6 +110,28 @@ def read(data: bytes) -> Report:
             report.stamps.setdefault(pid, []).append((index, pts, dts))
             report.heads.setdefault(pid, []).append(payload[9 + payload[8]:])
     return report
+
+
+def _count_pes(report: Report, open_pes: dict[int, list[int]], index: int, pid: int, pkt: bytes,
+               start: int) -> None:
+    """Follow each bounded PES's length on ``pid``: record one that ends short or runs long."""
+    payload = pkt[start:]
+    if pkt[1] & 0x40:
+        due = open_pes.pop(pid, None)
+        if due is not None and due[1] != due[0]:
+            report.pes_mismatches.append((index, pid, due[0], due[1]))
+        if payload[:3] == b"\x00\x00\x01" and len(payload) >= 6:
+            length = (payload[4] << 8) | payload[5]
+            if length:
+                open_pes[pid] = [length + 6, len(payload)]
+        return
+    due = open_pes.get(pid)
+    if due is None:
+        return  # an unbounded PES (video), or a section
+    due[1] += len(payload)
+    if due[1] > due[0]:
+        report.pes_mismatches.append((index, pid, due[0], due[1]))
+        del open_pes[pid]
 
 
 def video_marks(report: Report, pid: int = 0x100) -> list[tuple[int, bool]]:

@@ -43,6 +43,9 @@ from epgd.redact import Redactor
 USERNAME = "demo"
 PASSWORD = "s3cret"
 DEFAULT_EVENT_LENGTH = 180.0
+#: a PPV event fills this share of its slot; the rest is the slate naming the next one (§14).
+#: The demo starts inside that gap (20-30 s before the first switch): Demo PPV 1 opens on the slate.
+PPV_SHARE = 5 / 6
 
 
 def demo_config(port: int, base: Config | None, event_length: float = DEFAULT_EVENT_LENGTH,
@@ -73,14 +76,15 @@ def demo_config(port: int, base: Config | None, event_length: float = DEFAULT_EV
             id="demo_ppv", name="Demo PPV", channels=1, first_number=201,
             providers=("demo",), match_group=f"^{PPV_GROUP}$",
             name_pattern=PPV_PATTERN, name_time_formats=PPV_TIME_FORMATS,
-            default_duration=event_length,
+            default_duration=event_length * PPV_SHARE,
         ),
     )
     if base is not None:
         server, stream, hdhr, path = base.server, base.stream, base.hdhr, base.path
     else:
         server = ServerConfig(state_dir=state_dir or os.path.join(tempfile.gettempdir(), "epgd-demo"))
-        stream = StreamConfig(check_interval=1.0)
+        # an ended event is not held (hold_after_end): its gap shows the slate
+        stream = StreamConfig(check_interval=1.0, hold_after_end=0.0)
         hdhr = HdhrConfig()
         path = "--demo"
     return Config(
@@ -141,12 +145,18 @@ class DemoProviderService(Service):
             web=web,
         )
         wait = max(0, round(self.first_switch - self.reactor.seconds()))
+        length = self.provider.scenario.event_length
         self.log.info(
             "[DEMO] the first switch (Demo Sports 1, Demo PPV 1) comes in {wait} s; then "
             "Demo PPV 1 switches every {length:g} s, each Demo Sports channel every {game:g} s",
-            length=self.provider.scenario.event_length, wait=wait,
-            game=2 * self.provider.scenario.event_length,
+            length=length, wait=wait, game=2 * length,
         )
+        if self.config.stream.slate:
+            self.log.info(
+                "[DEMO] Demo PPV 1 shows the slate (what is up next, and when) for the last {gap:g} s "
+                "before each of its events, now included: tune to it and the event starts in the "
+                "same connection", gap=round(length * (1 - PPV_SHARE), 1),
+            )
 
     def stopService(self) -> Deferred[None] | None:
         super().stopService()

@@ -179,3 +179,35 @@ def starts_random_access(codec: str, es: Buffer) -> bool:
                 return (data[at + 5] >> 3) & 0x07 == 1  # picture_coding_type I
         at = data.find(b"\x00\x00\x01", at + 3)
     return False
+
+
+# -- moving a PCR to the output's PCR PID --------------------------------------------
+
+def strip_pcr(buf: bytearray, p: int) -> None:
+    """
+    Take the PCR out of packet ``p``'s adaptation field (another PID carries it now): the flag
+    goes, the fields after it move up, and stuffing fills the end of the field, whose length
+    stays. The packet's payload is untouched.
+    """
+    length = buf[p + 4]
+    flags = buf[p + 5]
+    if not flags & 0x10 or length < 7:
+        return
+    end = p + 5 + length
+    buf[p + 5] = flags & ~0x10
+    buf[p + 6:end - 6] = buf[p + 12:end]
+    buf[end - 6:end] = b"\xff" * 6
+
+
+def pcr_packet(pid: int, counter: int, base: int, extension: bytes) -> bytes:
+    """
+    A packet carrying only a PCR (adaptation field, no payload): legal on any PID, and with
+    no payload its continuity counter repeats the PID's last one. ``extension``: the 27 MHz
+    part as the source sent it (the two bytes after the base's first four).
+    """
+    head = bytes([0x47, pid >> 8 & 0x1F, pid & 0xFF, 0x20 | (counter & 0x0F), 183, 0x10])
+    packet = bytearray(head + b"\x00" * 6 + b"\xff" * 176)
+    packet[10] = (extension[0] & 0x7F) | 0x7E
+    packet[11] = extension[1]
+    write_pcr_base(packet, 6, base)
+    return bytes(packet)

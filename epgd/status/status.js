@@ -238,7 +238,8 @@
             el("strong", {}, channel ? `${channel.number} · ${channel.name}` : id),
             el("button", { type: "button", class: confirming ? "confirm" : "danger", onclick: () => stopStream(id) },
               confirming ? "Stop now?" : "Stop")),
-          el("div", { class: "event", "data-field": "event" }, s.event || "nothing playing (waiting for the next event)"),
+          el("div", { class: "event", "data-field": "event" }, s.event
+            || (s.slate ? `on the slate: ${s.slate.split("\n").slice(1).join(" · ")}` : "nothing playing (waiting for the next event)")),
           s.stream_url ? el("div", { class: "mono muted small", "data-field": "source" }, s.stream_url) : null,
           el("div", { class: "chips" },
             el("span", { class: "chip", "data-field": "clients" }, plural(s.clients || 0, "viewer", "viewers")),

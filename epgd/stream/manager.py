@@ -1,7 +1,9 @@
 """
 The stream manager: answers ``/stream/{id}.ts``, owns every channel stream and provider
 connection, enforces ``max_clients`` and ``max_streams``, re-checks the schedule every
-``check_interval`` and exactly at the next event boundary, and stops idle streams.
+``check_interval`` and exactly at the next event boundary, and stops idle streams. With
+``stream.slate`` it gives each channel its slate (SPEC §14) and owns the process's one
+slate painter.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import math
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred
@@ -22,12 +25,15 @@ from twisted.web.iweb import IRequest
 from epgd.config import Config
 from epgd.net.timers import cancel
 from epgd.plaintext import error_line
+from epgd.publish.slatetext import saying
 from epgd.redact import Redactor
 from epgd.schedule.model import Schedule, utc_iso
+from epgd.stream.channel.slate import ChannelSlate
 from epgd.stream.channel.stream import ChannelStream
 from epgd.stream.hlsout.service import HlsService
 from epgd.stream.out.client import Client
 from epgd.stream.registry import HTTPFactory, ProviderFull, UpstreamRegistry
+from epgd.stream.slatepaint import SlatePainter
 
 #: how often idle streams are looked for
 REAP_EVERY = 1.0
@@ -55,6 +61,8 @@ class StreamManager(Service):
         self.registry = UpstreamRegistry(config, reactor, redactor, http_factory)
         self.registry.make_room = self._make_room
         self.channels: dict[str, ChannelStream] = {}
+        self._lone: set[ChannelStream] = set()  # slate-only streams of refused viewers (serve_slate)
+        self.painter = SlatePainter(reactor) if config.stream.slate else None
         self._clients: set[Client] = set()
         #: what /metrics counts beyond the live streams: viewers cut off by reason, and the
         #: bytes and switches of a channel's streams that have stopped (counters stay monotonic)
@@ -72,6 +80,8 @@ class StreamManager(Service):
 
     def startService(self) -> None:
         super().startService()
+        if self.painter is not None:
+            self.painter.start()
         # Their bodies never raise; should one anyway, say so rather than stop silently.
         for name, loop, every in (("schedule check", self._checker, self.config.stream.check_interval),
                                   ("idle reaper", self._reaper, REAP_EVERY)):
@@ -86,23 +96,56 @@ class StreamManager(Service):
             if loop.running:
                 loop.stop()
         self._cancel_boundary()
-        for channel in list(self.channels.values()):
+        for channel in [*self.channels.values(), *self._lone]:
             channel.stop("epgd is shutting down")
+        if self.painter is not None:
+            self.painter.stop()
         return self.registry.close().addCallback(lambda _: None)
 
     # -- requests --------------------------------------------------------------------
 
+    def _unknown(self, request: IRequest, channel_id: str, schedule: Schedule | None,
+                 loaded: bool) -> bytes | None:
+        """The answer when ``channel_id`` cannot be served at all (unknown, no data yet); else None."""
+        if schedule is None:
+            request.setHeader(b"Retry-After", b"10")
+            return error_line(request, 503, "no schedule yet: provider data is still loading")
+        if schedule.channel(channel_id) is None:
+            return error_line(request, 404, f"unknown channel {channel_id!r}")
+        if not loaded:
+            request.setHeader(b"Retry-After", b"10")
+            return error_line(request, 503, "no provider data yet: the first fetch is still running "
+                                       "(see /health)")
+        return None
+
     def serve(self, request: IRequest, channel_id: str) -> Any:
         """The whole answer to ``GET``/``HEAD /stream/{channel_id}.ts``."""
-        channel = self.admit(request, channel_id, start=request.method != b"HEAD")
-        if isinstance(channel, bytes):
-            return channel
-        request.setResponseCode(200)
-        request.setHeader(b"Content-Type", b"video/mp2t")
-        request.setHeader(b"Cache-Control", b"no-cache, no-store")
-        request.setHeader(b"Accept-Ranges", b"none")
-        if channel is None or request.method == b"HEAD":
+        now = self.reactor.seconds()
+        schedule = self._schedule()
+        channel = self.channels.get(channel_id)
+        hold = self.config.stream.hold_after_end
+        event = schedule.playing(channel_id, now, hold) if schedule is not None else None
+        refused = self._unknown(request, channel_id, schedule, event is not None or self._has_data())
+        if refused is not None or schedule is None:
+            return refused
+        slate = self.config.stream.slate  # §14: every 503 below but max_clients is the slate
+        if event is None and not slate:
+            return self._nothing_on(request, schedule, channel_id, now)
+        if len(self._clients) >= self.config.server.max_clients:
+            request.setHeader(b"Retry-After", b"30")
+            return error_line(
+                request, 503,
+                f"too many clients: server.max_clients is {self.config.server.max_clients}",
+            )
+        if channel is None and event is not None and not slate:
+            full = self._full_provider(event.sources, free=request.method != b"HEAD")
+            if full is not None:
+                request.setHeader(b"Retry-After", b"30")
+                return error_line(request, 503, str(full))
+        if self._answer(request):
             return b""
+        if channel is None:
+            channel = self._start(channel_id, schedule, now)
         client = Client(
             request, self.reactor, self.config.stream.client_buffer, channel_id,
             on_detach=self._client_gone,
@@ -110,6 +153,19 @@ class StreamManager(Service):
         self._clients.add(client)
         channel.add_client(client)
         return client.done
+
+    def _nothing_on(self, request: IRequest, schedule: Schedule, channel_id: str, now: float) -> bytes:
+        """503 naming the next event (``stream.slate = false``: SPEC §7)."""
+        upcoming = schedule.next(channel_id, now)
+        if upcoming is None:
+            request.setHeader(b"Retry-After", b"3600")
+            return error_line(request, 503, f"nothing on {channel_id} now and nothing scheduled")
+        wait = max(1, math.ceil(upcoming.live_from - now))
+        request.setHeader(b"Retry-After", str(wait).encode("ascii"))
+        return error_line(
+            request, 503,
+            f"nothing on {channel_id} now; next: {upcoming.title!r} at {utc_iso(upcoming.live_from)}",
+        )
 
     def serve_hls(self, request: IRequest, channel_id: str, prefix: str = "") -> Any:
         """
@@ -122,45 +178,25 @@ class StreamManager(Service):
         """The whole answer to ``GET``/``HEAD /stream/{channel_id}/{sequence}.ts``."""
         return self.hls.segment(request, channel_id, name)
 
-    def admit(self, request: IRequest, channel_id: str, start: bool = True,
-              viewer: bool = True) -> ChannelStream | bytes | None:
+    def _admit_hls(self, request: IRequest, channel_id: str) -> ChannelStream | bytes | None:
         """
-        May ``request`` watch ``channel_id`` now? The 404 or 503 answer (bytes) when not; else
-        the channel's stream, started if need be — or None when ``start`` is false and it is
-        not running (a HEAD). ``viewer``: a TS connection, counted against ``max_clients``.
+        A playlist request: the 404s and 503s of ``serve`` (the slate where §14 puts one), but
+        not ``max_clients`` (an HLS viewer holds no connection); the channel, started — or
+        None for a HEAD of a channel not running.
         """
         now = self.reactor.seconds()
         schedule = self._schedule()
-        if schedule is None or schedule.channel(channel_id) is None:
-            if schedule is None:
-                request.setHeader(b"Retry-After", b"10")
-                return error_line(request, 503, "no schedule yet: provider data is still loading")
-            return error_line(request, 404, f"unknown channel {channel_id!r}")
-        hold = self.config.stream.hold_after_end
         channel = self.channels.get(channel_id)
-        event = schedule.playing(channel_id, now, hold)
-        if event is None and not self._has_data():
-            request.setHeader(b"Retry-After", b"10")
-            return error_line(request, 503, "no provider data yet: the first fetch is still running "
-                                       "(see /health)")
-        if event is None:
-            upcoming = schedule.next(channel_id, now)
-            if upcoming is None:
-                request.setHeader(b"Retry-After", b"3600")
-                return error_line(request, 503, f"nothing on {channel_id} now and nothing scheduled")
-            wait = max(1, math.ceil(upcoming.live_from - now))
-            request.setHeader(b"Retry-After", str(wait).encode("ascii"))
-            return error_line(
-                request, 503,
-                f"nothing on {channel_id} now; next: {upcoming.title!r} at {utc_iso(upcoming.live_from)}",
-            )
-        if viewer and len(self._clients) >= self.config.server.max_clients:
-            request.setHeader(b"Retry-After", b"30")
-            return error_line(
-                request, 503,
-                f"too many clients: server.max_clients is {self.config.server.max_clients}",
-            )
-        if channel is None and event is not None:
+        hold = self.config.stream.hold_after_end
+        event = schedule.playing(channel_id, now, hold) if schedule is not None else None
+        refused = self._unknown(request, channel_id, schedule, event is not None or self._has_data())
+        if refused is not None or schedule is None:
+            return refused
+        slate = self.config.stream.slate
+        if event is None and not slate:
+            return self._nothing_on(request, schedule, channel_id, now)
+        start = request.method != b"HEAD"
+        if channel is None and event is not None and not slate:
             full = self._full_provider(event.sources, free=start)
             if full is not None:
                 request.setHeader(b"Retry-After", b"30")
@@ -169,12 +205,58 @@ class StreamManager(Service):
             channel = self._start(channel_id, schedule, now)
         return channel
 
-    def _admit_hls(self, request: IRequest, channel_id: str) -> ChannelStream | bytes | None:
-        return self.admit(request, channel_id, start=request.method != b"HEAD", viewer=False)
-
     def _known(self, channel_id: str) -> bool:
         schedule = self._schedule()
         return schedule is not None and schedule.channel(channel_id) is not None
+
+    def serve_slate(self, request: IRequest, channel_id: str, reason: str) -> Any:
+        """
+        The whole answer to a ``/stream/{channel_id}.ts`` request epgd refuses the channel
+        to, with the one line saying why — SPEC §15's user at ``max_connections``:
+        ``reason = epgd.publish.slatetext.user_full(user, limit)``. With ``stream.slate``:
+        200 and a stream of nothing but the slate (the channel's number and name, then
+        ``reason``) until the viewer leaves; it opens no provider connection and is not in
+        /streams/status. Without: 503 with ``reason``. Unknown channels and a server still
+        loading answer as ``serve`` does.
+        """
+        schedule = self._schedule()
+        refused = self._unknown(request, channel_id, schedule, self._has_data())
+        if refused is not None or schedule is None:
+            return refused
+        known = schedule.channel(channel_id)
+        if not self.config.stream.slate or len(self._clients) >= self.config.server.max_clients or known is None:
+            request.setHeader(b"Retry-After", b"30")
+            return error_line(request, 503, reason)
+        if self._answer(request):
+            return b""
+        lone = ChannelStream(channel_id, self.reactor, self.config.stream, self.registry, self.redactor,
+                             on_stopped=self._lone.discard, slate=self._slate(channel_id))
+        self._lone.add(lone)
+        lone.hold_on_slate(saying(known, reason))
+        client = Client(request, self.reactor, self.config.stream.client_buffer, channel_id,
+                        on_detach=lambda gone: self._lone_gone(gone, lone))
+        self._clients.add(client)
+        lone.add_client(client)
+        return client.done
+
+    def _answer(self, request: IRequest) -> bool:
+        """The headers of a stream; True when that is the whole answer (HEAD)."""
+        request.setResponseCode(200)
+        request.setHeader(b"Content-Type", b"video/mp2t")
+        request.setHeader(b"Cache-Control", b"no-cache, no-store")
+        request.setHeader(b"Accept-Ranges", b"none")
+        return request.method == b"HEAD"
+
+    def _lone_gone(self, client: Client, lone: ChannelStream) -> None:
+        self._clients.discard(client)
+        lone.stop("the viewer left")
+
+    def _slate(self, channel_id: str) -> ChannelSlate | None:
+        """A new stream's slate (None with ``stream.slate = false``)."""
+        if self.painter is None:
+            return None
+        return ChannelSlate(self.reactor, self.config.stream.slate_size, self.painter,
+                            ZoneInfo(self.config.guide.timezone), channel_id)
 
     def _full_provider(self, sources: Any, free: bool) -> ProviderFull | None:
         """
@@ -198,7 +280,7 @@ class StreamManager(Service):
     def _start(self, channel_id: str, schedule: Schedule, now: float) -> ChannelStream:
         channel = ChannelStream(
             channel_id, self.reactor, self.config.stream, self.registry, self.redactor,
-            on_stopped=self._channel_stopped,
+            on_stopped=self._channel_stopped, slate=self._slate(channel_id),
         )
         self.channels[channel_id] = channel
         channel.check(schedule, now)
@@ -237,7 +319,10 @@ class StreamManager(Service):
 
     def _idle_for(self, channel: ChannelStream, now: float) -> float:
         """Seconds nobody watched: no byte to a TS viewer, no HLS request for 3 segment lengths."""
-        return min(channel.idle_for(now), self.hls.idle_for(channel.channel_id, now))
+        idle = channel.idle_for(now)
+        if self.channels.get(channel.channel_id) is not channel:
+            return idle  # a slate-only stream of one refused viewer: HLS is not its
+        return min(idle, self.hls.idle_for(channel.channel_id, now))
 
     def stop(self, channel_id: str) -> bool:
         channel = self.channels.get(channel_id)
@@ -326,7 +411,8 @@ class StreamManager(Service):
             now = self.reactor.seconds()
             self.hls.reap(now)
             timeout = self.config.stream.idle_timeout
-            for channel_id, channel in list(self.channels.items()):
+            lone = [(c.channel_id, c) for c in self._lone]  # a slate-only viewer paused for ever
+            for channel_id, channel in [*self.channels.items(), *lone]:
                 if self._idle_for(channel, now) >= timeout:
                     self.log.info("[PROXY] {channel} idle for {seconds}s, stopping",
                                   channel=channel_id, seconds=f"{timeout:g}")

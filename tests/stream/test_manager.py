@@ -7,11 +7,14 @@ from twisted.logger import capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 
 from epgd.config import Config, ProviderConfig, ServerConfig, StreamConfig
+from epgd.publish.slatetext import user_full
 from epgd.redact import Redactor
 from epgd.schedule.model import Channel, Schedule
 from epgd.stream.manager import StreamManager
+from tests import tsverify
 from tests.streamfakes import BASE, T0, FakeHTTP, FakeRequest, event, finish_when_done, log_text, schedule
-from tests.tsutil import fills, stream
+from tests.tsgen import Source as Clip
+from tests.tsutil import fills, pids, stream
 
 STATUS_KEYS = {"stream_url", "event", "uptime_seconds", "idle_seconds", "last_check", "clients",
                "bytes_sent", "bitrate_kbps", "switches", "error", "source_kind", "codecs",
@@ -30,10 +33,12 @@ class ManagerTests(SynchronousTestCase):
         self.make()
 
     def make(self, max_clients: int = 500, max_streams: int = 0, idle: float = 300,
-             has_data: bool = True) -> None:
+             has_data: bool = True, slate: bool = False) -> None:
+        """``slate``: off unless asked for, so these tests keep SPEC §7's 503s (SlateTests: §14)."""
         self.config = Config(
             server=ServerConfig(max_clients=max_clients),
-            stream=StreamConfig(check_interval=5, idle_timeout=idle, hold_after_end=0, output="passthrough"),
+            stream=StreamConfig(check_interval=5, idle_timeout=idle, hold_after_end=0, output="passthrough",
+                                slate=slate),
             providers=(ProviderConfig("main", BASE + "get.php", max_streams=max_streams),),
         )
         self.manager = StreamManager(self.config, self.clock, lambda: self.current,
@@ -201,6 +206,7 @@ class ManagerTests(SynchronousTestCase):
         again, _ = self.get()
         self.assertEqual(again.code, 200)
 
+
     # -- HLS viewers (SPEC §16) --------------------------------------------------------
 
     def hls(self, channel_id: str = "nhl_1", method: bytes = b"GET") -> tuple[FakeRequest, object]:
@@ -250,3 +256,146 @@ class ManagerTests(SynchronousTestCase):
         self.assertEqual(self.manager.status()["nhl_1"]["idle_seconds"], 0)
         self.clock.pump([1.0] * (12 + 11))  # 3 x hls_segment watched, then idle_timeout
         self.assertEqual(self.manager.status(), {})
+
+class SlateTests(SynchronousTestCase):
+    """With ``stream.slate`` (SPEC §14): a known channel always answers 200 once data is in."""
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.clock.advance(T0)
+        self.http = FakeHTTP()
+        self.current = schedule(event("Bruins vs Rangers", 0, 100, "1.ts"), event("Late game", 1000, 1100, "3.ts"))
+        self.make()
+
+    stop_manager = ManagerTests.stop_manager
+    get = ManagerTests.get
+    at = ManagerTests.at
+
+    def make(self, max_clients: int = 500, max_streams: int = 0, idle: float = 300,
+             has_data: bool = True, slate: bool = True) -> None:
+        """ManagerTests' manager with the slate on (a small one: quicker to draw)."""
+        self.config = Config(
+            server=ServerConfig(max_clients=max_clients),
+            stream=StreamConfig(check_interval=5, idle_timeout=idle, hold_after_end=0, output="passthrough",
+                                slate=slate, slate_size="640x360"),
+            providers=(ProviderConfig("main", BASE + "get.php", max_streams=max_streams),),
+        )
+        self.manager = StreamManager(self.config, self.clock, lambda: self.current, Redactor.for_urls([BASE]),
+                                     http_factory=lambda provider: self.http, has_data=lambda: has_data)
+        self.manager.startService()
+        self.addCleanup(self.stop_manager)
+
+    def test_nothing_playing_is_the_slate(self) -> None:
+        self.at(300)
+        request, _ = self.get()
+        self.assertEqual((request.code, request.headers[b"content-type"]), (200, b"video/mp2t"))
+        self.clock.pump([0.1] * 5)
+        self.assertEqual([p for p in pids(request.body) if p != 0x1FFF][:2], [0, 0x1000])
+        status = self.manager.status()["nhl_1"]
+        self.assertEqual(set(status), STATUS_KEYS | {"slate"})
+        self.assertEqual((status["event"], status["stream_url"], status["source_kind"]), (None, None, "slate"))
+        self.assertEqual(status["slate"], "1  NHL 1\nUp next: Late game\nToday 08:16 · in 12 min")
+        self.assertEqual((self.http.requests, self.manager.connections()), ([], {"main": 0}))
+
+    def test_a_full_provider_is_the_slate_saying_so(self) -> None:
+        self.stop_manager()
+        two = schedule(event("A", 0, 100, "1.ts")).channels[0]
+        other = Channel("nhl_2", "NHL 2", 2, "nhl", "NHL", events=(event("B", 0, 100, "9.ts"),))
+        self.current = Schedule(two.events[0].start, (two, other))
+        self.make(max_streams=1)
+        self.get("nhl_1")
+        request, _ = self.get("nhl_2")
+        self.clock.pump([0.1] * 5)
+        self.assertEqual(request.code, 200)
+        status = self.manager.status()["nhl_2"]
+        self.assertEqual((status["source_kind"], status["slate"]), ("slate", "2  NHL 2\nmain: all 1 connections in use"))
+        self.assertEqual(self.http.count(BASE + "9.ts"), 0)
+        self.assertIn(0x1000, pids(request.body))
+
+    def test_head_is_200_and_starts_nothing(self) -> None:
+        self.at(300)
+        request, body = self.get(method=b"HEAD")
+        self.assertEqual((request.code, body, self.manager.channels), (200, b"", {}))
+
+    def test_before_provider_data_and_past_max_clients_it_is_still_503(self) -> None:
+        self.stop_manager()
+        self.make(has_data=False)
+        self.at(300)
+        request, _ = self.get()
+        self.assertEqual(request.code, 503)
+        self.stop_manager()
+        self.make(max_clients=1)
+        self.get()
+        request, _ = self.get()
+        self.assertEqual(request.code, 503)
+
+    def test_viewers_of_the_slate_keep_it_going_and_it_idles_without_them(self) -> None:
+        self.at(300)
+        request, _ = self.get()
+        self.clock.pump([1.0] * 400)
+        self.assertIn("nhl_1", self.manager.channels)
+        request.disconnect()
+        self.clock.pump([1.0] * 301)
+        self.assertEqual(self.manager.channels, {})
+
+    def test_the_event_going_live_cuts_from_the_slate(self) -> None:
+        self.at(990)
+        request, _ = self.get()
+        self.at(1000)  # the boundary timer checks at once
+        self.http.answer(BASE + "3.ts").send(Clip(marker=1, gop=5).frames(0, 10))
+        self.clock.advance(0.25)
+        status = self.manager.status()["nhl_1"]
+        self.assertEqual((status["event"], status["source_kind"]), ("Late game", "ts"))
+        self.assertIn(0x101, pids(request.body))  # the clip's video (passthrough: its own PIDs)
+
+
+class SlateOnlyTests(SlateTests):
+    """``serve_slate``: the slate alone, for a viewer epgd refuses the channel to (SPEC §15)."""
+
+    def refuse(self, channel_id: str = "nhl_1", method: bytes = b"GET") -> tuple[FakeRequest, object]:
+        request = FakeRequest(method)
+        result = self.manager.serve_slate(request, channel_id, user_full("alice", 2))
+        if not isinstance(result, bytes):
+            finish_when_done(request, result)  # type: ignore[arg-type]
+        return request, result
+
+    def test_the_slate_says_why_and_opens_nothing(self) -> None:
+        request, _ = self.refuse()
+        self.clock.pump([0.1] * 5)
+        self.assertEqual((request.code, request.headers[b"content-type"]), (200, b"video/mp2t"))
+        self.assertEqual([p for p in pids(request.body) if p != 0x1FFF][:2], [0, 0x1000])
+        self.assertEqual(tsverify.read(request.body).cc_errors, [])
+        self.assertEqual((self.manager.status(), self.http.requests), ({}, []))  # not a channel's stream
+        self.clock.advance(30)
+        self.assertEqual(self.http.requests, [])  # an event live on the channel changes nothing
+
+    def test_its_words(self) -> None:
+        self.refuse()
+        [lone] = self.manager._lone
+        self.assertEqual(lone.status(self.clock.seconds())["slate"], "1  NHL 1\nalice: all 2 connections in use")
+
+    def test_the_viewer_leaving_ends_it(self) -> None:
+        request, _ = self.refuse()
+        self.clock.pump([0.1] * 10)
+        request.disconnect()
+        self.assertEqual(self.manager._lone, set())
+        self.assertEqual([c for c in self.clock.getDelayedCalls()
+                          if "SlateFeed" in repr(c) or "ChannelStream" in repr(c)], [])
+
+    def test_without_a_slate_it_is_503_with_the_reason(self) -> None:
+        self.stop_manager()
+        self.make(slate=False)
+        request, body = self.refuse()
+        self.assertEqual((request.code, body), (503, b"alice: all 2 connections in use\n"))
+
+    def test_unknown_channel_and_head(self) -> None:
+        request, body = self.refuse("nope_9")
+        self.assertEqual(request.code, 404)
+        request, body = self.refuse(method=b"HEAD")
+        self.assertEqual((request.code, body, self.manager._lone), (200, b"", set()))
+
+    def test_stop_service_ends_it(self) -> None:
+        request, _ = self.refuse()
+        self.clock.pump([0.1] * 10)
+        self.stop_manager()
+        self.assertTrue(request.finished)

@@ -15,8 +15,9 @@ from array import array
 from operator import itemgetter
 
 from epgd.mpegts.packet import PACKET_SIZE
+from epgd.mpegts.pes import pcr_packet
 from epgd.mpegts.splice.layout import AF_MARKS, BULK, DROP, ES, OUT_VIDEO, PAT, PLAIN, PMT, positions
-from epgd.mpegts.splice.rewrite import BEFORE, GONE, KEEP, PSI, RESYNC, Rewriter, Verdict
+from epgd.mpegts.splice.rewrite import BEFORE, GONE, KEEP, LAST, PSI, RESYNC, STOP, Rewriter, Verdict
 
 _LITTLE = sys.byteorder == "little"
 #: code -> 1 for the packets a handler reads one by one (the source's PSI, a mapped stream's
@@ -85,6 +86,14 @@ class ChunkOutput:
         self.length += len(psi)
         rw.psi_due = False
 
+    def insert(self, i: int, packet: bytes) -> None:
+        """A packet of ours right before input packet ``i`` (the PAT + PMT due go first)."""
+        if self._rw.psi_due:
+            self.psi_before(i, False)
+        self.upto(i)
+        self.pieces.append(packet)
+        self.length += len(packet)
+
     def stop(self, why: Verdict, rest: bytes) -> None:
         self.stopped = why
         self.rest = rest
@@ -131,6 +140,7 @@ def _walk(rw: Rewriter, data: bytes, now: float, out: ChunkOutput) -> bytes | No
     buf[1::PACKET_SIZE] = raw[0::4]
     buf[2::PACKET_SIZE] = raw[1::4]
     codes = raw[2::4]
+    bulk = rw.bulk_cc is not None  # this pass's video packets went through the fast path
     if rw.bulk_cc is not None:
         buf[3::PACKET_SIZE] = data[3::PACKET_SIZE].translate(rw.bulk_cc)
     plain = [(positions(code, codes), cc, pid) for code, cc, pid in rw.plain]
@@ -145,6 +155,7 @@ def _walk(rw: Rewriter, data: bytes, now: float, out: ChunkOutput) -> bytes | No
     todo += [(i, BULK) for i in positions(1, marks) if codes[i] == BULK or codes[i] >= PLAIN]
     todo.sort()
     rw.es_at.clear()
+    rw.pes_at.clear()
     out.start(buf)
     stop = count
     for i, code in todo:
@@ -154,6 +165,11 @@ def _walk(rw: Rewriter, data: bytes, now: float, out: ChunkOutput) -> bytes | No
                 stop = i
                 out.stop(RESYNC, data[p:])
                 break
+            if rw.moved_pcr is not None:
+                _send_moved_pcr(rw, buf, codes, i, out, bulk)
+                if not data[p + 3] & 0x10:  # nothing but the PCR it carried
+                    out.drop(i)
+                    continue
             if rw.psi_due:
                 out.psi_before(i, False)
             continue
@@ -165,9 +181,17 @@ def _walk(rw: Rewriter, data: bytes, now: float, out: ChunkOutput) -> bytes | No
             verdict = rw.pat(data, p)
         else:
             verdict = rw.pmt(data, p)
+        if rw.moved_pcr is not None:
+            _send_moved_pcr(rw, buf, codes, i, out, bulk)
         if verdict is KEEP:
             if rw.psi_due:
                 out.psi_before(i, False)
+        elif verdict is LAST:  # it goes out; the closing source ends right after it
+            if rw.psi_due:
+                out.psi_before(i, False)
+            stop = i + 1
+            out.stop(STOP, data[stop * PACKET_SIZE:])
+            break
         elif verdict is BEFORE:
             out.psi_before(i, True)
         elif verdict is GONE or verdict is PSI:
@@ -184,18 +208,47 @@ def _walk(rw: Rewriter, data: bytes, now: float, out: ChunkOutput) -> bytes | No
         if rw.table is not table:
             # a new layout (or a stream's counter learned): the rest takes the new table
             out.upto(max(out.begin, i + 1))
-            _track_video(rw, buf, out.begin, codes)
+            _track_video(rw, buf, out.begin, codes, bulk)
             _track_plain(rw, buf, plain, out.begin)
             return data[out.begin * PACKET_SIZE:]
-    _track_video(rw, buf, stop, codes)
+    _track_video(rw, buf, stop, codes, bulk)
     _track_plain(rw, buf, plain, stop)
     out.finish(stop, count)
     return None
 
 
-def _track_video(rw: Rewriter, buf: bytearray, stop: int, codes: bytes) -> None:
-    """Remember the continuity counter of the last plain video packet before ``stop``."""
-    if rw.bulk_cc is None:
+def _send_moved_pcr(rw: Rewriter, buf: bytearray, codes: bytes, i: int, out: ChunkOutput, bulk: bool) -> None:
+    """
+    The PCR taken off packet ``i`` goes out first, alone, on OUT_VIDEO (the output's one PCR
+    PID), its continuity counter repeating the last video packet's (no payload: no step).
+    """
+    assert rw.moved_pcr is not None
+    base, extension = rw.moved_pcr
+    rw.moved_pcr = None
+    counter = _video_counter(rw, buf, codes, i, bulk)
+    if counter is None:
+        counter = rw.cc[OUT_VIDEO] = 0
+    out.insert(i, pcr_packet(OUT_VIDEO, counter, base, extension))
+
+
+def _video_counter(rw: Rewriter, buf: bytearray, codes: bytes, i: int, bulk: bool) -> int | None:
+    """The continuity counter of the last video packet out before input packet ``i``."""
+    if bulk:
+        hi, lo = OUT_VIDEO >> 8, OUT_VIDEO & 0xFF
+        for j in range(i - 1, rw.es_at.get(OUT_VIDEO, -1), -1):
+            q = j * PACKET_SIZE
+            if codes[j] == BULK and buf[q + 1] & 0x1F == hi and buf[q + 2] == lo:
+                return buf[q + 3] & 0x0F
+    return rw.cc.get(OUT_VIDEO)
+
+
+def _track_video(rw: Rewriter, buf: bytearray, stop: int, codes: bytes, bulk: bool) -> None:
+    """
+    Remember the continuity counter of the last plain video packet before ``stop``, when this
+    pass sent video through the fast path (``bulk``: read before a table change that may have
+    taken the video off it, as a closing source's does).
+    """
+    if not bulk:
         return
     hi, lo = OUT_VIDEO >> 8, OUT_VIDEO & 0xFF
     for j in range(stop - 1, rw.es_at.get(OUT_VIDEO, -1), -1):
@@ -206,8 +259,24 @@ def _track_video(rw: Rewriter, buf: bytearray, stop: int, codes: bytes) -> None:
 
 
 def _track_plain(rw: Rewriter, buf: bytearray, plain: list[tuple[list[int], bytes, int]], stop: int) -> None:
-    """Remember each stream's last continuity counter among its plain packets before ``stop``."""
+    """
+    Remember each stream's last continuity counter among its plain packets before ``stop``,
+    and count what they carried of an audio PES under way (``Rewriter.pes_left``).
+    """
+    left = rw.pes_left
     for found, _, pid in plain:
-        last = next((i for i in reversed(found) if i < stop), -1)
-        if last >= 0 and last > rw.es_at.get(pid, -1):
+        sent = [i for i in found if i < stop]
+        if not sent:
+            continue
+        last = sent[-1]
+        if last > rw.es_at.get(pid, -1):
             rw.cc[pid] = buf[last * PACKET_SIZE + 3] & 0x0F
+        if pid in left:
+            began = rw.pes_at.get(pid, -1)  # the plain packets before belong to a PES that is over
+            sent = [i for i in sent if i > began]
+            size = 184 * len(sent)
+            for i in sent:
+                q = i * PACKET_SIZE
+                if buf[q + 3] & 0x20:  # an adaptation field (the PES's last packet's stuffing)
+                    size -= 1 + buf[q + 4]
+            left[pid] -= size

@@ -66,11 +66,13 @@ class ContinuousSplicer:
     def close(self) -> None:
         """
         A switch is ready: the current source ends at its next frame boundary, so its last
-        frame reaches the decoder whole. ``closed`` turns true once it has (at once when
-        nothing is flowing); what the source sends after that is dropped.
+        frame reaches the decoder whole, and once each of its audio streams has sent the
+        rest of its PES under way, so no audio frame is cut. ``closed`` turns true once it has
+        (at once when nothing is flowing); what the source sends after that is dropped.
         """
-        self._rewriter.closing = True
         if self._finder is not None or self._rewriter.program is None:
+            self._rewriter.closing = self.closed = True
+        elif self._rewriter.close():
             self.closed = True
 
     def cut(self) -> None:

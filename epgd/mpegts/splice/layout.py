@@ -26,7 +26,7 @@ OUT_PMT = 0x1000
 OUT_VIDEO = 0x100
 OUT_AUDIO = tuple(range(0x101, 0x110))
 OUT_OTHER = tuple(range(0x110, 0x1FF))
-OUT_PCR_ONLY = 0x1FF
+OUT_PCR_ONLY = 0x1FF  # a source's PCR-only PID: read, never sent (its PCRs move to OUT_VIDEO)
 
 #: per-packet codes the PID table gives besides the new PID bytes
 BULK, PAT, PMT, ES, DROP = 0, 1, 2, 3, 4
@@ -92,7 +92,7 @@ class Layout:
 
     mapping: dict[int, int]  # source PID -> output PID (streams, and a PCR-only PID)
     streams: tuple[Stream, ...]  # the output's streams, on their output PIDs, in PID order
-    pcr_pid: int  # the output's PCR PID
+    pcr_pid: int  # the output's PCR PID: always OUT_VIDEO
     video: int  # the source PID of the video on OUT_VIDEO, or -1
     dropped: int  # streams beyond what the layout holds
 
@@ -116,10 +116,11 @@ class Layout:
             mapping[stream.pid] = target
             streams.append(Stream(stream.stream_type, target, stream.descriptors, stream.kind, stream.codec))
         if program.pcr_pid != NULL_PID and program.pcr_pid not in mapping:
-            mapping[program.pcr_pid] = OUT_PCR_ONLY
+            mapping[program.pcr_pid] = OUT_PCR_ONLY  # read for its PCRs, which move to OUT_VIDEO
         video = next((src for src, out in mapping.items() if out == OUT_VIDEO), -1)
-        return cls(mapping, tuple(sorted(streams, key=lambda s: s.pid)), mapping.get(program.pcr_pid, NULL_PID),
-                   video, dropped)
+        # The output's PCR PID never changes (GStreamer's tsdemux reads a new one as a new
+        # program): PCRs the source carries elsewhere move onto OUT_VIDEO.
+        return cls(mapping, tuple(sorted(streams, key=lambda s: s.pid)), OUT_VIDEO, video, dropped)
 
 
 class OutputProgram:

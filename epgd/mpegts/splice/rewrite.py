@@ -15,19 +15,31 @@ from enum import Enum
 from epgd.mpegts.entry import Entry
 from epgd.mpegts.packet import PACKET_SIZE
 from epgd.mpegts.pes import (
+    HEADER_NEEDED,
+    WRAP,
     header_positions,
     opcr_offset,
     pcr_offset,
     random_access_flag,
     read_pcr_base,
     read_stamp,
+    ring_diff,
     stamp_fields,
     starts_random_access,
+    strip_pcr,
     write_pcr_base,
     write_stamp,
 )
 from epgd.mpegts.psi import NULL_PID, ProgramMap, Stream, payload_start
-from epgd.mpegts.splice.layout import CC_TABLES, OUT_VIDEO, PLAIN, Layout, OutputProgram, pid_table
+from epgd.mpegts.splice.layout import (
+    CC_TABLES,
+    OUT_PCR_ONLY,
+    OUT_VIDEO,
+    PLAIN,
+    Layout,
+    OutputProgram,
+    pid_table,
+)
 from epgd.mpegts.splice.timeline import Timeline
 from epgd.mpegts.tables import SourceTables
 
@@ -44,6 +56,7 @@ class Verdict(Enum):
     GONE = "dropped"
     HOLD = "needs the next chunk: hold from here"
     STOP = "the end of a closing source: nothing from here on"
+    LAST = "the end of a closing source: this packet goes out, nothing after it"
     RESYNC = "the source's clock jumped here: find a new way in"
     BEFORE = "a random-access point: our PAT + PMT go right before it"
     PSI = "the source's PAT or PMT: replaced by ours"
@@ -55,6 +68,7 @@ KEEP = Verdict.KEEP
 GONE = Verdict.GONE
 HOLD = Verdict.HOLD
 STOP = Verdict.STOP
+LAST = Verdict.LAST
 RESYNC = Verdict.RESYNC
 BEFORE = Verdict.BEFORE
 PSI = Verdict.PSI
@@ -73,7 +87,11 @@ class Rewriter:
         self.timeline = Timeline()
         self.cc: dict[int, int] = {}  # output PID -> continuity counter of its last packet
         self.psi_due = False  # our PAT + PMT go before the next packet out
-        self.closing = False
+        self.closing = False  # the source ends as its streams' PES end (``close()``)
+        #: output PID -> bytes its audio PES under way still has to come (bounded PES only): a
+        #: closing source's sound ends when its PES is whole, not at a next one that may be far
+        self.pes_left: dict[int, int] = {}
+        self.pes_at: dict[int, int] = {}  # in the chunk being read: where each one's PES under way began
         # the current source
         self.program: ProgramMap | None = None  # None until a first source starts
         self.tables = SourceTables()
@@ -87,8 +105,38 @@ class Rewriter:
         self.plain: list[tuple[int, bytes, int]] = []  # (code, counter shift table, output PID)
         self.plain_srcs: set[int] = set()
         self.es_at: dict[int, int] = {}  # in the chunk being read: each output PID's last packet off the fast path
+        #: a PCR moved off its packet (the source carries it on a PID other than its video):
+        #: (output base, the 27 MHz extension's bytes), for the chunk to send on OUT_VIDEO first
+        self.moved_pcr: tuple[int, bytes] | None = None
 
     # -- a source --------------------------------------------------------------------
+
+    def close(self) -> bool:
+        """
+        The source is to end as soon as its video has finished its frame under way and its
+        sound its PES, lasting as long as the picture: its sound leaves the fast path so each
+        packet is counted. True when it is over already (nothing under way to finish).
+        """
+        self.closing = True
+        for src in list(self.started):
+            stream = self.kinds.get(src)
+            if stream is not None and stream.kind == "audio" and self.sound_done(self.layout.mapping[src]):
+                self.started.discard(src)
+        self.build_table()
+        return not self.awaited()
+
+    def sound_done(self, out: int) -> bool:
+        """A closing source's audio on ``out`` has ended whole, as late as its pictures are shown."""
+        if self.pes_left.get(out, 1) > 0:
+            return False
+        end = self.timeline.shown_until(out)
+        picture = self.timeline.shown_until(OUT_VIDEO) if self.layout.video >= 0 else None
+        return end is None or picture is None or ring_diff(end, picture) >= 0
+
+    def awaited(self) -> bool:
+        """A closing source still has a video or audio PES to finish."""
+        kinds = self.kinds
+        return any(pid in self.started for pid in kinds if kinds[pid].kind in ("video", "audio"))
 
     def begin(self, entry: Entry) -> None:
         """A source starts at its entry point: map it, shift its counters, wait for its clock."""
@@ -97,6 +145,7 @@ class Rewriter:
         self.tables = SourceTables(program.program, entry.pmt_pid, entry.tsid)
         self.delta = {}
         self.started = set()
+        self.pes_left = {}
         self.adopt(program)
         anchor = program.anchor.pid
         out = self.layout.mapping[anchor]
@@ -121,11 +170,13 @@ class Rewriter:
         started stream's plain packets (a PLAIN code each) take only a counter shift.
         """
         video = self.layout.video
-        ready = video >= 0 and video in self.delta
+        ready = video >= 0 and video in self.delta and video in self.started
         self.bulk_cc = CC_TABLES[self.delta[video]] if ready else None
         plain: dict[int, int] = {}
         self.plain = []
         for src, out in self.layout.mapping.items():
+            if self.closing:
+                break  # a closing source's every packet is counted (``pes_left``)
             if src != video and src in self.started and src in self.delta and len(plain) < PLAIN_STREAMS:
                 code = PLAIN + len(plain)
                 plain[src] = code
@@ -138,7 +189,12 @@ class Rewriter:
         return anchor.pid if anchor is not None else -1
 
     def pcr_pid(self) -> int:
-        return self.program.pcr_pid if self.program is not None else -1
+        """The source's PCR PID; its video's when its PMT names none (0x1FFF) but it has one."""
+        if self.program is None:
+            return -1
+        if self.program.pcr_pid == NULL_PID and self.layout.video >= 0:
+            return self.layout.video
+        return self.program.pcr_pid
 
     # -- packets off the fast path ---------------------------------------------------
 
@@ -150,14 +206,18 @@ class Rewriter:
         payload = b3 & 0x10
         damaged = b1 & 0x80
         before = newly = False
-        if self.closing and payload and b1 & 0x40 and not damaged:
-            if src == self.anchor_pid():
-                return STOP  # the old source's last frame is complete: the switch goes here
-            self.started.discard(src)  # no new audio frame of the old source begins
-            return GONE
-        if payload and src not in self.started:
-            if damaged or not b1 & 0x40:
-                return GONE  # a stream starts at its first PES, never in the middle of one
+        if self.closing and payload and b1 & 0x40 and not damaged and not self.sound_needed(data, p, src, out):
+            verdict = self.end_stream(src)
+            return verdict if verdict is STOP else self.only_pcr(data, buf, p, now)
+        closing_end = False
+        if out == OUT_PCR_ONLY:
+            return self.only_pcr(data, buf, p, now)  # its PCRs go out on OUT_VIDEO, nothing else
+        if src not in self.started:
+            if not payload or damaged or not b1 & 0x40:
+                # a stream starts at its first PES, never in the middle of one (and an
+                # adaptation-only packet's counter would follow packets that never went out);
+                # a closing source's clock runs on while its sound finishes
+                return self.only_pcr(data, buf, p, now) if self.closing else GONE
             self.started.add(src)
             newly = True
         if b3 & 0x20 and not damaged and self.pcr_jumped(data, p):
@@ -166,6 +226,10 @@ class Rewriter:
             verdict = self.pes(data, buf, p, i, count, src, out, now)
             if verdict is GONE:
                 self.started.discard(src)
+                # its next packet out continues the output's counter (the source's steps on)
+                self.delta.pop(src, None)
+                if src == self.layout.video and self.bulk_cc is not None:
+                    self.build_table()  # the rest of that picture leaves the fast path, to be dropped
                 return GONE
             if verdict is HOLD or verdict is RESYNC:
                 if newly:
@@ -174,6 +238,8 @@ class Rewriter:
             before = verdict is BEFORE
         if b3 & 0x20 and not damaged and self.pcr(data, buf, p, now):
             return RESYNC
+        if self.moved_pcr is not None and not payload:
+            return GONE  # its PCR goes out on OUT_VIDEO; nothing else of it is wanted
         delta = self.delta.get(src)
         if delta is None:
             last = self.cc.get(out)
@@ -186,10 +252,73 @@ class Rewriter:
         if not damaged:  # a damaged packet's counter is noise: the next cut must not follow it
             self.cc[out] = counter
             self.es_at[out] = i
-        if (src not in self.plain_srcs and src != self.layout.video and src in self.started
-                and len(self.plain) < PLAIN_STREAMS):
+            if payload:
+                closing_end = self.count_pes(data, p, i, out, bool(b1 & 0x40))
+        if closing_end:
+            self.started.discard(src)  # this packet ends its last PES
+            if not self.awaited():
+                return LAST
+        if src == self.layout.video:
+            if self.bulk_cc is None and src in self.started and not self.closing:
+                self.build_table()  # the video goes on after a dropped picture: back on the fast path
+        elif src not in self.plain_srcs and src in self.started and len(self.plain) < PLAIN_STREAMS:
             self.build_table()  # a stream started and its counter is known: its plain packets go fast
         return BEFORE if before else KEEP
+
+    def count_pes(self, data: bytes, p: int, i: int, out: int, unit_start: bool) -> bool:
+        """
+        Follow an audio stream's bounded PES through packet ``p`` (``i`` in the chunk, off the
+        fast path); True when, in a closing source, this packet completes it.
+        """
+        start = payload_start(data, p)
+        if start < 0:
+            return False
+        size = PACKET_SIZE - start
+        if unit_start:
+            q = p + start
+            length = (data[q + 4] << 8) | data[q + 5] if data[q:q + 3] == b"\x00\x00\x01" else 0
+            stream = self.kinds.get(((data[p + 1] & 0x1F) << 8) | data[p + 2])
+            if not length or stream is None or stream.kind != "audio":
+                self.pes_left.pop(out, None)
+                return False
+            self.pes_left[out] = length + 6 - size
+            self.pes_at[out] = i
+        elif out in self.pes_left:
+            self.pes_left[out] -= size
+        else:
+            return False
+        return self.closing and self.sound_done(out)
+
+    def sound_needed(self, data: bytes, p: int, src: int, out: int) -> bool:
+        """
+        A closing source's audio PES that begins before its last picture stops being shown:
+        it goes out, so the sound lasts as long as the picture (with B-frames the last
+        pictures are shown well after their sound was sent).
+        """
+        stream = self.kinds.get(src)
+        if stream is None or stream.kind != "audio" or self.layout.video < 0:
+            return False
+        picture = self.timeline.shown_until(OUT_VIDEO)
+        start = payload_start(data, p)
+        if picture is None or start < 0 or p + start + HEADER_NEEDED > len(data):
+            return False
+        at = range(p + start, p + start + HEADER_NEEDED)
+        fields = stamp_fields(data, at)
+        if fields is None or fields[0] < 0:
+            return False
+        pts = read_stamp(data, at[fields[0]:fields[0] + 5])
+        return ring_diff((pts + self.timeline.ts_offset) % WRAP, picture) < 0
+
+    def end_stream(self, src: int) -> Verdict:
+        """
+        A closing source's stream starts a new PES: its last one went out whole, this one
+        does not. The source ends (STOP) once its video and sound have each ended so: no
+        frame is cut short or joined to the next source's (the channel waits 0.5 s at most).
+        """
+        if src in self.started:
+            self.started.discard(src)
+            self.build_table()  # the rest of that PES leaves the fast path, to be dropped
+        return GONE if self.awaited() else STOP
 
     def pes(self, data: bytes, buf: bytearray, p: int, i: int, count: int, src: int, out: int,
             now: float) -> Verdict:
@@ -221,8 +350,8 @@ class Rewriter:
             return RESYNC
         if clock.pending and src == self.anchor_pid():
             pcr = read_pcr_base(data, p + 6) if src == self.pcr_pid() and pcr_offset(data, p) > 0 else None
-            clock.place(dts, pcr, out, now)
-        new_dts = clock.stamp(out, dts)
+            clock.place(dts, pcr, out, now, pts)
+        new_dts = clock.stamp(out, dts, pts)
         if new_dts is None:
             return GONE  # this stream's first PES after a cut overlaps the old stream's last
         write_stamp(buf, at[pts_at:pts_at + 5], pts + clock.ts_offset)
@@ -232,19 +361,39 @@ class Rewriter:
             return BEFORE
         return KEEP
 
-    def pcr(self, data: bytes, buf: bytearray, p: int, now: float) -> bool:
-        """Shift a packet's PCR (and OPCR) onto the output clock; True when the source's jumped."""
+    def only_pcr(self, data: bytes, buf: bytearray, p: int, now: float) -> Verdict:
+        """
+        A packet that does not go out: a PCR it carries still does, alone (``moved_pcr``), so
+        the output's clock runs on while a closing source's sound finishes or a stream waits
+        for its first PES. RESYNC when that PCR shows the source's clock jumped.
+        """
+        if data[p + 3] & 0x20 and not data[p + 1] & 0x80 and self.pcr(data, buf, p, now, detach=True):
+            return RESYNC
+        return GONE
+
+    def pcr(self, data: bytes, buf: bytearray, p: int, now: float, detach: bool = False) -> bool:
+        """
+        Shift a packet's PCR (and OPCR) onto the output clock; True when the source's jumped.
+        A PCR on the source's PCR PID that is not the output's (or ``detach``: the packet is
+        dropped) is taken off the packet for the chunk to send alone on OUT_VIDEO.
+        """
         clock = self.timeline
         if clock.pending:
             return False  # before the anchor's first PES: nothing of this source goes out yet
         if pcr_offset(data, p) > 0:
-            on_pcr_pid = ((data[p + 1] & 0x1F) << 8) | data[p + 2] == self.pcr_pid()
+            src = ((data[p + 1] & 0x1F) << 8) | data[p + 2]
+            on_pcr_pid = src == self.pcr_pid()
             if on_pcr_pid and self.pcr_jumped(data, p):
                 return True
-            write_pcr_base(buf, p + 6, clock.pcr(read_pcr_base(data, p + 6), now, on_pcr_pid))
-        at = opcr_offset(data, p)
+            base = clock.pcr(read_pcr_base(data, p + 6), now, on_pcr_pid)
+            if on_pcr_pid and (detach or self.layout.mapping.get(src) != OUT_VIDEO):
+                self.moved_pcr = (base, bytes(data[p + 10:p + 12]))
+                strip_pcr(buf, p)
+            else:
+                write_pcr_base(buf, p + 6, base)
+        at = opcr_offset(buf, p)  # read where it is now: a moved PCR's OPCR moved up
         if at > 0:
-            write_pcr_base(buf, p + at, read_pcr_base(data, p + at) + clock.pcr_offset)
+            write_pcr_base(buf, p + at, read_pcr_base(buf, p + at) + clock.pcr_offset)
         return False
 
     def pcr_jumped(self, data: bytes, p: int) -> bool:

@@ -14,6 +14,8 @@ DEFAULT_FRAME = 3600
 FRAME_RANGE = (300, 9000)
 #: how far ahead of its PCR a source carries its frames, when the splicer cannot tell
 DEFAULT_LEAD = 45000
+#: a wait at a cut shorter than this (seconds) does not move the output's clock on (``_waited``)
+ABSORBED = 0.75
 #: a source's own clock jumped (it looped a file, its encoder restarted) when its PCR steps
 #: back or leaps ahead this far, or a stream's decode timestamps do
 PCR_JUMP = (-9000, 2 * 90000)
@@ -33,7 +35,11 @@ class Timeline:
         self.last_pcr: int | None = None  # the output's last PCR base ...
         self._last_pcr_at = 0.0  # ... and when it went out
         self._last_ts: dict[int, int] = {}  # output PID -> its last decode timestamp
-        self._frame: dict[int, int] = {}  # output PID -> its last step, when it is a frame's
+        self._top: dict[int, int] = {}  # output PID -> the latest presentation time it sent
+        self._leading: dict[int, int] = {}  # output PID -> the entry's PTS, while pictures before it may come
+        self._frame: dict[int, int] = {}  # output PID -> its frame: its shortest step in its source
+        self._steps: dict[int, int] = {}  # ... that shortest step, in the current source
+        self._learning: set[int] = set()  # output PIDs whose steps in the current source are frames
         self._span: dict[int, int] = {}  # output PID -> how long its last PES lasted
         self._guard: set[int] = set()  # output PIDs whose first PES after a cut is checked
         # the current source's own clock, to notice it jumping
@@ -50,52 +56,77 @@ class Timeline:
         self._guard = set(self._last_ts) - {anchor}
         self._src_pcr = None
         self._src_ts = {}
+        self._steps = {}  # the new source's frames are learned afresh (the old ones place it),
+        self._learning = set()  # ... from its second PES on: a step across the cut is no frame
 
-    def place(self, dts: int, pcr: int | None, out: int, now: float) -> None:
+    def place(self, dts: int, pcr: int | None, out: int, now: float, pts: int | None = None) -> None:
         """
-        The new source's first anchor frame (decode time ``dts``, its PCR then if known) sets
-        the shift: its PCR continues the output's last one in real time, and its first frame
-        comes at least one frame after the last one out. When those disagree (the new source
-        carries its frames closer to its clock than the old one did) the frames win; the PCR
-        then takes at most one frame more than real time (see ``_place_pcr``), so neither
-        goes backwards and the PCR never leaps ahead.
+        The new source's first anchor frame (decode time ``dts``, presentation time ``pts``,
+        its PCR then if known) sets the shift. Its first frame comes at least a frame after
+        the last one out, in decoding and in display (a source with B-frames shows frames
+        after the one it sent last); beyond that, no later than keeping the output's PCR in
+        real time and the frames as far ahead of it as they were (at least ``MIN_LEAD``)
+        needs: a wait moves the clock on, and a new source that carries its frames much
+        further ahead of its PCR does not open a gap that long. The PCR then continues in
+        real time, or up to a frame beyond it when the frames must come later still (see
+        ``_place_pcr``): neither goes backwards and the PCR never leaps ahead.
         """
         self.pending = False
         frame = self._frame.get(out, DEFAULT_FRAME)
         last = self._last_ts.get(out)
+        old_lead = DEFAULT_LEAD
+        if last is not None and self.last_pcr is not None:
+            old_lead = min(max(ring_diff(last, self.last_pcr), 0), 2 * 90000)
         if pcr is None:
             pcr = self._entry_pcr
         if pcr is None:
-            lead = DEFAULT_LEAD
-            if last is not None and self.last_pcr is not None:
-                lead = min(max(ring_diff(last, self.last_pcr), 0), 2 * 90000)
-            pcr = (dts - lead) % WRAP
-        real = None
-        if self.last_pcr is not None:
-            waited = max(0, round((now - self._last_pcr_at) * 90000))
-            real = (self.last_pcr + waited - pcr) % WRAP
-        need = (last + frame - dts) % WRAP if last is not None else None
-        if real is None:
+            pcr = (dts - old_lead) % WRAP
+        lead = min(max(ring_diff(dts, pcr), 0), 2 * 90000)
+        need = None
+        if last is not None:
+            need = (last + frame - dts) % WRAP
+        top = self._top.get(out)
+        if top is not None and pts is not None:
+            shown = (top + frame - pts) % WRAP  # displayed after the last picture shown
+            need = shown if need is None or ring_diff(shown, need) > 0 else need
+        if self.last_pcr is None:
             shift = need if need is not None else 0
-        elif need is None or ring_diff(need, real) <= 0:
-            shift = real
         else:
-            shift = need
+            waited = self._waited(now)
+            real = (self.last_pcr + waited - pcr) % WRAP
+            floor = (real - lead + min(lead, max(old_lead, frame))) % WRAP
+            shift = floor if need is None or ring_diff(need, floor) <= 0 else need
         self.ts_offset = self.pcr_offset = shift
         self._frame_now = frame
         self._pcr_pending = self.last_pcr is not None
+        if pts is not None:
+            self._leading[out] = (pts + shift) % WRAP
+
+    def _waited(self, now: float) -> int:
+        """
+        The wall time since the output's last PCR that a cut moves the clock on by, in 90 kHz
+        ticks: none below ``ABSORBED``. A make-before-break switch spends a little (the old
+        source finishing its frame and sound, a PCR interval of up to 0.1 s) that its own
+        sound covers; moving the pictures on by it would only show as a stall. A real wait (a
+        reconnection, break-before-make) moves the clock on in full.
+        """
+        waited = now - self._last_pcr_at
+        return round(waited * 90000) if waited >= ABSORBED else 0
 
     def _place_pcr(self, source: int, now: float) -> None:
         """
         The PCR's shift, at the first PCR of a new source that goes out (which may come some
-        packets after its way in): the frames' shift, unless that would take the PCR more
-        than a frame past the wall clock; then real time plus a frame.
+        packets after its way in): the frames' shift, kept between real time (the PCR never
+        goes back, nor runs slower than the wall clock) and real time plus a frame (it never
+        leaps ahead).
         """
         self._pcr_pending = False
         assert self.last_pcr is not None
-        waited = max(0, round((now - self._last_pcr_at) * 90000))
+        waited = self._waited(now)
         real = (self.last_pcr + waited - source) % WRAP
-        if ring_diff(self.ts_offset, real) > self._frame_now:
+        if ring_diff(self.ts_offset, real) < 0:
+            self.pcr_offset = real
+        elif ring_diff(self.ts_offset, real) > self._frame_now:
             self.pcr_offset = (real + self._frame_now) % WRAP
 
     # -- the source's clock ----------------------------------------------------------
@@ -128,23 +159,51 @@ class Timeline:
             self.last_pcr, self._last_pcr_at = base, now
         return base
 
-    def stamp(self, out: int, dts: int) -> int | None:
+    def shown_until(self, out: int) -> int | None:
+        """When what output PID ``out`` sent last stops being shown (its latest PTS plus a frame
+        for video, plus its last PES's length for sound); None when it sent nothing."""
+        top = self._top.get(out)
+        if top is None:
+            return None
+        return (top + self._frame.get(out, DEFAULT_FRAME) if out == 0x100 else top + self._span.get(out, 0)) % WRAP
+
+    def stamp(self, out: int, dts: int, pts: int | None = None) -> int | None:
         """
-        The output decode timestamp for a PES of output PID ``out``; None when it is the first
-        PES of its stream after a cut and would start before the old stream's last one ended
-        (a PES of audio holds several frames): drop it and take the next.
+        The output decode timestamp for a PES of output PID ``out`` (presentation time ``pts``,
+        when known); None to drop it: a stream's first PES after a cut that would start before
+        the old stream's last one ended (a PES of audio holds several frames) or be shown at or
+        before a picture already shown; a picture the new source shows before its entry frame
+        (an open GOP's leading B-frames, which need the GOP before it).
         """
         new = (dts + self.ts_offset) % WRAP
+        shown = (pts + self.ts_offset) % WRAP if pts is not None else new
         last = self._last_ts.get(out)
         if out in self._guard:
+            top = self._top.get(out)
             if last is not None and ring_diff(new, last) < max(1, self._span.get(out, 1)):
                 return None
+            if top is not None and ring_diff(shown, top) <= 0:
+                return None
             self._guard.discard(out)
+        entry = self._leading.get(out)
+        if entry is not None:
+            if ring_diff(shown, entry) < 0:
+                return None  # a leading picture: its references went with the old GOP
+            if ring_diff(shown, entry) > 0:
+                del self._leading[out]  # past the entry frame in display order: no more come
         if last is not None:
             step = ring_diff(new, last)
-            if FRAME_RANGE[0] <= step <= FRAME_RANGE[1]:
-                self._frame[out] = step
-            if 0 < step <= 2 * 90000:
-                self._span[out] = step
+            if out not in self._learning:
+                self._learning.add(out)
+            else:
+                if FRAME_RANGE[0] <= step <= FRAME_RANGE[1]:
+                    # the shortest step: a PES lost or dropped makes one step two frames long
+                    shortest = min(step, self._steps.get(out, step))
+                    self._steps[out] = self._frame[out] = shortest
+                if 0 < step <= 2 * 90000:
+                    self._span[out] = step
         self._last_ts[out] = new
+        top = self._top.get(out)
+        if top is None or ring_diff(shown, top) > 0:
+            self._top[out] = shown
         return new

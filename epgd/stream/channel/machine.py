@@ -8,12 +8,20 @@ data, cancelled by every transition that leaves it (``_edge`` sees to that), so 
 can never fire into another state. Which source to open, and whether the old connection must
 close first, is the façade's policy (``policy.py``): it decides, then sends an input.
 
+The slate (SPEC §14) is one more source: the façade makes its tap, and two inputs put it on
+as the current source — ``show_slate`` when nothing flows, ``stalled`` when what flows has
+given the viewers nothing too long. A provider source the channel still wants goes on beside
+it as the pending one, so the cut back is a switch like any other (seeking, closing, cut).
+``nothing_on`` keeps a slate that is on.
+
 ::
 
     steady ──connect──> connecting ──pending_data──> steady (cut: the splicer enters it)
       │  └─connect_beside─> seeking ──found──> closing ──old_done / close_wait_over──> steady (cut)
       ├─await_slot──> awaiting_slot ──slot_free──> steady (the channel connects)
       ├─retry_later─> retrying ──retry_due──> steady (the channel opens the source again)
+      ├─show_slate──> steady (the slate on)    connecting ──show_slate──> seeking (beside the slate)
+      ├─stalled──> seeking (the stalled source steps aside, beside the slate, for its way back)
       └─stop──> stopped            (every state: abandon / nothing_on -> steady, stop -> stopped)
 """
 
@@ -39,7 +47,8 @@ from epgd.stream.channel.tap import Tap
 #: PAT/PMT) after this many times the wait has failed
 ENTRY_GIVE_UP = 3
 #: once the new source's entry is found, the old one may take this long to finish its frame
-CLOSE_WAIT_SECONDS = 0.5
+#: and its sound's PES under way (some muxers spread a 0.7 s AAC PES over its whole length)
+CLOSE_WAIT_SECONDS = 1.0
 
 
 class Switching(Protocol):
@@ -82,11 +91,21 @@ class Switching(Protocol):
 
     def current_failed(self, reason: str) -> None: ...
 
+    def show_slate(self, slate: Tap) -> None:
+        """Nothing flows: the slate goes on; a source still opening goes on beside it."""
+
+    def stalled(self, slate: Tap) -> None:
+        """
+        What flows has given the viewers nothing too long: the slate goes on in its place. In
+        steady it steps aside, beside the slate, its way back in looked for; while a switch
+        waits it is let go (what comes next is under way).
+        """
+
     def abandon(self) -> None:
         """Drop whatever switch is under way; what flows goes on."""
 
     def nothing_on(self) -> None:
-        """Nothing is to be played: drop everything."""
+        """Nothing is to be played: drop everything but a slate that is on."""
 
     def stop(self) -> None: ...
 
@@ -271,7 +290,7 @@ def build() -> Callable[[SwitchCore], Switching]:
     @_edge(seeking, I.found, closing)
     def finish_old(c: Switching, core: SwitchCore, seek: Seek, entry: Entry) -> None:
         """The new source can start: the old one finishes its current frame first."""
-        core.splicer.close()
+        core.close_current()
         if core.splicer.closed:
             c.old_done()
 
@@ -341,6 +360,31 @@ def build() -> Callable[[SwitchCore], Switching]:
         core.drop_current()
         core.failed(tap, reason)
 
+    # -- the slate ---------------------------------------------------------------------
+    @_edge(steady, I.show_slate)
+    @_edge(awaiting, I.show_slate)
+    @_edge(retrying, I.show_slate)
+    @_edge(connecting, I.show_slate, seeking)
+    @_edge(seeking, I.stalled)
+    @_edge(awaiting, I.stalled)
+    @_edge(retrying, I.stalled)
+    def slate_on(c: Switching, core: SwitchCore, data: object, slate: Tap) -> None:
+        """The slate in place of whatever flowed; a wait or a source opening goes on."""
+        core.show(slate)
+
+    @_edge(steady, I.stalled, seeking)
+    def step_aside(c: Switching, core: SwitchCore, data: None, slate: Tap) -> None:
+        """The stalled source goes on beside the slate until its way back in is found."""
+        core.demote()
+        core.show(slate)
+
+    @_edge(closing, I.stalled)
+    @_edge(stopped, I.show_slate)
+    @_edge(stopped, I.stalled)
+    def keep_off(c: Switching, core: SwitchCore, data: object, slate: Tap) -> None:
+        """Closing: the cut is due within CLOSE_WAIT_SECONDS anyway. Stopped: nothing shows."""
+        core.release(slate)
+
     # -- giving up what is under way ---------------------------------------------------
     _edge(steady, I.abandon)(_nothing)
     _edge(awaiting, I.abandon, steady)(_nothing)
@@ -359,9 +403,21 @@ def build() -> Callable[[SwitchCore], Switching]:
     @_edge(steady, I.nothing_on)
     @_edge(connecting, I.nothing_on, steady)
     @_edge(seeking, I.nothing_on, steady)
-    @_edge(closing, I.nothing_on, steady)
     @_edge(awaiting, I.nothing_on, steady)
     @_edge(retrying, I.nothing_on, steady)
+    def let_go(c: Switching, core: SwitchCore, data: object) -> None:
+        """Every provider source goes; a slate that is on stays (no needless cut)."""
+        core.output.flush()
+        core.drop_pending()
+        if not core.on_slate:
+            core.drop_current()
+
+    @_edge(closing, I.nothing_on, steady)
+    def let_go_at_the_cut(c: Switching, core: SwitchCore, ready: Ready) -> None:
+        let_go(c, core, ready)
+        if core.current is not None:
+            core.reenter()  # the slate was told to end: it goes on from its next key frame
+
     @_edge(steady, I.stop, stopped)
     @_edge(connecting, I.stop, stopped)
     @_edge(seeking, I.stop, stopped)

@@ -10,6 +10,9 @@ from epgd.schedule.model import Event, Source
 from epgd.stream.registry import UpstreamRegistry
 from epgd.stream.upstream import Upstream
 
+#: viewers who have had no media this long get the slate (SPEC §14)
+STALL_SECONDS = 3.0
+
 
 def breaks_before_make(registry: UpstreamRegistry, current: Upstream | None, source: Source) -> bool:
     """
@@ -39,3 +42,18 @@ def next_source(event: Event, index: int) -> int | None:
     """The index of the source to fail over to after ``index``; None when none is left."""
     following = index + 1
     return following if following < len(event.sources) else None
+
+
+def slate_due(now: float, media_at: float | None, tuned_at: float, first_wait: float, refused: bool) -> bool:
+    """
+    The viewers have waited long enough to be shown the slate (SPEC §14): at once when the
+    event's source was ``refused`` (its provider's connections all in use: where §7 said 503);
+    ``STALL_SECONDS`` after the last media; before any media came, ``first_wait``
+    (``connect_timeout``) after the tune — media servers probe the first seconds to choose
+    codecs, so a tune to a live event gets the event's own first picture when one comes.
+    """
+    if refused:
+        return True
+    if media_at is None:
+        return now - tuned_at >= first_wait - 1e-6
+    return now - media_at >= STALL_SECONDS - 1e-6

@@ -9,6 +9,11 @@ fail-over — goes through the channel's splicer, so its clients see one unbroke
 Fail-over walks the event's sources in order. Whenever clients wait for data they get null
 packets, so players keep the connection.
 
+With a slate (SPEC §14), a channel with nothing to play — no event, the provider's connections
+all taken, or no media for its viewers for a while (``policy.slate_due``) — shows it: the slate
+is one more source (``slate.SlateFeed``) the machine puts on, and the cut back to the event is a
+switch like any other. What the slate says is worded by ``epgd.publish.slatetext``.
+
 ``ChannelStream`` is the façade the manager holds. It decides (with ``policy``) what to open,
 and tells the switching machine (``machine``), which owns the waits and acts on the
 ``SwitchCore``. A flowing source's bytes go straight to the splicer: the machine only hears
@@ -30,15 +35,18 @@ from epgd.mpegts.splice.continuous import ContinuousSplicer
 from epgd.mpegts.splice.passthrough import PassthroughSplicer
 from epgd.mpegts.splice.seam import Splicer
 from epgd.net.urls import last_segment
+from epgd.publish.slatetext import SlateText
 from epgd.redact import Redactor
-from epgd.schedule.model import Event, Schedule, Source
+from epgd.schedule.model import Channel, Event, Schedule, Source
 from epgd.stream.channel import policy
 from epgd.stream.channel.core import SwitchCore
 from epgd.stream.channel.machine import machine
+from epgd.stream.channel.slate import ChannelSlate
 from epgd.stream.channel.tap import Tap
 from epgd.stream.out.client import Client
 from epgd.stream.out.output import Output
 from epgd.stream.registry import ProviderFull, UpstreamRegistry
+from epgd.stream.upstream import Upstream
 
 #: how often keepalive, idle time and bitrate are looked after
 TICK = 0.25
@@ -58,7 +66,9 @@ class ChannelStream:
         registry: UpstreamRegistry,
         redactor: Redactor,
         on_stopped: Callable[[ChannelStream], None] | None = None,
+        slate: ChannelSlate | None = None,
     ) -> None:
+        """``slate``: what the channel shows when it has nothing to play; None: keepalive only."""
         self.channel_id = channel_id
         self.output = Output(clock, config.chunk_size, self)
         self.clients = self.output.clients
@@ -72,6 +82,10 @@ class ChannelStream:
         self._source_index = 0
         self._announced = False  # "Starting proxy" is logged once per stream, not per retry
         self._unsourced: str | None = None  # the playing event has no source
+        self._slate = slate
+        self._channel: Channel | None = None  # the schedule's (number, name, events): the slate's words
+        self._full: ProviderFull | None = None  # the event's source could not open for it
+        self._fixed: SlateText | None = None  # hold_on_slate: these words, whatever the schedule says
         splicer: Splicer = (
             ContinuousSplicer(self._codecs_changed) if config.output == "continuous"
             else PassthroughSplicer(self._codecs_changed)
@@ -89,8 +103,12 @@ class ChannelStream:
     @property
     def state(self) -> str:
         """The switching machine's state: steady, connecting, seeking, closing, awaiting_slot,
-        retrying or stopped."""
+        retrying or stopped (``on_slate`` tells whether the slate is what flows)."""
         return self._core.state
+
+    @property
+    def on_slate(self) -> bool:
+        return self._core.on_slate
 
     @property
     def switches(self) -> int:
@@ -107,17 +125,22 @@ class ChannelStream:
         if self.stopped:
             return
         self.last_check = now
+        self._channel = schedule.channel(self.channel_id)
+        if self._fixed is not None:
+            return
         event = schedule.playing(self.channel_id, now, self._config.hold_after_end)
         self._unsourced = None
         if event is None:
+            self._full = None
             if self.event is not None:
                 self.log.info(
                     "[PROXY] {channel} nothing playing after {title!r}; keeping clients "
-                    "with keepalive until the next event", channel=self.channel_id,
-                    title=self.event.title,
+                    "with {what} until the next event", channel=self.channel_id,
+                    title=self.event.title, what="the slate" if self._slate_usable else "keepalive",
                 )
                 self.event = None
                 self._switching.nothing_on()
+            self._slate_on(now)
             return
         previous, self.event = self.event, event
         if not event.sources:
@@ -143,12 +166,18 @@ class ChannelStream:
 
     @property
     def source_url(self) -> str | None:
-        """The URL clients get (or are about to get)."""
+        """The provider URL clients get (or are about to get); None for the slate."""
         core = self._core
         if core.awaiting is not None:
             return core.awaiting.url
         tap = core.pending or core.current
-        return tap.upstream.url if tap is not None else None
+        return tap.upstream.url if tap is not None and not tap.slate else None
+
+    def _playing(self) -> Upstream | None:
+        """The provider stream flowing now (not the slate)."""
+        tap = self._core.current
+        upstream = tap.upstream if tap is not None else None
+        return upstream if isinstance(upstream, Upstream) else None
 
     # -- policy: what to open ----------------------------------------------------------
 
@@ -157,8 +186,8 @@ class ChannelStream:
         if self.stopped:
             return
         core = self._core
-        current = core.current
-        if current is not None and current.upstream.url == source.url and current.upstream.active:
+        current = self._playing()
+        if current is not None and current.url == source.url and current.active:
             self._switching.abandon()  # back to what flows
             return
         if core.pending is not None and core.pending.upstream.url == source.url:
@@ -171,16 +200,16 @@ class ChannelStream:
                           channel=self.channel_id, url=masked)
         elif current is not None:
             self.log.info("[PROXY] {channel} switching from {old} to {new}",
-                          channel=self.channel_id, old=current.upstream.name,
+                          channel=self.channel_id, old=current.name,
                           new=last_segment(source.url))
         else:
             self.log.info("[PROXY] {channel} connecting to {url}", channel=self.channel_id,
                           url=masked)
-        if policy.breaks_before_make(self._registry, current.upstream if current else None, source):
+        if policy.breaks_before_make(self._registry, current, source):
             assert current is not None
             self.log.info(
                 "[PROXY] {channel} closing {old} first: provider {provider} allows "
-                "{limit} streams", channel=self.channel_id, old=current.upstream.name,
+                "{limit} streams", channel=self.channel_id, old=current.name,
                 provider=source.provider, limit=self._registry.limit(source.provider),
             )
             self._switching.await_slot(source, None)
@@ -200,10 +229,12 @@ class ChannelStream:
                 self._switching.await_slot(source, freed)
                 return
             self._core.error = str(e)
+            self._full = e  # the slate says so (at the next tick: we may be inside a transition)
             self.log.warn("[PROXY] {channel} cannot open {url}: {error}", channel=self.channel_id,
                           url=self._redactor.mask(source.url), error=self._core.error)
             self._switching.retry_later()
             return
+        self._full = None
         tap = Tap(self, upstream)
         if self._core.current is not None:
             self._switching.connect_beside(tap)
@@ -260,6 +291,60 @@ class ChannelStream:
         if self._config.on_codec_change == "close":
             self._core.close_at_cut = True
 
+    # -- the slate (SPEC §14) ----------------------------------------------------------
+
+    @property
+    def _slate_usable(self) -> bool:
+        return self._slate is not None and not self._slate.broken and not self.stopped
+
+    def hold_on_slate(self, said: SlateText) -> None:
+        """
+        Show nothing but the slate saying ``said``, whatever the schedule says: a viewer epgd
+        will not give the channel (SPEC §15's user at ``max_connections``). Such a stream is
+        never checked against the schedule and opens no source.
+        """
+        self._fixed = said
+        self._slate_on(self._clock.seconds())
+
+    def _words(self, now: float) -> SlateText | None:
+        """What the slate says now: the held words, what is up next, or why nothing plays."""
+        if self._fixed is not None or self._slate is None:
+            return self._fixed
+        return self._slate.words(self._channel, self.event, self._full, self._source_index, now)
+
+    def _slate_on(self, now: float) -> None:
+        """The slate goes on now (with what it is to say), unless it is on already."""
+        slate = self._slate
+        if slate is None or not self._slate_usable:
+            return
+        words = self._words(now)
+        if words is not None:
+            slate.say(words)
+        core = self._core
+        if core.on_slate:
+            return
+        self.log.info("[PROXY] {channel} showing the slate: {why}", channel=self.channel_id,
+                      why=" / ".join(words.lines[1:]) if words is not None else "")
+        tap = Tap(self, slate.feed())
+        if core.current is None:
+            self._switching.show_slate(tap)
+        else:
+            self._switching.stalled(tap)
+
+    def _watch(self, now: float) -> None:
+        """Each tick: keep the slate's words current; put it on when it is due."""
+        core = self._core
+        if not self._slate_usable:
+            return
+        if core.on_slate:
+            words = self._words(now)  # a few microseconds; the picture is re-made only on change
+            if words is not None and self._slate is not None:
+                self._slate.say(words)
+        elif core.state != "closing" and policy.slate_due(
+                now, core.media_at, self.started_at, self._config.connect_timeout,
+                self._full is not None and core.current is None):  # what flows goes on meanwhile
+            self._slate_on(now)
+
     # -- viewers -----------------------------------------------------------------------
 
     def add_client(self, client: Client) -> None:
@@ -289,6 +374,10 @@ class ChannelStream:
         except Exception:
             self.log.failure("[PROXY] {channel}: keepalive/bookkeeping tick failed",
                              channel=self.channel_id)
+        try:
+            self._watch(self._clock.seconds())
+        except Exception:
+            self.log.failure("[PROXY] {channel}: looking after the slate failed", channel=self.channel_id)
 
     def _ticker_died(self, failure: Any) -> None:
         self.log.failure("[PROXY] {channel}: its ticker stopped", failure, channel=self.channel_id)
@@ -307,16 +396,19 @@ class ChannelStream:
 
     @property
     def provider_slots(self) -> set[str]:
-        """Providers whose connections this channel holds."""
+        """Providers whose connections this channel holds (the slate holds none)."""
         core = self._core
-        return {t.upstream.provider for t in (core.current, core.pending) if t is not None}
+        return {t.upstream.provider for t in (core.current, core.pending) if t is not None and not t.slate}
 
     def status(self, now: float) -> dict[str, Any]:
-        url = self.source_url
-        tap = self._core.pending or self._core.current
-        return {
+        """SPEC §8; on the slate (§14) no event or URL, ``source_kind`` "slate" and its words."""
+        core = self._core
+        url = None if core.on_slate else self.source_url
+        tap = core.pending or core.current
+        kind = "slate" if core.on_slate else tap.upstream.kind if tap is not None else None
+        entry = {
             "stream_url": self._redactor.mask(url) if url else None,
-            "event": self.event.title if self.event is not None else None,
+            "event": self.event.title if self.event is not None and not core.on_slate else None,
             "uptime_seconds": int(now - self.started_at),
             "idle_seconds": int(self.idle_for(now)),
             "last_check": self.last_check,
@@ -325,9 +417,12 @@ class ChannelStream:
             "bitrate_kbps": self.output.bitrate_kbps,
             "switches": self.switches,
             "error": self.error,
-            "source_kind": tap.upstream.kind if tap is not None else None,
+            "source_kind": kind,
             "codecs": self.splicer.codecs or None,
         }
+        if core.on_slate and self._slate is not None:
+            entry["slate"] = self._slate.text
+        return entry
 
     # -- teardown --------------------------------------------------------------------
 

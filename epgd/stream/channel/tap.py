@@ -1,10 +1,17 @@
-"""One subscription of a channel to an Upstream: a switch briefly holds two."""
+"""
+One subscription of a channel to a source — a provider's ``Upstream`` or the channel's own
+``SlateFeed`` — forwarding its packets and signals; a switch briefly holds two.
+"""
 
 from __future__ import annotations
 
 from typing import Protocol
 
+from epgd.stream.channel.slate import SlateFeed
 from epgd.stream.upstream import Upstream
+
+#: what a tap reads from: the two offer the same subscribe/start/close/fanout face
+Feed = Upstream | SlateFeed
 
 
 class TapOwner(Protocol):
@@ -18,16 +25,21 @@ class TapOwner(Protocol):
 
 
 class Tap:
-    """Forwards one Upstream's packets and signals to the channel, naming itself."""
+    """Forwards one source's packets and signals to the channel, naming itself."""
 
     __slots__ = ("owner", "upstream")
 
-    def __init__(self, owner: TapOwner, upstream: Upstream) -> None:
+    def __init__(self, owner: TapOwner, upstream: Feed) -> None:
         self.owner = owner
         self.upstream = upstream
 
     def write(self, data: bytes) -> None:
         self.owner.tap_data(self, data)
+
+    @property
+    def slate(self) -> bool:
+        """This is the channel's slate, not a provider's stream."""
+        return isinstance(self.upstream, SlateFeed)
 
     def upstream_cut(self, upstream: Upstream) -> None:
         self.owner.tap_cut(self)

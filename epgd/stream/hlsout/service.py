@@ -24,6 +24,7 @@ from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
 
 from epgd.config import StreamConfig
+from epgd.mpegts.slate.source import DEFAULT_KEY_INTERVAL as SLATE_KEY_INTERVAL
 from epgd.plaintext import error_line
 from epgd.stream.hlsout.sender import SegmentSender
 from epgd.stream.hlsout.window import HlsOutput, OutputStopped
@@ -118,8 +119,11 @@ class HlsService:
             self.channel_stopped(found[0])
         now = self._clock.seconds()
         first = max(int(now), self._next_sequence.get(channel.channel_id, 0))
+        # the slate's segments run from one of its key frames to the next: with it on, the
+        # target duration covers them from the start rather than growing when it shows
+        longest = SLATE_KEY_INTERVAL if self._config.slate else 0.0
         out = HlsOutput(channel.channel_id, self._clock, self._config.hls_segment,
-                        self._config.hls_window, first)
+                        self._config.hls_window, first, longest)
         self.outputs[channel.channel_id] = (channel, out)
         channel.output.add_sink(out)
         self.log.info("[PROXY] {channel} HLS output started", channel=channel.channel_id)

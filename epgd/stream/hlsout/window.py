@@ -53,7 +53,11 @@ class HlsOutput:
     log = Logger()
 
     def __init__(self, channel_id: str, clock: IReactorTime, target: float, window: int,
-                 first_sequence: int) -> None:
+                 first_sequence: int, longest: float = 0.0) -> None:
+        """
+        ``target``: ``hls_segment``; ``longest``: a segment length known to come (the slate's
+        key-frame interval), so that the target duration need not grow when it does.
+        """
         self.channel_id = channel_id
         self.segmenter = Segmenter(target)
         self.window = window
@@ -61,7 +65,7 @@ class HlsOutput:
         self.next_sequence = first_sequence
         self.discontinuity_sequence = 0
         #: never shrinks: RFC 8216 §6.2.1 lets no playlist change it (it only grows past a long GOP)
-        self.target_duration = max(1, math.ceil(target))
+        self.target_duration = max(1, math.ceil(target), math.ceil(longest))
         self.closed = False
         self._clock = clock
         self._waiters: list[Deferred[None]] = []

@@ -72,17 +72,20 @@ class LayoutTests(SynchronousTestCase):
         self.assertEqual([(s.pid, s.codec) for s in layout.streams],
                          [(0x100, "h264"), (0x101, "aac"), (0x102, "ac3"), (0x110, "teletext"), (0x111, "mpeg2"),
                           (0x112, "scte35")])
-        self.assertEqual((layout.video, layout.pcr_pid, layout.dropped), (0x31, 0x101, 0))
+        self.assertEqual((layout.video, layout.pcr_pid, layout.dropped), (0x31, OUT_VIDEO, 0))
 
-    def test_a_pcr_only_pid_has_a_pid_of_its_own(self) -> None:
+    def test_the_pcr_pid_is_always_the_video_pid(self) -> None:
+        """Wherever a source carries its PCR, the output's PMT names OUT_VIDEO (SPEC §7.1)."""
         layout = Layout.of(program([(H264, 0x31), (AAC, 0x32)], pcr_pid=0x40))
-        self.assertEqual(layout.mapping[0x40], OUT_PCR_ONLY)
-        self.assertEqual(layout.pcr_pid, OUT_PCR_ONLY)
+        self.assertEqual(layout.mapping[0x40], OUT_PCR_ONLY)  # read, for its PCRs
+        self.assertEqual(layout.pcr_pid, OUT_VIDEO)
         self.assertNotIn(OUT_PCR_ONLY, [s.pid for s in layout.streams])  # the PMT does not list it
         on_video = Layout.of(program([(H264, 0x31), (AAC, 0x32)], pcr_pid=0x31))
         self.assertEqual((on_video.pcr_pid, len(on_video.mapping)), (OUT_VIDEO, 2))
+        on_audio = Layout.of(program([(H264, 0x31), (AAC, 0x32)], pcr_pid=0x32))
+        self.assertEqual((on_audio.pcr_pid, on_audio.mapping[0x32]), (OUT_VIDEO, 0x101))
         none = Layout.of(program([(H264, 0x31)], pcr_pid=NULL_PID))
-        self.assertEqual((none.pcr_pid, none.mapping), (NULL_PID, {0x31: OUT_VIDEO}))
+        self.assertEqual((none.pcr_pid, none.mapping), (OUT_VIDEO, {0x31: OUT_VIDEO}))
 
     def test_streams_beyond_the_layout_are_dropped_and_counted(self) -> None:
         audio = [(AAC, 0x40 + k) for k in range(len(OUT_AUDIO) + 2)]

@@ -39,17 +39,24 @@ def begun(source: Source, count: int = 10, run: bool = True) -> tuple[Rewriter, 
 
 class VerdictTests(SynchronousTestCase):
     def test_a_closing_source_ends_at_its_next_frame(self) -> None:
-        """The old source's last frame reaches the decoder whole; nothing of the next one does."""
+        """
+        The old source's last frame reaches the decoder whole, nothing of the next one does;
+        its sound goes on while the last picture is shown (frame 9's, shown until frame 11's
+        time: each audio PES here is a frame long, so frame 10's sound), and ends whole at the
+        next PES.
+        """
         source = Source(marker=7)
         rw, before, _ = begun(source)
-        rw.closing = True
-        data = source.frames(10, 2)
+        self.assertFalse(rw.close())
+        data = source.frames(10, 3)
         video = starts(data, source.video or 0)
+        audio = starts(data, source.audio[0])
         out = rewrite(rw, data[video[0] + 188:], 0.4)  # from inside frame 10 on
         self.assertIs(out.stopped, Verdict.STOP)
-        self.assertEqual(out.rest, data[video[1]:])  # frame 11 starts: the switch goes there
+        self.assertEqual(out.rest, data[audio[1]:])  # frame 11's sound begins as the picture ends
         tail = read(out.data)
-        self.assertNotIn(0x101, tail.stamps)  # frame 10's audio PES would begin a new audio frame
+        self.assertEqual(len(tail.stamps[0x101]), 1)  # frame 10's sound
+        self.assertNotIn(0x100, tail.stamps)  # frame 11's picture never starts
         self.assertEqual(video_marks(read(before + out.data))[-1][0], 7)
 
     def test_a_stream_starts_at_its_first_pes(self) -> None:

@@ -87,7 +87,9 @@ class ContinuousChannelTests(SynchronousTestCase):
         self.assertNotIn(2, {m for m, _ in video_marks(read(request.body))})
         second.send(new.frames(4, 2))  # ... when the new one's key frame (5) makes the switch ready
         self.assertFalse(first.transport.stopped)  # the old keeps flowing to finish its frame
-        first.send(frame_12[3 * 188:] + old.frames(13, 1))  # frame 13 starts: the cut goes here
+        # frame 13 starts: frame 12 was the last; its sound goes on while frame 12 is shown
+        # (frame 14's sound begins as it ends: the cut; frame 15 only lets that packet through)
+        first.send(frame_12[3 * 188:] + old.frames(13, 3))
         self.assertTrue(first.transport.stopped)
         second.send(new.frames(6, 4))
         body = request.body
@@ -99,8 +101,9 @@ class ContinuousChannelTests(SynchronousTestCase):
         last_old = max(i for i, (m, _) in enumerate(video_marks(report)) if m == 1)
         start = report.stamps[OUT_VIDEO][last_old][0]
         end = report.stamps[OUT_VIDEO][last_old + 1][0]
-        video_packets = [i for i in range(start, end)
-                         if ((body[i * 188 + 1] & 0x1F) << 8 | body[i * 188 + 2]) == OUT_VIDEO]
+        video_packets = [i for i in range(start, end)  # with a payload: not the PCRs sent alone
+                         if ((body[i * 188 + 1] & 0x1F) << 8 | body[i * 188 + 2]) == OUT_VIDEO
+                         and body[i * 188 + 3] & 0x10]
         self.assertEqual(len(video_packets), 4)  # frame 12 whole
         self.assertEqual(frames_of(body, 2)[0], True)  # the new source starts at its key frame
         video = report.decode_stamps(OUT_VIDEO)
@@ -121,7 +124,7 @@ class ContinuousChannelTests(SynchronousTestCase):
         self.assertIn("no random-access point from 2.ts in time, cutting over at its next frame",
                       log_text(events))
         second.send(new.frames(8, 3))
-        first.send(old.frames(17, 2))
+        first.send(old.frames(17, 3))  # the last picture shown, and its sound
         self.assertEqual(frames_of(request.body, 2), [False, False, False])  # frames 8, 9, 10
         self.assertEqual(read(request.body).cc_errors, [])
 
@@ -160,7 +163,7 @@ class ContinuousChannelTests(SynchronousTestCase):
         self.assertEqual(self.channel.status(self.clock.seconds())["codecs"], "h264+aac")
         with capturedLogs() as events:
             second.send(new.frames(0, 6))
-            first.send(old.frames(12, 2))
+            first.send(old.frames(12, 3))  # the old source's last picture, shown with its sound
         self.assertIn("[PROXY] nhl_1 codecs change: h264+aac -> mpeg2+mp2", log_text(events))
         self.assertEqual(self.channel.status(self.clock.seconds())["codecs"], "mpeg2+mp2")
         self.assertFalse(request.finished)  # on_codec_change = "continue"
@@ -173,7 +176,7 @@ class ContinuousChannelTests(SynchronousTestCase):
         new = Source(marker=2, video_type=MPEG2, audio_type=MP2, pmt=0x200, video=0x201, audio=(0x202,))
         request, first, second = self.switch(old, new)
         second.send(new.frames(0, 6))
-        first.send(old.frames(12, 2))
+        first.send(old.frames(12, 3))  # the old source's last picture, shown with its sound
         self.assertTrue(request.finished)
         self.assertEqual({m for m, _ in video_marks(read(request.body))}, {1})  # nothing of the new
         self.assertEqual(self.dropped, ["codec_change"])  # what /metrics counts it as

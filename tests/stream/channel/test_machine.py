@@ -19,6 +19,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from epgd.config import Config, ProviderConfig, StreamConfig
 from epgd.mpegts.entry import Entry
+from epgd.mpegts.slate.source import KeyFrame, prepare
 from epgd.mpegts.splice.continuous import ContinuousSplicer
 from epgd.net import timers
 from epgd.redact import Redactor
@@ -31,6 +32,7 @@ from epgd.stream.channel.machine import (
     Switching,
     machine,
 )
+from epgd.stream.channel.slate import FEED_EVERY, SlateFeed
 from epgd.stream.channel.tap import Tap
 from epgd.stream.out.output import Output
 from epgd.stream.registry import UpstreamRegistry
@@ -38,6 +40,13 @@ from tests.streamfakes import FakeHTTP, FakeResponse
 from tests.tsgen import Source as Clip
 
 BASE = "http://provider.test/live/"
+_SLATE: list[KeyFrame] = []
+
+
+def slate_picture() -> KeyFrame:
+    if not _SLATE:
+        _SLATE.append(prepare("640x360", ("1  NHL 1", "No events scheduled")))
+    return _SLATE[0]
 OLD = Clip(marker=1, gop=5)
 NEW = Clip(marker=2, gop=5, pmt=0x200, video=0x201, audio=(0x202,), clock=5_000_000)
 
@@ -132,6 +141,19 @@ class MachineTests(SynchronousTestCase):
         self.taps.responses["2.ts"].send(NEW.frames(0, 2))  # its key frame: the way in
         self.assertEqual(self.core.state, "closing")  # the old one is in the middle of a frame
         return old, new
+
+    def slate(self) -> Tap:
+        """A showing of the channel's slate, as the façade makes one."""
+        feed = SlateFeed(self.clock, "640x360", "nhl_1")
+        feed.show(slate_picture())
+        return Tap(self, feed)
+
+    def on_slate(self) -> Tap:
+        slate = self.slate()
+        self.m.show_slate(slate)
+        self.clock.advance(0)  # its first key frame
+        self.assertEqual((self.core.state, self.core.current, self.core.on_slate), ("steady", slate, True))
+        return slate
 
     def held(self) -> list[int]:
         """Provider connections epgd holds, by source: what a single-connection plan counts."""
@@ -282,7 +304,8 @@ class MachineTests(SynchronousTestCase):
     def test_closing_cuts_when_the_old_frame_is_done(self) -> None:
         old, new = self.closing()
         self.taps.responses["2.ts"].send(NEW.frames(2, 1))  # held meanwhile
-        self.taps.responses["1.ts"].send(OLD.frames(6, 2))  # frame 7 starts: the cut goes here
+        # frame 7 starts: frame 6 was the last picture; its sound runs while it is shown
+        self.taps.responses["1.ts"].send(OLD.frames(6, 3))
         self.assertEqual((self.core.state, self.core.current, self.held()), ("steady", new, ["2.ts"]))
         self.assertEqual(self.core.switches, 1)
         self.assertEqual(self.timers(), [])
@@ -363,6 +386,128 @@ class MachineTests(SynchronousTestCase):
             self.m.stop()
             self.assertEqual((self.core.state, self.timers()), ("stopped", []))
 
+    # -- the slate ---------------------------------------------------------------------
+
+    def test_steady_show_slate_puts_it_on_with_no_provider_connection(self) -> None:
+        slate = self.on_slate()
+        self.assertGreater(self.output.bytes_in, 0)
+        self.assertTrue(self.core.splicer.codecs)  # the splicer entered it at its key frame
+        self.assertEqual((self.held(), self.http.requests, self.core.media_at), ([], [], None))
+        self.assertTrue(slate.upstream.started)
+
+    def test_on_the_slate_a_new_source_is_sought_beside_it_and_cut_to(self) -> None:
+        slate = self.on_slate()
+        new = self.taps.open("1.ts")
+        self.m.connect_beside(new)
+        self.assertEqual((self.core.state, self.core.current, self.core.pending), ("seeking", slate, new))
+        self.taps.answer("1.ts").send(OLD.frames(0, 2))
+        self.assertEqual(self.core.state, "closing")
+        self.clock.advance(0)  # the slate hands on its next frame at once and ends there
+        self.assertEqual((self.core.state, self.core.current, self.core.on_slate), ("steady", new, False))
+        self.assertEqual(self.core.media_at, self.clock.seconds())
+        self.assertFalse(slate.upstream.active)  # the showing is over: no timer left behind
+        self.assertEqual(self.held(), ["1.ts"])
+
+    def test_steady_stalled_steps_aside_beside_the_slate(self) -> None:
+        old = self.flowing()
+        slate = self.slate()
+        self.m.stalled(slate)
+        self.assertEqual((self.core.state, self.core.current, self.core.pending), ("seeking", slate, old))
+        self.assertEqual(self.held(), ["1.ts"])  # still connected: it may come back
+        self.taps.responses["1.ts"].send(OLD.frames(6, 5))  # it recovers: its next key frame
+        self.clock.advance(FEED_EVERY)
+        self.assertEqual((self.core.state, self.core.current), ("steady", old))
+        self.assertEqual(self.core.switches, 0)  # a recovery behind the slate is no switch
+
+    def test_connecting_show_slate_keeps_opening_beside_it(self) -> None:
+        tap = self.taps.open("1.ts")
+        self.m.connect(tap)
+        slate = self.slate()
+        self.m.show_slate(slate)
+        self.assertEqual((self.core.state, self.core.current, self.core.pending), ("seeking", slate, tap))
+        self.taps.answer("1.ts").send(OLD.frames(0, 6))
+        self.clock.advance(FEED_EVERY)
+        self.assertEqual((self.core.state, self.core.current, self.core.switches), ("steady", tap, 0))
+
+    def test_seeking_stalled_lets_the_old_go(self) -> None:
+        _, new = self.seeking()
+        slate = self.slate()
+        self.m.stalled(slate)
+        self.assertEqual((self.core.state, self.core.current, self.core.pending), ("seeking", slate, new))
+        self.assertEqual(self.held(), ["2.ts"])
+        self.taps.responses["2.ts"].send(NEW.frames(0, 2))
+        self.clock.advance(FEED_EVERY)
+        self.assertEqual((self.core.state, self.core.current), ("steady", new))
+
+    def test_closing_stalled_changes_nothing(self) -> None:
+        old, new = self.closing()
+        slate = self.slate()
+        self.m.stalled(slate)
+        self.assertEqual((self.core.state, self.core.current, self.core.pending), ("closing", old, new))
+        self.assertFalse(slate.upstream.active)
+        self.assertEqual(self.timers(), [CLOSE_WAIT_SECONDS])
+
+    def test_awaiting_slot_show_slate_keeps_the_wait(self) -> None:
+        closing: Deferred[None] = Deferred()
+        self.m.await_slot(Source("main", "2.ts", BASE + "2.ts"), closing)
+        slate = self.slate()
+        self.m.show_slate(slate)
+        self.assertEqual((self.core.state, self.core.current, self.timers()), ("awaiting_slot", slate, [4.0]))
+        closing.callback(None)
+        self.assertEqual((self.core.state, self.owner.asked), ("steady", [("connect", "2.ts", False)]))
+        self.assertEqual(self.core.current, slate)  # it shows until the new source cuts in
+
+    def test_awaiting_slot_stalled_lets_what_flows_go(self) -> None:
+        self.flowing()
+        self.m.await_slot(Source("main", "2.ts", BASE + "2.ts"), Deferred())
+        slate = self.slate()
+        self.m.stalled(slate)
+        self.assertEqual((self.core.state, self.core.current, self.held()), ("awaiting_slot", slate, []))
+
+    def test_retrying_show_slate_keeps_the_retry(self) -> None:
+        self.m.retry_later()
+        slate = self.slate()
+        self.m.show_slate(slate)
+        self.assertEqual((self.core.state, self.core.current, self.timers()), ("retrying", slate, [0.5]))
+        self.clock.advance(0.5)
+        self.assertEqual((self.core.state, self.owner.asked, self.core.current), ("steady", [("retry",)], slate))
+
+    def test_retrying_stalled_lets_what_flows_go(self) -> None:
+        self.flowing()
+        self.m.retry_later()
+        slate = self.slate()
+        self.m.stalled(slate)
+        self.assertEqual((self.core.state, self.core.current, self.held()), ("retrying", slate, []))
+
+    def test_nothing_on_keeps_the_slate_on(self) -> None:
+        slate = self.on_slate()
+        self.m.nothing_on()
+        self.assertEqual((self.core.state, self.core.current, slate.upstream.active), ("steady", slate, True))
+
+    def test_nothing_on_at_the_cut_keeps_the_slate_from_its_next_key_frame(self) -> None:
+        slate = self.on_slate()
+        self.m.connect_beside(self.taps.open("1.ts"))
+        self.taps.answer("1.ts").send(OLD.frames(0, 2))
+        self.assertEqual(self.core.state, "closing")
+        self.m.nothing_on()
+        self.assertEqual((self.core.state, self.core.current, self.held()), ("steady", slate, []))
+        self.assertTrue(self.core.splicer.entering)  # told to end, it re-enters at its next key frame
+        self.assertEqual(self.timers(), [])
+
+    def test_stopped_shows_no_slate(self) -> None:
+        self.m.stop()
+        for show in (self.m.show_slate, self.m.stalled):
+            slate = self.slate()
+            show(slate)
+            self.assertEqual((self.core.state, self.core.current, slate.upstream.active), ("stopped", None, False))
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_stop_on_the_slate_ends_it(self) -> None:
+        slate = self.on_slate()
+        self.m.stop()
+        self.assertEqual((self.core.state, self.core.current, slate.upstream.active), ("stopped", None, False))
+        self.assertEqual([c for c in self.clock.getDelayedCalls() if c.active()], [])
+
     # -- pairs nobody planned ----------------------------------------------------------
 
     def test_unplanned_pairs_raise(self) -> None:
@@ -375,6 +520,12 @@ class MachineTests(SynchronousTestCase):
             self.m.found(Entry(b"", None, 1, None))  # connecting: the splicer finds its own way in
         with self.assertRaises(NoTransition):
             self.m.retry_due()
+        with self.assertRaises(NoTransition):
+            self.m.stalled(self.slate())  # connecting: nothing flows to stall
+        self.m.abandon()
+        self.seeking()
+        with self.assertRaises(NoTransition):
+            self.m.show_slate(self.slate())  # seeking: something flows (stalled is the input)
 
 
 class _Producer:

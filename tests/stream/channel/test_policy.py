@@ -8,7 +8,13 @@ from twisted.trial.unittest import SynchronousTestCase
 from epgd.config import Config, ProviderConfig, StreamConfig
 from epgd.redact import Redactor
 from epgd.schedule.model import Source
-from epgd.stream.channel.policy import breaks_before_make, keeps_playing, next_source
+from epgd.stream.channel.policy import (
+    STALL_SECONDS,
+    breaks_before_make,
+    keeps_playing,
+    next_source,
+    slate_due,
+)
 from epgd.stream.registry import UpstreamRegistry
 from tests.streamfakes import BASE, FakeHTTP, event
 
@@ -57,3 +63,20 @@ class ScheduleTests(SynchronousTestCase):
     def test_failover_walks_the_sources_in_order(self) -> None:
         game = event("game", 0, 100, "a.ts", "b.ts", "c.ts")
         self.assertEqual([next_source(game, i) for i in range(3)], [1, 2, None])
+
+
+class SlateTests(SynchronousTestCase):
+    """When viewers get the slate (SPEC §14)."""
+
+    def test_a_refused_source_brings_it_at_once(self) -> None:
+        self.assertTrue(slate_due(100.0, None, 100.0, 10.0, refused=True))
+
+    def test_the_first_picture_is_waited_for_connect_timeout(self) -> None:
+        self.assertFalse(slate_due(109.9, None, 100.0, 10.0, refused=False))
+        self.assertTrue(slate_due(110.0, None, 100.0, 10.0, refused=False))
+
+    def test_after_media_a_3_s_gap_brings_it(self) -> None:
+        self.assertEqual(STALL_SECONDS, 3.0)
+        self.assertFalse(slate_due(202.9, 200.0, 100.0, 10.0, refused=False))
+        self.assertTrue(slate_due(203.0, 200.0, 100.0, 10.0, refused=False))
+        self.assertTrue(slate_due(100.0 + 0.25 * 13, 100.25, 100.0, 10.0, refused=False))  # float steps

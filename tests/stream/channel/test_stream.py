@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+from typing import Any
+from zoneinfo import ZoneInfo
+
 from twisted.internet.task import Clock
 from twisted.logger import capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 
 from epgd.config import Config, ProviderConfig, StreamConfig
+from epgd.mpegts.slate.source import SlateSource
 from epgd.net import timers
+from epgd.publish.slatetext import SlateText
 from epgd.redact import Redactor
-from epgd.schedule.model import Schedule
+from epgd.schedule.model import Schedule, Source
+from epgd.stream.channel.slate import ChannelSlate
 from epgd.stream.channel.stream import ChannelStream
 from epgd.stream.out.client import Client
 from epgd.stream.registry import UpstreamRegistry
+from epgd.stream.slatepaint import SlatePainter
+from tests import tsverify
 from tests.streamfakes import (
     BASE,
     T0,
@@ -24,6 +32,8 @@ from tests.streamfakes import (
     log_text,
     schedule,
 )
+from tests.tsgen import MP2, MPEG2
+from tests.tsgen import Source as Clip
 from tests.tsutil import fills, packet, pids, stream
 
 
@@ -260,3 +270,260 @@ class ChannelTests(SynchronousTestCase):
         self.assertTrue(request.finished)
         self.assertTrue(response.transport.stopped)
         self.assertEqual(self.clock.getDelayedCalls(), [])
+
+
+# -- the slate (SPEC §14) --------------------------------------------------------------------
+
+SLATE_SIZE = "640x360"
+CLIP = Clip(marker=1, gop=5)
+
+
+class SlateTests(SynchronousTestCase):
+    """A channel with a slate: on it when nothing plays or nothing comes, and cut back from it."""
+
+    def setUp(self) -> None:
+        self.patch(timers, "BACKOFF_JITTER", 0.0)
+        self.clock = Clock()
+        self.clock.advance(T0)
+        self.http = FakeHTTP()
+        self.make()
+
+    def make(self, max_streams: int = 0, output: str = "continuous") -> None:
+        self.config = Config(
+            stream=StreamConfig(connect_timeout=4, hold_after_end=0, chunk_size=188, output=output,
+                                slate_size=SLATE_SIZE),
+            providers=(ProviderConfig("main", BASE + "get.php", max_streams=max_streams),),
+        )
+        self.registry = UpstreamRegistry(self.config, self.clock, Redactor.for_urls([BASE]),
+                                         http_factory=lambda provider: self.http)
+        self.painter = SlatePainter(self.clock)
+        slate = ChannelSlate(self.clock, SLATE_SIZE, self.painter, ZoneInfo("America/New_York"), "nhl_1")
+        self.channel = ChannelStream("nhl_1", self.clock, self.config.stream, self.registry,
+                                     Redactor.for_urls([BASE]), slate=slate)
+        self.addCleanup(self.channel.stop)
+
+    def client(self) -> FakeRequest:
+        request = FakeRequest()
+        client = Client(request, self.clock, buffer_limit=1 << 22, channel_id="nhl_1",
+                        on_detach=self.channel.client_gone)
+        finish_when_done(request, client.done)
+        self.channel.add_client(client)
+        return request
+
+    def at(self, seconds: float) -> None:
+        """Time runs on to T0 + ``seconds`` in small steps, as the reactor's would."""
+        target = T0 + seconds
+        self.clock.pump([0.05] * int((target - self.clock.seconds()) / 0.05))
+        self.clock.advance(max(0.0, target - self.clock.seconds()))
+
+    def status(self) -> dict[str, Any]:
+        return self.channel.status(self.clock.seconds())
+
+    def flowing(self, sched: Schedule) -> tuple[FakeRequest, FakeResponse]:
+        self.channel.check(sched, self.clock.seconds())
+        request = self.client()
+        response = self.http.answer(BASE + "1.ts")
+        response.send(CLIP.frames(0, 10))
+        self.assertFalse(self.channel.on_slate)
+        return request, response
+
+    def test_nothing_on_shows_the_slate_at_once_with_what_is_next(self) -> None:
+        sched = schedule(event("Bruins vs Rangers", 1200, 2000, "1.ts"))  # 20 min from now
+        self.channel.check(sched, self.clock.seconds())
+        request = self.client()
+        self.clock.advance(0.5)
+        self.assertTrue(self.channel.on_slate)
+        self.assertEqual(pids(request.body)[:2], [0, 0x1000])  # our PAT, PMT, then the key frame
+        report = tsverify.read(request.body)
+        self.assertEqual(report.cc_errors, [])
+        status = self.status()
+        self.assertEqual((status["event"], status["stream_url"], status["source_kind"]), (None, None, "slate"))
+        self.assertEqual(status["slate"], "1  NHL 1\nUp next: Bruins vs Rangers\nToday 03:20 · in 20 min")
+        self.assertEqual(status["codecs"], "h264+aac")
+        self.assertEqual((self.http.requests, self.channel.provider_slots), ([], set()))
+
+    def test_no_events_scheduled(self) -> None:
+        self.channel.check(schedule(), self.clock.seconds())
+        self.assertEqual(self.status()["slate"], "1  NHL 1\nNo events scheduled")
+
+    def test_the_countdown_changes_the_picture_once_a_minute(self) -> None:
+        sched = schedule(event("Bruins vs Rangers", 1200, 2000, "1.ts"))
+        self.channel.check(sched, self.clock.seconds())
+        self.client()
+        self.at(59)
+        self.assertEqual(self.painter.made, 1)
+        self.at(61)
+        self.assertEqual(self.painter.made, 2)
+        self.assertIn("in 19 min", self.status()["slate"])
+
+    def test_an_event_going_live_cuts_from_the_slate_into_one_program(self) -> None:
+        sched = schedule(event("Bruins vs Rangers", 10, 2000, "1.ts"))
+        self.channel.check(sched, self.clock.seconds())
+        request = self.client()
+        self.at(10)
+        self.channel.check(sched, self.clock.seconds())
+        self.assertTrue(self.channel.on_slate)  # it shows while the event's way in is sought
+        self.http.answer(BASE + "1.ts").send(CLIP.frames(0, 10))
+        self.clock.advance(0.25)
+        self.assertFalse(self.channel.on_slate)
+        status = self.status()
+        self.assertEqual((status["event"], status["source_kind"]), ("Bruins vs Rangers", "ts"))
+        self.assertNotIn("slate", status)
+        report = tsverify.read(request.body)
+        self.assertEqual((report.cc_errors, report.pmt_pids), ([], {0x1000}))
+        self.assertEqual(self.channel.switches, 0)
+
+    def test_an_event_ending_cuts_back_to_the_slate_and_lets_the_provider_go(self) -> None:
+        sched = schedule(event("one", 0, 100, "1.ts"), event("two", 400, 500, "2.ts"))
+        request, response = self.flowing(sched)
+        self.at(100)
+        self.channel.check(sched, self.clock.seconds())
+        self.assertTrue(self.channel.on_slate)
+        self.assertTrue(response.transport.stopped)
+        self.assertEqual(self.registry.upstreams(), [])  # a channel on the slate holds no connection
+        self.clock.advance(0.5)
+        self.assertIn("Up next: two", self.status()["slate"])
+        self.assertEqual(tsverify.read(request.body).cc_errors, [])
+        self.assertFalse(request.finished)
+
+    def test_a_tune_to_a_live_event_gets_its_own_first_picture(self) -> None:
+        """Keepalive until the event's first picture, however near connect_timeout it comes."""
+        self.channel.check(schedule(event("one", 0, 100, "1.ts")), self.clock.seconds())
+        request = self.client()
+        self.at(3.8)
+        self.assertEqual(set(pids(request.body)), {0x1FFF})
+        self.assertFalse(self.channel.on_slate)
+        self.http.answer(BASE + "1.ts").send(CLIP.frames(0, 10))
+        media = [p for p in pids(request.body) if p != 0x1FFF]
+        self.assertEqual(media[:2], [0, 0x1000])
+        self.assertEqual((self.channel.on_slate, self.status()["source_kind"]), (False, "ts"))
+
+    def test_no_picture_within_connect_timeout_brings_the_slate(self) -> None:
+        self.channel.check(schedule(event("one", 0, 100, "1.ts")), self.clock.seconds())
+        request = self.client()
+        self.at(4.25)
+        self.assertTrue(self.channel.on_slate)
+        self.assertEqual(self.status()["slate"], "1  NHL 1\nReconnecting to main…")
+        self.assertIn(0x1000, pids(request.body))
+        self.at(5)
+        self.http.answer(BASE + "1.ts").send(CLIP.frames(0, 10))  # the retry answers
+        self.clock.advance(0.25)
+        self.assertFalse(self.channel.on_slate)
+        self.assertEqual(self.status()["event"], "one")
+
+    def test_a_3_s_stall_brings_the_slate_and_recovery_cuts_back(self) -> None:
+        request, response = self.flowing(schedule(event("one", 0, 100, "1.ts")))
+        self.at(2.75)
+        self.assertFalse(self.channel.on_slate)
+        self.at(3.25)
+        self.assertTrue(self.channel.on_slate)
+        self.assertEqual(self.channel.state, "seeking")  # the stalled source, beside the slate
+        self.assertEqual(self.status()["slate"], "1  NHL 1\nReconnecting to main…")
+        response.send(CLIP.frames(10, 10))  # it comes back
+        self.clock.advance(0.25)
+        self.assertFalse(self.channel.on_slate)
+        self.assertEqual((self.channel.switches, self.status()["source_kind"]), (0, "ts"))
+        report = tsverify.read(request.body)
+        self.assertEqual((report.cc_errors, report.pmt_pids), ([], {0x1000}))
+
+    def test_a_full_provider_shows_the_slate_saying_so(self) -> None:
+        self.channel.stop()
+        self.make(max_streams=1)
+        other = self.registry.acquire(Source("main", "9", BASE + "9.ts"))  # another channel's slot
+        self.channel.check(schedule(event("one", 0, 100, "1.ts")), self.clock.seconds())
+        request = self.client()
+        self.clock.advance(0.25)
+        self.assertTrue(self.channel.on_slate)
+        self.assertEqual(self.status()["slate"], "1  NHL 1\nmain: all 1 connections in use")
+        self.assertEqual(self.http.requests, [])
+        self.registry.release(other)
+        self.at(1)  # the retry finds the slot free
+        self.http.answer(BASE + "1.ts").send(CLIP.frames(0, 10))
+        self.clock.advance(0.25)
+        self.assertFalse(self.channel.on_slate)
+        self.assertEqual(tsverify.read(request.body).cc_errors, [])
+
+    def test_viewers_of_the_slate_keep_the_channel_going(self) -> None:
+        self.channel.check(schedule(), self.clock.seconds())
+        request = self.client()
+        self.at(30)
+        self.assertLess(self.channel.idle_for(self.clock.seconds()), 1)
+        request.disconnect()
+        self.at(40)
+        self.assertGreaterEqual(self.channel.idle_for(self.clock.seconds()), 9)
+
+    def test_passthrough_output_shows_the_slate_as_a_program_of_its_own(self) -> None:
+        self.channel.stop()
+        self.make(output="passthrough")
+        request, response = self.flowing(schedule(event("one", 0, 100, "1.ts")))
+        self.at(3.25)
+        self.assertTrue(self.channel.on_slate)
+        slate = request.body[request.body.index(bytes([0x47, 0x50, 0x00])) - 188:]  # from its PAT, PMT 0x1000
+        self.assertEqual(pids(slate)[:2], [0, 0x1000])
+        self.assertEqual(tsverify.read(slate).cc_errors, [])
+
+    def test_an_event_of_other_codecs_is_a_codec_change_both_ways(self) -> None:
+        """The slate is H.264 + AAC: an MPEG-2 event's cut is a codec change (PMT version), as any."""
+        mpeg2 = Clip(marker=2, video_type=MPEG2, audio_type=MP2, gop=5)
+        sched = schedule(event("one", 5, 10, "1.ts"))
+        self.channel.check(sched, self.clock.seconds())
+        request = self.client()
+        self.at(5)
+        with capturedLogs() as events:
+            self.channel.check(sched, self.clock.seconds())
+            response = self.http.answer(BASE + "1.ts")
+            response.send(mpeg2.frames(0, 10))
+            self.clock.advance(0.25)
+            self.assertEqual(self.status()["codecs"], "mpeg2+mp2")
+            self.at(10)
+            self.channel.check(sched, self.clock.seconds())
+            self.clock.pump([0.1] * 5)
+        text = log_text(events)
+        self.assertIn("[PROXY] nhl_1 codecs change: h264+aac -> mpeg2+mp2", text)
+        self.assertIn("[PROXY] nhl_1 codecs change: mpeg2+mp2 -> h264+aac", text)
+        self.assertEqual((self.channel.on_slate, self.status()["codecs"]), (True, "h264+aac"))
+        report = tsverify.read(request.body)
+        self.assertEqual((report.cc_errors, report.pmt_pids), ([], {0x1000}))
+
+    def test_on_codec_change_close_ends_the_connections_at_the_cut_from_the_slate(self) -> None:
+        self.channel.stop()
+        self.config = Config(stream=StreamConfig(on_codec_change="close", slate_size=SLATE_SIZE, chunk_size=188))
+        self.channel = ChannelStream("nhl_1", self.clock, self.config.stream, self.registry, Redactor(),
+                                     slate=ChannelSlate(self.clock, SLATE_SIZE, SlatePainter(self.clock),
+                                                        ZoneInfo("UTC"), "nhl_1"))
+        self.addCleanup(self.channel.stop)
+        sched = schedule(event("one", 5, 100, "1.ts"))
+        self.channel.check(sched, self.clock.seconds())
+        request = self.client()
+        self.at(5)
+        self.channel.check(sched, self.clock.seconds())
+        self.http.answer(BASE + "1.ts").send(Clip(marker=2, video_type=MPEG2, audio_type=MP2).frames(0, 10))
+        self.clock.advance(0.25)
+        self.assertTrue(request.finished)  # its player tunes again and probes MPEG-2
+
+    def test_held_words_follow_no_schedule(self) -> None:
+        self.channel.hold_on_slate(SlateText(("1  NHL 1", "alice: all 2 connections in use")))
+        self.channel.check(schedule(event("one", 0, 100, "1.ts")), self.clock.seconds())
+        self.client()
+        self.at(20)
+        self.assertEqual((self.channel.on_slate, self.http.requests), (True, []))
+        self.assertEqual(self.status()["slate"], "1  NHL 1\nalice: all 2 connections in use")
+
+    def test_a_failing_slate_leaves_keepalive_and_the_channel(self) -> None:
+        def fail(self: object, t: float) -> bytes:
+            raise RuntimeError("encoder bug")
+
+        self.patch(SlateSource, "packets_until", fail)
+        sched = schedule(event("one", 10, 100, "1.ts"))
+        self.channel.check(sched, self.clock.seconds())
+        request = self.client()
+        self.at(5)
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+        self.assertEqual(set(pids(request.body)), {0x1FFF})  # keepalive, as without a slate
+        self.at(10)
+        self.channel.check(sched, self.clock.seconds())
+        self.http.answer(BASE + "1.ts").send(CLIP.frames(0, 10))
+        self.clock.advance(0.25)  # the silent slate never went out: the splicer ends it at once
+        self.assertEqual(self.status()["event"], "one")
+        self.assertIn(0x100, pids(request.body))
+        self.assertFalse(request.finished)
