@@ -230,8 +230,9 @@ class SlateHlsTests(E2ETestCase):
         data, rate = looped("red", 3 * part + 30)
         red = self.provider.stream("red", data, rate=rate)
         now = self.now()
+        # a window that spans three of the slate's 5 s segments: its target duration from the start
         cfg = config(self.provider, slate=True, slate_size="640x360", output="continuous",
-                     hls_segment=SEGMENT, hls_window=6)
+                     hls_segment=SEGMENT, hls_window=15)
         cfg = evolve(cfg, server=evolve(cfg.server, state_dir=os.path.abspath(self.mktemp())))
         epgd = Epgd(self.reactor, cfg, schedule({"test_1": [event("Red", now + part, now + 2 * part, red)]},
                                                   now))

@@ -67,18 +67,16 @@
     }
   }
 
-  // Chromium's own HLS player refuses a live playlist shorter than three target durations
-  // (RFC 8216 §6.3.3: a client starts no later than that from the end), and an idle channel's
-  // first playlist holds one segment: wait here until the window is long enough.
+  // Chromium's own HLS player refuses a live playlist of fewer than three segments (it starts
+  // three from the end, as RFC 8216 §6.3.3 says), and an idle channel's first playlist holds
+  // one: wait here until the window has three.
   async function windowReady(url, id) {
     for (let tries = 0; tries < 60 && watching === id; tries += 1) {
       try {
         const response = await fetch(url, { cache: "no-store" });
-        const text = response.ok ? await response.text() : "";
-        const target = Number((text.match(/^#EXT-X-TARGETDURATION:(\d+)/m) || [0, 0])[1]);
-        const listed = (text.match(/^#EXTINF:([\d.]+)/gm) || []).map((line) => Number(line.slice(8)));
-        const total = listed.reduce((sum, seconds) => sum + seconds, 0);
-        if (text.includes("#EXT-X-ENDLIST") || (target && listed.length >= 3 && total >= 3 * target)) return true;
+        const text = await response.text();
+        const listed = (text.match(/^#EXTINF:/gm) || []).length;
+        if (text.includes("#EXT-X-ENDLIST") || listed >= 3) return true;
         if (!response.ok) {
           say(text.trim() || `epgd answered ${response.status}`); // one line saying why
           if (response.status !== 503) return false;

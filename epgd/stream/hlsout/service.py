@@ -120,8 +120,11 @@ class HlsService:
         now = self._clock.seconds()
         first = max(int(now), self._next_sequence.get(channel.channel_id, 0))
         # the slate's segments run from one of its key frames to the next: with it on, the
-        # target duration covers them from the start rather than growing when it shows
-        longest = SLATE_KEY_INTERVAL if self._config.slate else 0.0
+        # target duration covers them from the start rather than growing when it shows —
+        # where the window still spans three target durations (RFC 8216 §6.2.2)
+        config = self._config
+        spans = config.hls_window * config.hls_segment >= 3 * SLATE_KEY_INTERVAL
+        longest = SLATE_KEY_INTERVAL if config.slate and spans else 0.0
         out = HlsOutput(channel.channel_id, self._clock, self._config.hls_segment,
                         self._config.hls_window, first, longest)
         self.outputs[channel.channel_id] = (channel, out)

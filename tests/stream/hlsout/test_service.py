@@ -175,3 +175,14 @@ class ServiceTests(SynchronousTestCase):
         self.service.reap(self.clock.seconds())
         self.assertEqual(self.service.outputs, {})
         self.assertEqual(self.channel.output.sinks, [])
+
+    def test_with_the_slate_the_target_duration_covers_its_segments_from_the_start(self) -> None:
+        """The slate's key frames are 5 s apart: no change of target duration when it shows."""
+        for segment, window, slate, expected in ((4.0, 6, True, 5), (4.0, 6, False, 4),
+                                                 (1.0, 6, True, 1)):  # 6 s could not span 3 x 5 s
+            config = StreamConfig(hls_segment=segment, hls_window=window, slate=slate)
+            service = HlsService(self.clock, config, self.open, lambda cid: True)
+            self.channel = Channel(self.clock)
+            service.playlist(Request(), "nhl_ppv_1")
+            self.assertEqual(service.outputs["nhl_ppv_1"][1].target_duration, expected,
+                             (segment, window, slate))
