@@ -284,10 +284,12 @@ def measure(way: str, url: str, k: int, rate: float, seconds: float, settle: flo
             got = [p.segments - b for p, b in zip(players.players, before, strict=True)]
             lag = [p.newest - p.last + len(p.queue) for p in players.players]
             errors = sum(p.errors for p in players.players)
-            row["kept"] = sum(1 for g, lagging in zip(got, lag, strict=True)
-                              if g >= published - 1.5 and lagging <= 1) / k
+            closed = sum(p.closed for p in players.players)
+            row["kept"] = sum(1 for g, lagging, p in zip(got, lag, players.players, strict=True)
+                              if g >= published - 1.5 and lagging <= 1 and not p.closed) / k
             row["detail"] = (f"segments in {seconds:g} s: min {min(got)}, median {statistics.median(got):g} "
-                             f"(~{published:g} published); worst lag {max(lag)}; errors {errors}")
+                             f"(~{published:g} published); worst lag {max(lag)}; errors {errors}; "
+                             f"connections closed {closed}")
         return row
     finally:
         players.close()
@@ -306,7 +308,7 @@ def table(rows: list[dict[str, Any]]) -> str:
         requests = ("-" if r["way"] == "ts"
                     else f"{r['requests']['playlist']:.0f} / {r['requests']['segment']:.0f}")
         lines.append(f"| {r['k']} | {r['way']} | {r['cpu']:.0f}% | {r['rss']:.0f} | {nginx} | {requests} "
-                     f"| {r['kept']:.0%} | {r['detail']} | {r['viewers_cpu']:.0f}% |")
+                     f"| {round(r['kept'] * r['k'])}/{r['k']} | {r['detail']} | {r['viewers_cpu']:.0f}% |")
     return "\n".join(lines)
 
 
