@@ -18,7 +18,8 @@ setup(
     python_requires=">=3.11",
     packages=find_packages(exclude=["tests*"]) + ["twisted.plugins"],
     package_data={"epgd.demo": ["*.ts", "*.sh", "clips/*.ts", "clips/*.sh"],
-                  "epgd.status": ["*.html", "*.js"]},
+                  # hls.min.js: hls.js, vendored for the Watch player (its licence beside it)
+                  "epgd.status": ["*.html", "*.js", "*.LICENSE.txt"]},
     include_package_data=True,
     install_requires=["twisted>=23.10", "treq>=23.11", "klein>=23.5", "lxml>=4.9", "attrs>=23.1", "tzdata",
                       "prometheus-client>=0.17", "m3u8>=6.0", "cryptography>=42",

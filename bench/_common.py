@@ -277,7 +277,17 @@ def serve(spec: dict[str, Any]) -> None:
     schedule = Schedule(generated_at=dt.datetime.now(utc), channels=tuple(channels))
     manager = StreamManager(config, reactor, lambda: schedule,
                             Redactor.for_urls([spec["playlist"]]))
-    api = EpgdApi(config, FakeCatalog(), manager, reactor)
+    class BenchCatalog(FakeCatalog):
+        """FakeCatalog with what /metrics reads, so benchmarks can scrape it."""
+
+        feeds: dict[str, Any] = {}
+        refreshes: dict[Any, int] = {}
+        refresh_durations: dict[str, list[float]] = {}
+
+        def schedule(self) -> Schedule:
+            return schedule
+
+    api = EpgdApi(config, BenchCatalog(), manager, reactor)
     site = EpgdSite(api.app.resource(), Redactor.for_urls([spec["playlist"]]))
     site.log = lambda request: None  # type: ignore[method-assign]  # no access log per client
     manager.startService()

@@ -137,8 +137,10 @@ class Access:
         self._lineup_of = {cid: lineup.id for lineup in config.lineups for cid in lineup.channel_ids()}
         self.throttle = Throttle(clock)
         self._streams: dict[str, collections.Counter[tuple[str, str]]] = {}
-        #: where a user's open sessions are counted; HLS output appends its own source
-        self.session_sources: list[Sessions] = [self._stream_sessions]
+        #: user -> (address, channel) -> when it last asked for an HLS playlist or segment
+        self._hls_seen: dict[str, dict[tuple[str, str], float]] = {}
+        #: where a user's open sessions are counted: TS connections and HLS sessions
+        self.session_sources: list[Sessions] = [self._stream_sessions, self._hls_sessions]
 
     # -- who is asking ---------------------------------------------------------------
 
@@ -297,6 +299,33 @@ class Access:
         through ``slate``; else 503 naming it), then ``serve``; a connection that streams
         counts against the user until it ends.
         """
+        viewer = self._admit(request, channel_id, login, slate)
+        if not isinstance(viewer, Viewer):
+            return viewer
+        result = serve(request, channel_id)
+        if viewer.user is not None and isinstance(result, Deferred):
+            self._count(viewer.user.name, (viewer.address, channel_id), request, result)
+        return result
+
+    def hls(self, request: IRequest, channel_id: str, serve: Callable[[IRequest, str, Viewer], Any],
+            login: tuple[str, str] | None = None) -> Any:
+        """
+        ``stream`` for an HLS playlist or segment (SPEC §16): the same checks (503 at the
+        limit: a playlist cannot be the slate's TS), then ``serve`` told who asks (its segment
+        URIs must log in as the playlist did); the request opens or renews the user's HLS
+        session on the channel, which counts for 3 × ``hls_segment`` seconds.
+        """
+        viewer = self._admit(request, channel_id, login, None)
+        if not isinstance(viewer, Viewer):
+            return viewer
+        if viewer.user is not None:
+            seen = self._hls_seen.setdefault(viewer.user.name, {})
+            seen[(viewer.address, channel_id)] = self.clock.seconds()
+        return serve(request, channel_id, viewer)
+
+    def _admit(self, request: IRequest, channel_id: str, login: tuple[str, str] | None,
+               slate: Callable[[IRequest, str, str], Any] | None) -> Viewer | Any:
+        """The viewer of a stream request, or the answer refusing it (401, 404, 429, 503 or the slate)."""
         viewer = self.identify(request, login, user_required=login is not None)
         if isinstance(viewer, Refusal):
             return viewer.render(request)
@@ -310,10 +339,7 @@ class Access:
                 return slate(request, channel_id, limit.slate_text)
             request.setHeader(b"Retry-After", b"30")
             return error_line(request, 503, limit.line)
-        result = serve(request, channel_id)
-        if viewer.user is not None and isinstance(result, Deferred):
-            self._count(viewer.user.name, (viewer.address, channel_id), request, result)
-        return result
+        return viewer
 
     def _count(self, user: str, key: tuple[str, str], request: IRequest, done: Deferred[Any]) -> None:
         """Hold ``key`` open until the response ends or its connection goes, whichever is first."""
@@ -338,6 +364,18 @@ class Access:
 
     def _stream_sessions(self, user: str) -> Iterable[tuple[str, str]]:
         return tuple(self._streams.get(user, ()))
+
+    def _hls_sessions(self, user: str) -> Iterable[tuple[str, str]]:
+        """The user's HLS sessions: (address, channel) that asked for a playlist or segment lately."""
+        seen = self._hls_seen.get(user)
+        if not seen:
+            return ()
+        since = self.clock.seconds() - 3 * self.config.stream.hls_segment
+        for key in [k for k, when in seen.items() if when < since]:
+            del seen[key]
+        if not seen:
+            del self._hls_seen[user]
+        return tuple(seen)
 
 
 def _login_refusal(why: str) -> Refusal:

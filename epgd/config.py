@@ -18,7 +18,7 @@ from typing import Any
 
 from attrs import fields
 
-from epgd.configread import Reader, check_listen, is_int, show
+from epgd.configread import Reader, check_listen, is_int, is_number, show
 from epgd.configtypes import (
     DEFAULT_USER_AGENT,
     SLATE_SIZES,
@@ -194,7 +194,16 @@ class _Parser(Reader):
                                         "stream.on_codec_change", ("continue", "new_pid", "close")),
             slate=self.boolean(t.get("slate", d.slate), "stream.slate"),
             slate_size=self.choice(t.get("slate_size", d.slate_size), "stream.slate_size", SLATE_SIZES),
+            hls_segment=self.hls_segment(t.get("hls_segment", d.hls_segment)),
+            # fewer than 3 would list less than RFC 8216 §6.2.2's three target durations
+            hls_window=self.integer(t.get("hls_window", d.hls_window), "stream.hls_window", 3, 1000),
         )
+
+    def hls_segment(self, value: Any) -> float:
+        """Seconds from 1 to 60: shorter is not HLS, longer keeps minutes of video per channel."""
+        if not is_number(value) or not 1 <= value <= 60:
+            self.fail("stream.hls_segment", "must be a number of seconds from 1 to 60", value)
+        return float(value)
 
     def hdhr(self, value: Any) -> HdhrConfig:
         t = self.table(value, "hdhr", _names(HdhrConfig))

@@ -60,6 +60,10 @@ class StreamConfig:
     slate: bool = True
     #: the slate's picture, one of SLATE_SIZES
     slate_size: str = "1280x720"
+    #: HLS output (SPEC §16): segments end at the first key frame at least this long
+    hls_segment: float = 4.0
+    #: segments an HLS output playlist lists (and epgd keeps in memory per channel)
+    hls_window: int = 6
 
 
 @frozen

@@ -78,9 +78,13 @@ class EpgdCollector:
         switches = CounterMetricFamily(
             "epgd_stream_switches", "Source switches inside the channel's viewers' connections.",
             labels=["channel"])
+        hls = GaugeMetricFamily(
+            "epgd_hls_sessions", "Client addresses that read the channel's HLS output lately (SPEC §16).",
+            labels=["channel"])
         for channel in channels:
             live = status.get(channel, {})
             clients.add_metric([channel], live.get("clients", 0))
+            hls.add_metric([channel], live.get("hls_sessions", 0))
             sent.add_metric([channel], streams.past_bytes[channel] + live.get("bytes_sent", 0))
             switches.add_metric([channel],
                                 streams.past_switches[channel] + live.get("switches", 0))
@@ -92,7 +96,13 @@ class EpgdCollector:
             labels=["reason"])
         for reason in _with_known(DROP_REASONS, streams.dropped):
             dropped.add_metric([reason], streams.dropped[reason])
-        return clients, sent, switches, dropped
+        requests = CounterMetricFamily(
+            "epgd_hls_requests", "HLS output requests answered: playlist, segment, missing (a "
+            "segment no longer in the window). Behind an HTTP cache, what reached epgd.",
+            labels=["kind"])
+        for kind in _with_known(("playlist", "segment", "missing"), streams.hls.requests):
+            requests.add_metric([kind], streams.hls.requests[kind])
+        return clients, sent, switches, dropped, hls, requests
 
     def _providers(self) -> Iterable[Metric]:
         connections = self.streams.connections()

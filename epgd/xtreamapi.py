@@ -1,14 +1,14 @@
 """
 The Xtream Codes endpoints (SPEC §15) behind ``epgd.web``'s routes: ``player_api.php``,
 ``get.php``, the login of ``xmltv.php`` and the stream paths ``/live/U/P/101.ts`` and
-``/U/P/101``.
+``/U/P/101``, and ``/live/U/P/101.m3u8`` with its segments ``/live/U/P/101/{sequence}.ts``.
 
 Every endpoint answers 404 while no ``[[user]]`` is configured, and needs an account from
 anywhere (the API is per account: its answers name the user and carry its stream URLs).
 Wrong credentials on ``player_api.php`` answer ``{"user_info": {"auth": 0}}`` with 401, as
 the apps expect; elsewhere the one-line 401 of ``epgd.access``. The documents themselves are
-``epgd.publish.xtream``'s; the streams are served by whatever ``servers`` holds for the
-extension: ``"ts"`` is the stream manager, ``"m3u8"`` is for HLS output (SPEC §16) to add.
+``epgd.publish.xtream``'s; ``.ts`` streams are served by ``servers["ts"]`` (the stream
+manager), ``.m3u8`` ones by ``hls`` (its HLS output, SPEC §16).
 """
 
 from __future__ import annotations
@@ -37,6 +37,14 @@ EMPTY_ACTIONS = frozenset({"get_vod_categories", "get_vod_streams", "get_series_
 ABSENT = "not found: the Xtream Codes API needs viewer accounts ([[user]] in the configuration)"
 
 Serve = Callable[[IRequest, str], Any]
+
+
+class HlsServer(Protocol):
+    """The HLS output (SPEC §16): a channel's playlist and its segments."""
+
+    def serve_hls(self, request: IRequest, channel_id: str, prefix: str = "") -> Any: ...
+
+    def serve_hls_segment(self, request: IRequest, channel_id: str, name: str) -> Any: ...
 
 
 class HasSchedule(Protocol):
@@ -82,8 +90,10 @@ class XtreamApi:
         self._published = published
         self.clock = clock
         self._base_url = base_url
-        #: "ts" -> the stream manager's serve; HLS output adds "m3u8"
+        #: "ts" -> the stream manager's serve
         self.servers: dict[str, Serve] = {}
+        #: ``.m3u8`` streams and their segments (``/live/U/P/101/{sequence}.ts``)
+        self.hls: HlsServer | None = None
         #: the slate alone, saying why (a user at its limit), for .ts streams: the manager's serve_slate
         self.slate: Callable[[IRequest, str, str], Any] | None = None
         # what "created_at" and "added" say: when this process started serving accounts
@@ -172,8 +182,29 @@ class XtreamApi:
         if channel is None:
             return error_line(request, 404, f"unknown channel number {shorten(number)!r}: "
                                             "see get_live_streams")
+        hls = self.hls
+        if extension == "m3u8" and hls is not None:
+            # segment URIs relative to /live/U/P/: /live/U/P/101/{sequence}.ts, which logs in too
+            prefix = f"{channel.number}/"
+            return self.access.hls(request, channel.id, lambda r, c, _: hls.serve_hls(r, c, prefix),
+                                   (name, password))
         serve = self.servers.get(extension)
         if serve is None:
-            return error_line(request, 404, f"no .{shorten(extension, 8)} streams here: use .ts")
-        return self.access.stream(request, channel.id, serve, (name, password),
-                                  slate=self.slate if extension == "ts" else None)
+            return error_line(request, 404, f"no .{shorten(extension, 8)} streams here: use .ts or .m3u8")
+        return self.access.stream(request, channel.id, serve, (name, password), slate=self.slate)
+
+    def live_segment(self, request: IRequest, name: str, password: str, number: str, segment: str) -> Any:
+        """``/live/U/P/101/{sequence}.ts``: a segment of ``/live/U/P/101.m3u8``."""
+        hls = self.hls
+        if _number(number) is None or hls is None:
+            return error_line(request, 404, "not found: see /playlist.m3u, /epg.xml, /schedule.json, /health")
+        found = self.login(request, (name, password))
+        if isinstance(found, bytes):
+            return found
+        assert found.user is not None
+        channel = self._channel(found.user, _number(number))
+        if channel is None:
+            return error_line(request, 404, f"unknown channel number {shorten(number)!r}: "
+                                            "see get_live_streams")
+        return self.access.hls(request, channel.id, lambda r, c, _: hls.serve_hls_segment(r, c, segment),
+                               (name, password))

@@ -115,6 +115,17 @@ class Streams:
         request.setHeader(b"Content-Type", b"video/mp2t")
         return b"\x47" + b"\xff" * 187
 
+    def serve_hls(self, request: IRequest, channel_id: str, prefix: str = "") -> Any:
+        """A playlist of one segment, its URI as the HLS output writes it (``prefix`` + sequence)."""
+        self.served.append(f"{channel_id}.m3u8")
+        request.setHeader(b"Content-Type", b"application/vnd.apple.mpegurl")
+        return f"#EXTM3U\n#EXTINF:4.000,\n{prefix or channel_id + '/'}7.ts\n".encode()
+
+    def serve_hls_segment(self, request: IRequest, channel_id: str, name: str) -> Any:
+        self.served.append(f"{channel_id}/{name}")
+        request.setHeader(b"Content-Type", b"video/mp2t")
+        return b"\x47" + b"\xff" * 187
+
     def end(self) -> None:
         for done in self.open:
             if not done.called:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import os
+import subprocess
 from typing import Any
 
 from attrs import evolve
@@ -64,13 +65,14 @@ def xtream_session(base: str, cache: str, password: str = ALICE.password) -> dic
 class PyXtreamTests(E2ETestCase):
     timeout = 90
 
-    async def start(self) -> str:
-        self.provider.stream("one", "a", rate=400_000)
-        self.provider.stream("two", "b", rate=400_000)
+    async def start(self, **stream: Any) -> str:
+        if not stream:
+            self.provider.stream("one", "a", rate=400_000)
+            self.provider.stream("two", "b", rate=400_000)
         directory = os.path.abspath(self.mktemp())
         os.makedirs(directory)
         playlist, guide = write_provider_files(directory, self.provider, self.now())
-        base = stack_config(directory, playlist, guide, output="passthrough")
+        base = stack_config(directory, playlist, guide, **{"output": "passthrough", **stream})
         config: Config = evolve(base, server=evolve(base.server, open_networks=()), users=(ALICE,))
         redactor = Redactor.for_urls([playlist, self.provider.playlist_url()],
                                      [(u.name, u.password) for u in config.users])
@@ -134,6 +136,33 @@ class PyXtreamTests(E2ETestCase):
         lines = self.log_lines()
         self.assertTrue([line for line in lines
                          if "GET /player_api.php?username=alice&password=*** " in line], lines[-20:])
+        self.assertFalse([line for line in lines if "Wonder-land9" in line])
+
+    async def test_ffmpeg_plays_an_accounts_hls_url_from_outside(self) -> None:
+        """
+        SPEC §15/§16 on a VPS: /live/U/P/1.m3u8 plays in a real HLS client that knows nothing
+        of logins; every segment request logs in by its path, and the log masks the password.
+        """
+        from tests.mediaservers import run_for, tool
+        from tests.test_splice_e2e import looped
+
+        ffmpeg, ffprobe = tool("ffmpeg"), tool("ffprobe")
+        for name, colour in (("one", "red"), ("two", "green")):
+            data, rate = looped(colour, 120)
+            self.provider.stream(name, data, rate=rate)
+        base = await self.start(output="continuous", hls_segment=1.0)
+        recording = os.path.abspath(self.mktemp())
+        log, _ = await deferToThread(run_for, [
+            ffmpeg, "-hide_banner", "-i", f"{base}/live/alice/Wonder-land9/1.m3u8", "-map", "0",
+            "-c", "copy", "-f", "mpegts", recording], 8.0)
+        self.assertNotIn("401", log)
+        probe = await deferToThread(subprocess.run, [
+            ffprobe, "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", recording],
+            capture_output=True, text=True, timeout=60)
+        self.assertGreater(float(probe.stdout.strip() or 0), 3.0, log[-2000:])
+        lines = self.log_lines()
+        self.assertTrue([line for line in lines if "GET /live/alice/***/1/" in line and '" 200 ' in line],
+                        lines[-20:])
         self.assertFalse([line for line in lines if "Wonder-land9" in line])
 
     async def test_wrong_password_and_no_login(self) -> None:

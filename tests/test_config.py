@@ -68,6 +68,7 @@ class DefaultsTests(SynchronousTestCase):
         )
         self.assertEqual((s.output, s.on_codec_change), ("continuous", "continue"))
         self.assertEqual((s.slate, s.slate_size), (True, "1280x720"))
+        self.assertEqual((s.hls_segment, s.hls_window), (4, 6))
 
     def test_hdhr(self) -> None:
         h = self.config.hdhr
@@ -225,7 +226,7 @@ class ValuesTests(SynchronousTestCase):
                     "stop", "url", "provider", "channel", "output", "on_codec_change", "enabled",
                     "friendly_name", "tuner_count", "device_id", "discovery", "discovery_port",
                     "fetch_timeout", "max_guide_bytes", "hls_variant", "slate", "slate_size",
-                    "open_networks", "password", "max_connections", "lineups"):
+                    "open_networks", "password", "max_connections", "lineups", "hls_segment", "hls_window"):
             self.assertIn(f"\n{key} = ", text)
 
 
@@ -315,6 +316,15 @@ class ErrorTests(SynchronousTestCase):
         from epgd.mpegts.slate.picture import SIZES
 
         self.assertEqual(SLATE_SIZES, tuple(SIZES))
+    def test_hls_output_settings(self) -> None:
+        stream = parse_config(config_with(stream={"hls_segment": 2.5, "hls_window": 10}), "epgd.toml").stream
+        self.assertEqual((stream.hls_segment, stream.hls_window), (2.5, 10))
+        for value, shown in ((0, "0"), (0.5, "0.5"), (61, "61"), ("4", '"4"'), (True, "true")):
+            self.assertEqual(self.error(config_with(stream={"hls_segment": value})),
+                             f"epgd.toml: stream.hls_segment: must be a number of seconds from 1 to 60, got {shown}")
+        for value, shown in ((2, "2"), (1001, "1001"), (6.5, "6.5")):
+            self.assertEqual(self.error(config_with(stream={"hls_window": value})),
+                             f"epgd.toml: stream.hls_window: must be an integer from 3 to 1000, got {shown}")
 
     def test_normalize_pids_is_gone(self) -> None:
         """The splicer replaced the opt-in PID rewrite: the old key is a typo now."""

@@ -46,6 +46,9 @@ FAMILIES = {
     "epgd_schedule_events": ("gauge", {"lineup"}),
     "epgd_schedule_unplaced": ("gauge", {"lineup"}),
     "epgd_build_info": ("gauge", {"version"}),
+    # beyond SPEC §12: HLS output (§16)
+    "epgd_hls_sessions": ("gauge", {"channel"}),
+    "epgd_hls_requests": ("counter", {"kind"}),
 }
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -147,11 +150,21 @@ class CollectorTests(SynchronousTestCase):
         self.assertEqual(value(samples, "epgd_upstream_failures_total", provider="main",
                                reason="not_ts"), 0)
         self.assertEqual(value(samples, "epgd_clients_dropped_total", reason="too_slow"), 0)
+        self.assertEqual(value(samples, "epgd_hls_requests_total", kind="segment"), 0)
+        self.assertEqual(value(samples, "epgd_hls_sessions", channel="nhl_1"), 0)
         self.assertEqual(value(samples, "epgd_provider_max_streams", provider="main"), 3)
         self.assertEqual(value(samples, "epgd_schedule_events", lineup="nhl"), 2)
         self.assertEqual(value(samples, "epgd_schedule_unplaced", lineup="nhl"), 1)
         from epgd import __version__
         self.assertEqual(value(samples, "epgd_build_info", version=__version__), 1)
+
+    def test_hls_requests_and_sessions(self) -> None:
+        self.manager.serve_hls(FakeRequest(), "nhl_1")
+        self.manager.serve_hls_segment(FakeRequest(), "nhl_1", "1.ts")
+        samples = self.scrape()
+        self.assertEqual(value(samples, "epgd_hls_requests_total", kind="playlist"), 1)
+        self.assertEqual(value(samples, "epgd_hls_requests_total", kind="missing"), 1)
+        self.assertEqual(value(samples, "epgd_hls_sessions", channel="nhl_1"), 1)
 
     def test_openmetrics_when_the_scraper_asks_for_it(self) -> None:
         body, content_type = self.metrics.render("application/openmetrics-text; version=1.0.0")

@@ -6,7 +6,7 @@ import datetime as _dt
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from epgd.publish.m3u import render_playlist
+from epgd.publish.m3u import hls_urls, render_playlist
 from epgd.schedule.model import Channel, Event, Schedule, Source
 
 UTC = _dt.UTC
@@ -68,3 +68,19 @@ class PlaylistTests(SynchronousTestCase):
         self.assertIn("tvg-name=\"The 'Big' Game 1\"", extinf)
         self.assertIn("group-title=\"Spo'rts X\"", extinf)
         self.assertEqual(name, 'The "Big" Game 1')
+
+
+class HlsPlaylistTests(SynchronousTestCase):
+    def test_same_playlist_with_hls_urls(self) -> None:
+        """SPEC §16: /playlist.m3u?output=m3u8 is §6.1's playlist with /stream/{id}.m3u8 URLs."""
+        schedule = Schedule(T0, _channels("nhl_ppv", "NHL .ts PPV", 2))
+        plain = render_playlist(schedule, "http://HOST")
+        hls = hls_urls(plain).decode("utf-8")
+        for before, after in zip(plain.decode("utf-8").splitlines(), hls.splitlines(), strict=True):
+            if before.startswith("http://HOST/stream/"):
+                self.assertEqual(after, before.removesuffix(".ts") + ".m3u8")
+            else:
+                self.assertEqual(after, before)
+        self.assertIn("http://HOST/stream/nhl_ppv_2.m3u8\n", hls)
+        self.assertIn('tvg-name="NHL .ts PPV 1"', hls)  # only URL lines change
+        self.assertNotIn("/stream/nhl_ppv_1.ts", hls)

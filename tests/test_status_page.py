@@ -8,12 +8,15 @@ temporary directory (``_trial_temp/tests.test_status_page.*/.../screenshots``) t
 from __future__ import annotations
 
 import datetime as _dt
+import gzip
+import hashlib
 import json
 import os
 import re
 import shutil
 import struct
 import tempfile
+from importlib.resources import files
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -59,9 +62,27 @@ class PageFilesTests(SynchronousTestCase):
         self.assertNotIn("document.write", script)
         self.assertNotIn("eval(", script)
 
+    def test_watch_player_ships_hls_js_unchanged_with_its_licence(self) -> None:
+        """hls.js is vendored as npm packs it (version and hash recorded), its licence beside it."""
+        watch, _ = status.asset("watch.js", False)
+        self.assertIsNone(re.search(rb"(?i)\b(?:https?|wss?|ftp):|//[a-z0-9-]+\.[a-z]", watch))
+        for sink in (b"innerHTML", b"insertAdjacentHTML", b"document.write", b"eval("):
+            self.assertNotIn(sink, watch)
+        self.assertIn(b'"hls.min.js"', watch)  # loaded from epgd, by a relative URL
+        hls, _ = status.asset("hls.min.js", False)
+        self.assertEqual(hashlib.sha256(hls).hexdigest(), status.HLS_JS_SHA256)
+        self.assertIn(f'"{status.HLS_JS_VERSION}"'.encode(), hls)
+        licence = files("epgd.status").joinpath("hls.min.js.LICENSE.txt").read_text(encoding="utf-8")
+        self.assertIn("Apache License", licence)
+        packed, gzipped = status.asset("hls.min.js", True)
+        self.assertTrue(gzipped)
+        self.assertEqual(gzip.decompress(packed), hls)
+        with self.assertRaises(KeyError):
+            status.asset("../__init__.py", False)
+
     def test_served_values_cannot_end_the_script_element(self) -> None:
         html = status.page({"base_url": "http://x/</script><script>alert(1)</script>"}).decode()
-        self.assertEqual(html.count("</script>"), 2)  # the JSON block's and status.js's
+        self.assertEqual(html.count("</script>"), 3)  # the JSON block's, status.js's and watch.js's
         blob = re.search(r'<script id="epgd-info" type="application/json">(.*?)</script>', html, re.S)
         assert blob is not None
         self.assertEqual(json.loads(blob.group(1))["base_url"],
@@ -92,6 +113,22 @@ class RouteTests(ApiTestCase):
         self.assertEqual(self.header(script, "content-type"), "text/javascript; charset=utf-8")
         self.assertEqual(code, status.script())
 
+    def test_player_scripts_and_a_policy_that_lets_the_video_play(self) -> None:
+        response, body = self.request("GET", "/")
+        policy = self.header(response, "content-security-policy") or ""
+        self.assertIn("media-src 'self' blob:", policy)  # hls.js feeds the video a MediaSource
+        self.assertIn(b'<script src="watch.js"></script>', body)
+        self.assertIn(b'<video id="watch-video"', body)
+        for name in status.SCRIPTS:
+            response, script = self.request("GET", f"/{name}", {"Accept-Encoding": "gzip"})
+            self.assertEqual(response.code, 200)
+            self.assertEqual(self.header(response, "content-type"), "text/javascript; charset=utf-8")
+            self.assertEqual(gzip.decompress(script) if self.header(response, "content-encoding") else script,
+                             status.asset(name, False)[0])
+        response, script = self.request("GET", "/hls.min.js")
+        self.assertIsNone(self.header(response, "content-encoding"))
+        self.assertEqual(hashlib.sha256(script).hexdigest(), status.HLS_JS_SHA256)
+
     def test_page_says_a_token_is_needed_but_never_shows_it(self) -> None:
         self.use(make_config(token="hunter2", base_url="http://tv.lan:8080/"))
         _, body = self.request("GET", "/")
@@ -109,7 +146,9 @@ class RouteTests(ApiTestCase):
         self.assertIn("loaded", provider)  # SPEC §4's fields are kept
 
 
-class StatusPageBrowserTests(E2ETestCase):
+class BrowserTestCase(E2ETestCase):
+    """epgd's whole stack and a headless Chromium (no tests of its own)."""
+
     timeout = 120
     async def stack(self, admin_token: str = "", live_title: str = LIVE_TITLE) -> Stack:
         directory = os.path.abspath(self.mktemp())
@@ -143,6 +182,8 @@ class StatusPageBrowserTests(E2ETestCase):
         os.makedirs(path)
         return path
 
+
+class StatusPageBrowserTests(BrowserTestCase):
     async def test_live_event_streams_and_updates_without_a_reload(self) -> None:
         stack = await self.stack()
         first = await stack.open("/stream/test_1.ts")
@@ -271,3 +312,90 @@ class StatusPageBrowserTests(E2ETestCase):
         provider = text_of('[data-provider="main"] [data-field="connections"]')
         self.assertEqual(await page.wait_js(provider, "the provider's connections (from /health)"),
                          "0 connections (no limit)")
+
+
+async def click(page: Page, selector: str) -> None:
+    """A real mouse click (a user gesture, as the browser counts them) on ``selector``."""
+    await page.evaluate(f"document.querySelector({json.dumps(selector)}).scrollIntoView({{block: 'center'}})")
+    box = await page.evaluate(
+        f"(() => {{ const r = document.querySelector({json.dumps(selector)}).getBoundingClientRect();"
+        " return [r.left + r.width / 2, r.top + r.height / 2]; })()")
+    for kind in ("mousePressed", "mouseReleased"):
+        await page.send("Input.dispatchMouseEvent", {"type": kind, "x": box[0], "y": box[1],
+                                                     "button": "left", "clickCount": 1})
+
+
+class WatchBrowserTests(BrowserTestCase):
+    """SPEC §16: the Watch button plays the channel in the page, with sound, from epgd alone."""
+
+    timeout = 120
+
+    async def watch_stack(self) -> Stack:
+        from tests.test_splice_e2e import looped
+
+        directory = os.path.abspath(self.mktemp())
+        os.makedirs(directory)
+        for name, colour in (("one", "red"), ("two", "green")):
+            data, rate = looped(colour, 120)
+            self.provider.stream(name, data, rate=rate)  # at its own pace, its clock running on
+        playlist, guide = write_provider_files(directory, self.provider, self.now())
+        running = Stack(self.reactor, stack_config(directory, playlist, guide, hls_segment=1.0),
+                        self.provider)
+        self.addCleanup(running.stop)
+        await running.ready()
+        return running
+
+    async def watch(self, player: str) -> None:
+        stack = await self.watch_stack()
+        page = await self.browser()
+        await page.goto(stack.base + "/" + (f"?player={player}" if player else ""))
+        button = '[data-channel="test_1"] button[data-watch="test_1"]'
+        await page.wait_js(f"document.querySelector({json.dumps(button)}) !== null", "the Watch button")
+        await click(page, button)
+        video = "document.getElementById('watch-video')"
+        await page.wait_js("document.getElementById('watch-dialog').open", "the player")
+        # it plays: its time advances, past what one segment holds
+        try:
+            await page.wait_js(f"{video}.currentTime > 2", "the video to play", timeout=40)
+        except AssertionError:
+            state = await page.evaluate(
+                f"JSON.stringify({{error: {video}.error && [{video}.error.code, {video}.error.message], "
+                f"ready: {video}.readyState, network: {video}.networkState, time: {video}.currentTime, "
+                f"src: {video}.currentSrc, note: document.getElementById('watch-note').textContent}})")
+            raise AssertionError(f"the video does not play: {state}; requests {page.requests[-8:]}; "
+                                 f"console {page.console[-8:]}") from None
+        first = await page.evaluate(f"{video}.currentTime")
+        await self.sleep(1.5)
+        later = await page.evaluate(f"{video}.currentTime")
+        self.assertGreater(later - first, 0.8, "the video's time does not advance")
+        self.assertFalse(await page.evaluate(f"{video}.paused"))
+        # with sound: not muted, and the browser decodes its audio
+        self.assertFalse(await page.evaluate(f"{video}.muted"))
+        self.assertGreater(await page.evaluate(f"{video}.webkitAudioDecodedByteCount"), 0)
+        self.assertEqual(await page.evaluate(text_of("#watch-title")), "Test Sports 1")
+        used = await page.evaluate(f"{video}.dataset.player")
+        self.assertEqual(used, player or ("native" if await page.evaluate(
+            f"{video}.canPlayType('application/vnd.apple.mpegurl') !== ''") else "hls.js"))
+        status = await stack.json("/streams/status")
+        self.assertEqual(status["test_1"]["hls_sessions"], 1)
+        self.assertEqual(status["test_1"]["clients"], 0)  # HLS only: no TS connection
+        shots = self.screenshots()
+        await page.screenshot(os.path.join(shots, f"watch-{player or 'default'}.png"), full_page=False)
+        # closing stops it
+        await page.evaluate("document.getElementById('watch-close').click()")
+        await page.wait_js(f"{video}.paused && !{video}.dataset.channel", "the player to stop")
+        # everything came from epgd itself
+        for url in page.requests:
+            self.assertTrue(url.startswith((stack.base + "/", "data:", "blob:")), url)
+        if used == "hls.js":
+            self.assertIn(stack.base + "/hls.min.js", page.requests)
+        else:
+            self.assertNotIn(stack.base + "/hls.min.js", page.requests)  # never fetched needlessly
+        self.assertEqual([c for c in page.console if c.startswith(("exception", "error"))], [])
+
+    async def test_watch_plays_with_the_browsers_own_choice(self) -> None:
+        await self.watch("")
+
+    async def test_watch_plays_with_hls_js(self) -> None:
+        """The path Firefox takes (no native HLS): hls.js from epgd over Media Source Extensions."""
+        await self.watch("hls.js")

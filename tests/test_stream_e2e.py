@@ -22,7 +22,8 @@ from tests.streamhelpers import (
 )
 
 STATUS_KEYS = {"stream_url", "event", "uptime_seconds", "idle_seconds", "last_check", "clients",
-               "bytes_sent", "bitrate_kbps", "switches", "error", "source_kind", "codecs"}
+               "bytes_sent", "bitrate_kbps", "switches", "error", "source_kind", "codecs",
+               "hls_sessions"}  # SPEC §16
 
 
 class ServeTests(E2ETestCase):

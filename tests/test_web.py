@@ -71,6 +71,15 @@ class FakeStreams:
         request.setHeader(b"Content-Type", b"video/mp2t")
         return b"\x47" + b"\xff" * 187
 
+    def serve_hls(self, request: IRequest, channel_id: str, prefix: str = "") -> bytes:
+        self.served.append(f"{channel_id}.m3u8" + (f" (segments at {prefix})" if prefix else ""))
+        request.setHeader(b"Content-Type", b"application/vnd.apple.mpegurl")
+        return b"#EXTM3U\n"
+
+    def serve_hls_segment(self, request: IRequest, channel_id: str, name: str) -> bytes:
+        self.served.append(f"{channel_id}/{name}")
+        return b"\x47" + b"\xff" * 187
+
     def status(self) -> dict[str, Any]:
         return {"a_1": {"clients": 2}}
 
@@ -140,6 +149,14 @@ class GuideTests(ApiTestCase):
         self.assertEqual(lines[-1], "#EXT-X-ENDLIST")
         _, vlc = self.request("GET", "/playlist.m3u", {"User-Agent": "VLC/3.0.20 LibVLC/3.0.20"})
         self.assertNotIn(b"#EXT-X-", vlc)
+
+    def test_playlist_as_hls(self) -> None:
+        """SPEC §16: ?output=m3u8 is the same playlist with .m3u8 stream URLs."""
+        response, body = self.request("GET", "/playlist.m3u?output=m3u8")
+        self.assertEqual(self.header(response, "Content-Type"), "audio/x-mpegurl")
+        self.assertEqual(body, b"#EXTM3U\nhttp://epgd.example:8080/stream/a_1.m3u8\n")
+        _, plain = self.request("GET", "/playlist.m3u?output=ts")
+        self.assertIn(b"/stream/a_1.ts\n", plain)
 
     def test_playlist_uses_base_url(self) -> None:
         self.use(make_config(base_url="http://nordvpn:8080/"))
@@ -273,11 +290,23 @@ class StreamRouteTests(ApiTestCase):
         self.assertEqual(self.header(response, "Content-Type"), "video/mp2t")
         self.assertEqual(body[:1], b"\x47")
 
-    def test_stream_needs_ts(self) -> None:
+    def test_stream_needs_ts_or_m3u8(self) -> None:
+        for path in ("/stream/a_1.mp4", "/stream/a_1", "/stream/a_1.m3u8.ts.x"):
+            response, body = self.request("GET", path)
+            self.assertEqual(response.code, 404, path)
+            self.assertOneLine(body)
+        self.assertEqual(self.streams.served, [])
+
+    def test_hls_playlist_and_segments_delegate(self) -> None:
+        """SPEC §16: /stream/{id}.m3u8 and /stream/{id}/{sequence}.ts."""
         response, body = self.request("GET", "/stream/a_1.m3u8")
+        self.assertEqual((response.code, body), (200, b"#EXTM3U\n"))
+        response, _ = self.request("GET", "/stream/a_1/1764000000.ts")
+        self.assertEqual(response.code, 200)
+        self.assertEqual(self.streams.served, ["a_1.m3u8", "a_1/1764000000.ts"])
+        response, body = self.request("GET", "/stream/" + "x" * 300 + "/1.ts")
         self.assertEqual(response.code, 404)
         self.assertOneLine(body)
-        self.assertEqual(self.streams.served, [])
 
     def test_status(self) -> None:
         response, body = self.request("GET", "/streams/status")

@@ -310,7 +310,7 @@ class StreamPathTests(XtreamTestCase):
             ("/live/alice/Wonder-land9/999.ts", 404, "unknown channel number '999': see get_live_streams"),
             ("/live/alice/Wonder-land9/abc.ts", 404, "not found: see /playlist.m3u, /epg.xml, /schedule.json, "
                                                      "/health"),
-            ("/live/alice/Wonder-land9/101.mkv", 404, "no .mkv streams here: use .ts"),
+            ("/live/alice/Wonder-land9/101.mkv", 404, "no .mkv streams here: use .ts or .m3u8"),
             ("/live/alice/nope/101.ts", 401, "login required: wrong user name or password"),
             ("/alice/nope/101", 401, "login required: wrong user name or password"),
         ]
@@ -326,13 +326,40 @@ class StreamPathTests(XtreamTestCase):
             self.assertEqual(response.code, 404)
         self.assertEqual(self.stream("/live/alice/Wonder-land9/101.ts").code, 200)
 
-    def test_hls_paths_wait_for_hls_output(self) -> None:
-        """``/live/U/P/101.m3u8`` is served once HLS output registers ``servers["m3u8"]``."""
-        response, _ = self.get("/live/alice/Wonder-land9/101.m3u8")
-        self.assertEqual(response.code, 404)
-        self.api.xtream.servers["m3u8"] = lambda request, channel_id: f"#EXTM3U {channel_id}\n".encode()
+    def test_hls_playlist_and_its_segments_log_in_by_their_path(self) -> None:
+        """SPEC §15/§16: /live/U/P/101.m3u8; its segments at /live/U/P/101/{sequence}.ts."""
         response, body = self.get("/live/alice/Wonder-land9/101.m3u8")
-        self.assertEqual((response.code, body), (200, b"#EXTM3U nhl_1\n"))
+        self.assertEqual((response.code, body), (200, b"#EXTM3U\n#EXTINF:4.000,\n101/7.ts\n"))
+        response, body = self.get("/live/alice/Wonder-land9/101/7.ts")  # where a player resolves 101/7.ts
+        self.assertEqual((response.code, body), (200, b"\x47" + b"\xff" * 187))
+        self.assertEqual(self.streams.served, ["nhl_1.m3u8", "nhl_1/7.ts"])
+        for path, code in (("/live/alice/nope/101/7.ts", 401), ("/live/alice/Wonder-land9/103/7.ts", 404),
+                           ("/live/alice/Wonder-land9/abc/7.ts", 404)):
+            self.assertEqual(self.get(path)[0].code, code, path)
+        self.assertEqual(len(self.streams.served), 2)
+
+    def test_an_account_reading_stream_m3u8_gets_segments_that_log_in(self) -> None:
+        """A player sends no Basic header or query with its segment requests: their URIs log in."""
+        response, body = self.get(f"/stream/nhl_1.m3u8?{ALICE_Q}")
+        self.assertEqual((response.code, body),
+                         (200, b"#EXTM3U\n#EXTINF:4.000,\n../live/alice/Wonder-land9/101/7.ts\n"))
+        self.assertEqual(self.get("/stream/nhl_1.m3u8")[0].code, 401)
+        self.assertEqual(self.get("/stream/nhl_1/7.ts")[0].code, 401)
+
+    def test_an_hls_session_counts_for_three_segments(self) -> None:
+        """SPEC §15: max_connections counts HLS sessions: a playlist or segment asked for lately."""
+        self.use(evolve(make_config(), stream=StreamConfig(slate=False)))
+        self.assertEqual(self.get("/live/bob/xyzzy-42/101.m3u8")[0].code, 200)
+        self.assertEqual(self.api_json(BOB_Q)["user_info"]["active_cons"], "1")
+        self.assertEqual(self.get("/live/bob/xyzzy-42/101/7.ts")[0].code, 200)  # its own session: free
+        response, body = self.get("/live/bob/xyzzy-42/103.m3u8")
+        self.assertEqual((response.code, body), (503, b"user bob already watches 1 channel: max_connections is 1\n"))
+        self.assertEqual(self.get("/live/bob/xyzzy-42/103.ts")[0].code, 503)
+        self.clock.advance(3 * 4.0 - 1)
+        self.assertEqual(self.get("/live/bob/xyzzy-42/103.ts")[0].code, 503)
+        self.clock.advance(1.5)  # no request for 3 x hls_segment: the session is over
+        self.assertEqual(self.api_json(BOB_Q)["user_info"]["active_cons"], "0")
+        self.assertEqual(self.get("/live/bob/xyzzy-42/103.m3u8")[0].code, 200)
 
     def test_connection_limit(self) -> None:
         self.use(evolve(make_config(), stream=StreamConfig(slate=False)))  # SPEC §15: 503

@@ -68,3 +68,15 @@ def for_ffmpeg(playlist: bytes) -> bytes:
         + entries
         + b"#EXT-X-ENDLIST\n"
     )
+
+
+def hls_urls(playlist: bytes) -> bytes:
+    """
+    The playlist with every stream URL as HLS (SPEC §16, ``/playlist.m3u?output=m3u8``): a
+    URL line ending in ``.ts`` ends in ``.m3u8``; the channels and their tags stay as they are.
+    """
+    lines = playlist.split(b"\n")
+    for i, line in enumerate(lines):
+        if line.endswith(b".ts") and not line.startswith(b"#"):
+            lines[i] = line[:-3] + b".m3u8"
+    return b"\n".join(lines)

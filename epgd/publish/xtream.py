@@ -159,6 +159,11 @@ def stream_path(user: UserConfig, number: int, extension: str) -> str:
     return f"/live/{quote(user.name, safe='')}/{quote(user.password, safe='')}/{number}.{extension}"
 
 
+def live_prefix(user: UserConfig, number: int) -> str:
+    """``live/U/P/101/``: where the segments of ``/live/U/P/101.m3u8`` are (relative: no leading slash)."""
+    return f"live/{quote(user.name, safe='')}/{quote(user.password, safe='')}/{number}/"
+
+
 def guide_path(user: UserConfig) -> str:
     return f"/xmltv.php?username={quote(user.name, safe='')}&password={quote(user.password, safe='')}"
 

@@ -316,6 +316,8 @@
           return el("div", { class: "channel", "data-channel": channel.id },
             el("div", { class: "number" }, channel.number),
             el("div", { class: "name" }, el("strong", {}, channel.name),
+              el("button", { type: "button", class: "watch", "data-watch": channel.id, "data-name": channel.name,
+                title: "Play this channel here (HLS)" }, "Watch"),
               on ? el("span", { class: "pill live" }, "live") : null,
               stream ? el("span", { class: "pill ok", title: "streaming now" }, `▶ ${plural(stream.clients || 0, "viewer", "viewers")}`) : null),
             slot("Now", on, now, true),

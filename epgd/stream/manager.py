@@ -30,6 +30,7 @@ from epgd.redact import Redactor
 from epgd.schedule.model import Schedule, utc_iso
 from epgd.stream.channel.slate import ChannelSlate
 from epgd.stream.channel.stream import ChannelStream
+from epgd.stream.hlsout.service import HlsService
 from epgd.stream.out.client import Client
 from epgd.stream.registry import HTTPFactory, ProviderFull, UpstreamRegistry
 from epgd.stream.slatepaint import SlatePainter
@@ -73,6 +74,7 @@ class StreamManager(Service):
         self._checker.clock = reactor
         self._reaper = LoopingCall(self._reap)
         self._reaper.clock = reactor
+        self.hls = HlsService(reactor, config.stream, self._admit_hls, self._known)
 
     # -- service ---------------------------------------------------------------------
 
@@ -128,16 +130,7 @@ class StreamManager(Service):
             return refused
         slate = self.config.stream.slate  # §14: every 503 below but max_clients is the slate
         if event is None and not slate:
-            upcoming = schedule.next(channel_id, now)
-            if upcoming is None:
-                request.setHeader(b"Retry-After", b"3600")
-                return error_line(request, 503, f"nothing on {channel_id} now and nothing scheduled")
-            wait = max(1, math.ceil(upcoming.live_from - now))
-            request.setHeader(b"Retry-After", str(wait).encode("ascii"))
-            return error_line(
-                request, 503,
-                f"nothing on {channel_id} now; next: {upcoming.title!r} at {utc_iso(upcoming.live_from)}",
-            )
+            return self._nothing_on(request, schedule, channel_id, now)
         if len(self._clients) >= self.config.server.max_clients:
             request.setHeader(b"Retry-After", b"30")
             return error_line(
@@ -160,6 +153,61 @@ class StreamManager(Service):
         self._clients.add(client)
         channel.add_client(client)
         return client.done
+
+    def _nothing_on(self, request: IRequest, schedule: Schedule, channel_id: str, now: float) -> bytes:
+        """503 naming the next event (``stream.slate = false``: SPEC §7)."""
+        upcoming = schedule.next(channel_id, now)
+        if upcoming is None:
+            request.setHeader(b"Retry-After", b"3600")
+            return error_line(request, 503, f"nothing on {channel_id} now and nothing scheduled")
+        wait = max(1, math.ceil(upcoming.live_from - now))
+        request.setHeader(b"Retry-After", str(wait).encode("ascii"))
+        return error_line(
+            request, 503,
+            f"nothing on {channel_id} now; next: {upcoming.title!r} at {utc_iso(upcoming.live_from)}",
+        )
+
+    def serve_hls(self, request: IRequest, channel_id: str, prefix: str = "") -> Any:
+        """
+        The whole answer to ``GET``/``HEAD /stream/{channel_id}.m3u8`` (SPEC §16); ``prefix``:
+        what goes before ``{sequence}.ts`` in its segment URIs (default ``{channel_id}/``).
+        """
+        return self.hls.playlist(request, channel_id, prefix)
+
+    def serve_hls_segment(self, request: IRequest, channel_id: str, name: str) -> Any:
+        """The whole answer to ``GET``/``HEAD /stream/{channel_id}/{sequence}.ts``."""
+        return self.hls.segment(request, channel_id, name)
+
+    def _admit_hls(self, request: IRequest, channel_id: str) -> ChannelStream | bytes | None:
+        """
+        A playlist request: the 404s and 503s of ``serve`` (the slate where §14 puts one), but
+        not ``max_clients`` (an HLS viewer holds no connection); the channel, started — or
+        None for a HEAD of a channel not running.
+        """
+        now = self.reactor.seconds()
+        schedule = self._schedule()
+        channel = self.channels.get(channel_id)
+        hold = self.config.stream.hold_after_end
+        event = schedule.playing(channel_id, now, hold) if schedule is not None else None
+        refused = self._unknown(request, channel_id, schedule, event is not None or self._has_data())
+        if refused is not None or schedule is None:
+            return refused
+        slate = self.config.stream.slate
+        if event is None and not slate:
+            return self._nothing_on(request, schedule, channel_id, now)
+        start = request.method != b"HEAD"
+        if channel is None and event is not None and not slate:
+            full = self._full_provider(event.sources, free=start)
+            if full is not None:
+                request.setHeader(b"Retry-After", b"30")
+                return error_line(request, 503, str(full))
+        if channel is None and start:
+            channel = self._start(channel_id, schedule, now)
+        return channel
+
+    def _known(self, channel_id: str) -> bool:
+        schedule = self._schedule()
+        return schedule is not None and schedule.channel(channel_id) is not None
 
     def serve_slate(self, request: IRequest, channel_id: str, reason: str) -> Any:
         """
@@ -248,6 +296,7 @@ class StreamManager(Service):
             channel.client_gone(client)
 
     def _channel_stopped(self, channel: ChannelStream) -> None:
+        self.hls.channel_stopped(channel)
         if self.channels.get(channel.channel_id) is channel:
             del self.channels[channel.channel_id]
             figures = channel.status(self.reactor.seconds())
@@ -260,7 +309,20 @@ class StreamManager(Service):
 
     def status(self) -> dict[str, Any]:
         now = self.reactor.seconds()
-        return {cid: channel.status(now) for cid, channel in sorted(self.channels.items())}
+        found = {}
+        for cid, channel in sorted(self.channels.items()):
+            figures = channel.status(now)
+            figures["idle_seconds"] = int(self._idle_for(channel, now))
+            figures["hls_sessions"] = self.hls.sessions(cid, now)  # SPEC §16
+            found[cid] = figures
+        return found
+
+    def _idle_for(self, channel: ChannelStream, now: float) -> float:
+        """Seconds nobody watched: no byte to a TS viewer, no HLS request for 3 segment lengths."""
+        idle = channel.idle_for(now)
+        if self.channels.get(channel.channel_id) is not channel:
+            return idle  # a slate-only stream of one refused viewer: HLS is not its
+        return min(idle, self.hls.idle_for(channel.channel_id, now))
 
     def stop(self, channel_id: str) -> bool:
         channel = self.channels.get(channel_id)
@@ -277,8 +339,10 @@ class StreamManager(Service):
 
     def _clientless(self, provider: str, asking: object = None) -> ChannelStream | None:
         """A stream with no clients that holds a connection of ``provider``."""
+        now = self.reactor.seconds()
         for channel in self.channels.values():
-            if channel is not asking and not channel.client_count and provider in channel.provider_slots:
+            if (channel is not asking and not channel.client_count and provider in channel.provider_slots
+                    and not self.hls.watched(channel.channel_id, now)):
                 return channel
         return None
 
@@ -345,10 +409,11 @@ class StreamManager(Service):
         """Stop streams that delivered nothing to any client for idle_timeout; never raises."""
         try:
             now = self.reactor.seconds()
+            self.hls.reap(now)
             timeout = self.config.stream.idle_timeout
             lone = [(c.channel_id, c) for c in self._lone]  # a slate-only viewer paused for ever
             for channel_id, channel in [*self.channels.items(), *lone]:
-                if channel.idle_for(now) >= timeout:
+                if self._idle_for(channel, now) >= timeout:
                     self.log.info("[PROXY] {channel} idle for {seconds}s, stopping",
                                   channel=channel_id, seconds=f"{timeout:g}")
                     self.dropped["idle"] += channel.client_count

@@ -17,7 +17,8 @@ from tests.tsgen import Source as Clip
 from tests.tsutil import fills, pids, stream
 
 STATUS_KEYS = {"stream_url", "event", "uptime_seconds", "idle_seconds", "last_check", "clients",
-               "bytes_sent", "bitrate_kbps", "switches", "error", "source_kind", "codecs"}
+               "bytes_sent", "bitrate_kbps", "switches", "error", "source_kind", "codecs",
+               "hls_sessions"}  # SPEC §16
 
 
 class ManagerTests(SynchronousTestCase):
@@ -205,6 +206,56 @@ class ManagerTests(SynchronousTestCase):
         again, _ = self.get()
         self.assertEqual(again.code, 200)
 
+
+    # -- HLS viewers (SPEC §16) --------------------------------------------------------
+
+    def hls(self, channel_id: str = "nhl_1", method: bytes = b"GET") -> tuple[FakeRequest, object]:
+        request = FakeRequest(method)
+        return request, self.manager.serve_hls(request, channel_id)
+
+    def test_a_playlist_request_starts_the_channel_and_is_no_ts_client(self) -> None:
+        self.stop_manager()
+        self.make(max_clients=1)
+        self.get()
+        self.manager.stop("nhl_1")
+        self.get()  # the one TS client max_clients allows
+        request, answer = self.hls()
+        self.assertNotIsInstance(answer, bytes)  # waiting for the first segment, not refused
+        self.assertEqual(self.http.count(BASE + "1.ts"), 2)
+        status = self.manager.status()["nhl_1"]
+        self.assertEqual((status["clients"], status["hls_sessions"]), (1, 1))
+        unknown, body = self.hls("nope_9")
+        self.assertEqual((unknown.code, body), (404, b"unknown channel 'nope_9'\n"))
+        head, body = self.hls("nhl_1", b"HEAD")
+        self.assertEqual((head.code, body), (200, b""))
+
+    def test_a_channel_watched_over_hls_is_not_stopped_for_room(self) -> None:
+        self.stop_manager()
+        one = schedule(event("A", 0, 100, "1.ts")).channels[0]
+        other = Channel("nhl_2", "NHL 2", 2, "nhl", "NHL", events=(event("B", 0, 100, "9.ts"),))
+        self.current = Schedule(one.events[0].start, (one, other))
+        self.make(max_streams=1)
+        self.hls("nhl_1")  # no TS client: only an HLS viewer
+        self.http.answer(BASE + "1.ts").send(stream(20) + b"G")
+        request, _ = self.get("nhl_2")
+        self.assertEqual(request.code, 503)
+        self.assertIn("nhl_1", self.manager.status())
+        self.clock.advance(3 * self.config.stream.hls_segment + 1)  # nobody asked since
+        request, _ = self.get("nhl_2")
+        self.assertEqual(request.code, 200)
+        self.assertNotIn("nhl_1", self.manager.status())
+
+    def test_hls_viewers_keep_a_channel_from_the_reaper(self) -> None:
+        self.stop_manager()
+        self.make(idle=10)
+        self.hls()
+        for _ in range(20):  # a player asking every 2 s for 40 s
+            self.clock.pump([1.0, 1.0])
+            self.hls()
+        self.assertIn("nhl_1", self.manager.status())
+        self.assertEqual(self.manager.status()["nhl_1"]["idle_seconds"], 0)
+        self.clock.pump([1.0] * (12 + 11))  # 3 x hls_segment watched, then idle_timeout
+        self.assertEqual(self.manager.status(), {})
 
 class SlateTests(SynchronousTestCase):
     """With ``stream.slate`` (SPEC §14): a known channel always answers 200 once data is in."""

@@ -8,6 +8,7 @@ shows (bytes, bitrate, idle time).
 from __future__ import annotations
 
 from collections import deque
+from typing import Protocol
 
 from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTime
 from twisted.logger import Logger
@@ -29,6 +30,17 @@ RATE_WINDOW = 5.0
 COALESCE_CLIENTS = 64
 
 
+class Sink(Protocol):
+    """
+    One more reader of a channel's output beside its viewers (the HLS segmenter): it gets
+    every flushed byte, never pauses the channel, and is told when a new program follows.
+    """
+
+    def write(self, data: bytes) -> None: ...
+
+    def cut(self) -> None: ...
+
+
 class Output:
     """The client side of one channel stream."""
 
@@ -47,6 +59,7 @@ class Output:
         self._join_bytes = 0
         #: viewers who joined when no entry point was at hand: they start at the next one
         self._waiting: list[Client] = []
+        self.sinks: list[Sink] = []
         self._flowed = False
         self._sent_before = 0  # bytes_sent of clients already gone
         self.bytes_in = 0
@@ -93,6 +106,8 @@ class Output:
         self._out = []
         self._out_bytes = 0
         self._join_add(data, entry)
+        for sink in tuple(self.sinks) if self.sinks else ():
+            self._to_sink(sink, data)
         if len(self.clients):
             self._flowed = True
             self.clients.write(data)
@@ -107,12 +122,43 @@ class Output:
             self._join.append(data)
             self._join_bytes += len(data)
             if self._join_bytes > JOIN_MAX_BYTES:
-                self.reset_join()  # entry points too rare: joiners wait for the next one
+                self._forget_join()  # entry points too rare: joiners wait for the next one
 
     def reset_join(self) -> None:
-        """Forget the recent packets (passthrough starts a new source: never mix two)."""
+        """A new program follows (passthrough starts a new source): never mix two."""
+        self._forget_join()
+        for sink in list(self.sinks):
+            try:
+                sink.cut()
+            except Exception:
+                self.log.failure("[PROXY] dropping {sink!r}: its cut failed", sink=sink)
+                self.remove_sink(sink)
+
+    def _forget_join(self) -> None:
         self._join = []
         self._join_bytes = 0
+
+    # -- sinks -----------------------------------------------------------------------
+
+    def add_sink(self, sink: Sink) -> None:
+        """``sink`` reads on from here, starting with the recent packets (an entry point first)."""
+        self.sinks.append(sink)
+        if self._join:
+            recent = b"".join(self._join)
+            self._join = [recent]
+            self._to_sink(sink, recent)
+
+    def remove_sink(self, sink: Sink) -> None:
+        if sink in self.sinks:
+            self.sinks.remove(sink)
+
+    def _to_sink(self, sink: Sink, data: bytes) -> None:
+        """One sink's failure is its own: dropped, logged; the viewers never see it."""
+        try:
+            sink.write(data)
+        except Exception:
+            self.log.failure("[PROXY] dropping {sink!r}: writing to it failed", sink=sink)
+            self.remove_sink(sink)
 
     # -- clients ---------------------------------------------------------------------
 

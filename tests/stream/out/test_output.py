@@ -139,3 +139,66 @@ class CoalescingTests(SynchronousTestCase):
         first, second = self.viewers(2)
         self.assertEqual(first.written[0], stream(1) + b"".join(stream(10, fill=f) for f in range(5)))
         self.assertIs(second.written[0], first.written[0])
+
+
+class RecordingSink:
+    """A sink (the HLS segmenter's seat) that keeps what it is given."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.data = b""
+        self.cuts = 0
+        self.fail = fail
+
+    def write(self, data: bytes) -> None:
+        if self.fail:
+            raise RuntimeError("broken sink")
+        self.data += data
+
+    def cut(self) -> None:
+        self.cuts += 1
+
+
+class SinkTests(SynchronousTestCase):
+    """One more reader of the output beside the viewers: what the HLS segmenter gets."""
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.producer = FakeTransport()
+        self.output = Output(self.clock, chunk_size=188, producer=self.producer)
+
+    def test_starts_at_the_recent_entry_then_gets_every_flush(self) -> None:
+        self.output.deliver(packet(0x100, fill=1) * 2)
+        self.output.deliver(stream(2, fill=2), entry=0)
+        sink = RecordingSink()
+        self.output.add_sink(sink)
+        self.assertEqual(sink.data, stream(2, fill=2))
+        self.output.deliver(packet(0x100, fill=3))
+        self.assertEqual(sink.data, stream(2, fill=2) + packet(0x100, fill=3))
+        self.output.remove_sink(sink)
+        self.output.deliver(packet(0x100, fill=4))
+        self.assertEqual(sink.data, stream(2, fill=2) + packet(0x100, fill=3))
+
+    def test_with_no_viewer_the_channel_still_flows(self) -> None:
+        sink = RecordingSink()
+        self.output.add_sink(sink)
+        for _ in range(3):
+            self.output.deliver(packet(0x100))
+        self.assertEqual(len(sink.data), 3 * 188)
+        self.assertFalse(self.producer.paused)
+
+    def test_a_new_program_is_told(self) -> None:
+        sink = RecordingSink()
+        self.output.add_sink(sink)
+        self.output.reset_join()  # passthrough: a new source follows
+        self.assertEqual(sink.cuts, 1)
+
+    def test_a_failing_sink_is_dropped_and_viewers_go_on(self) -> None:
+        request = FakeRequest()
+        self.output.add(Client(request, self.clock, buffer_limit=1 << 20))
+        self.output.deliver(stream(1), entry=0)
+        broken = RecordingSink(fail=True)
+        self.output.add_sink(broken)
+        self.output.deliver(packet(0x100, fill=7))
+        self.assertEqual(self.output.sinks, [])
+        self.assertTrue(request.body.endswith(packet(0x100, fill=7)))
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)

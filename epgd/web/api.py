@@ -1,102 +1,45 @@
 """
-The HTTP API (SPEC §4): Klein routes only. Parse, call a collaborator, render.
-
-The collaborators are injected: a ``Catalog`` (provider data, the current schedule and its
-rendered outputs) and a ``StreamManager`` (live streams). Neither knows about HTTP routing,
-and this module knows nothing of how either works.
+``EpgdApi``, the HTTP API of one epgd process (SPEC §4): the guide, the streams (TS and HLS),
+the status page and metrics, and the Xtream Codes routes; the HDHomeRun routes come from
+``epgd.web.hdhr``. Routes only: parse, call a collaborator, render.
 """
 
 from __future__ import annotations
 
-import json
-from typing import Any, Protocol
+from typing import Any
 
-from attrs import evolve
-from klein import Klein
-from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.web.iweb import IRequest
-from werkzeug.http import parse_accept_header, parse_date
+from werkzeug.http import parse_date
 
 from epgd import __version__, status
 from epgd.access import Access, Viewer
 from epgd.config import Config
-from epgd.hdhr.device import LINEUP_STATUS, HdhrDevice
+from epgd.hdhr.device import HdhrDevice
 from epgd.httpguard import shorten
 from epgd.plaintext import error_line
-from epgd.publish.m3u import for_ffmpeg
+from epgd.publish.m3u import for_ffmpeg, hls_urls
 from epgd.publish.scoped import LineupViews
-from epgd.publish.xtream import user_playlist
+from epgd.publish.xtream import live_prefix, user_playlist
 from epgd.redact import Redactor
-from epgd.schedule.model import Schedule
+from epgd.web.base import (
+    CatalogLike,
+    MetricsLike,
+    StreamsLike,
+    accepts_gzip,
+    app,
+    json_body,
+    longest_channel_id,
+)
+from epgd.web.hdhr import HdhrRoutes
 from epgd.xtreamapi import XtreamApi
 
 
-class PublishedOutputs(Protocol):
-    """The outputs of one schedule, rendered once (see ``epgd.publish``)."""
-
-    epg_xml: bytes
-    epg_gz: bytes
-    etag: str  # quoted, e.g. '"3f2a..."'
-    last_modified: str  # an HTTP date
-    schedule: Schedule  # what they were rendered from (viewer accounts see a part of it)
-    rendered_at: float
-
-    def playlist(self, base_url: str) -> bytes: ...
-
-    def schedule_json(self, now: float) -> bytes: ...
-
-
-class CatalogLike(Protocol):
-    def health(self) -> dict[str, Any]: ...
-
-    def published(self) -> PublishedOutputs | None: ...
-
-    def refresh(self) -> Deferred[None]: ...
-
-
-class StreamsLike(Protocol):
-    def serve(self, request: IRequest, channel_id: str) -> Any: ...
-
-    def serve_slate(self, request: IRequest, channel_id: str, reason: str) -> Any:
-        """The slate alone, saying ``reason`` (a user at max_connections: SPEC §14, §15)."""
-
-    def status(self) -> dict[str, Any]: ...
-
-    def stop(self, channel_id: str) -> bool: ...
-
-    def connections(self) -> dict[str, int]: ...
-
-
-class MetricsLike(Protocol):
-    def render(self, accept: str) -> tuple[bytes, str]: ...
-
-
-def _json(request: IRequest, body: Any, code: int = 200) -> bytes:
-    request.setResponseCode(code)
-    request.setHeader(b"Content-Type", b"application/json")
-    return json.dumps(body).encode("utf-8")
-
-
-def _accepts_gzip(request: IRequest) -> bool:
-    """RFC 9110 §12.5.3 as werkzeug reads it: ``gzip;q=0, *`` refuses gzip."""
-    accept = (request.getHeader(b"accept-encoding") or b"").decode("latin-1").lower()
-    return parse_accept_header(accept).quality("gzip") > 0
-
-
-def _longest_channel_id(config: Config) -> int:
-    """Channel ids are "<lineup id>_<1..999>": nothing longer can name one."""
-    return max((len(lineup.id) for lineup in config.lineups), default=0) + 4
-
-
-class EpgdApi:
+class EpgdApi(HdhrRoutes):
     """The web API of one epgd process."""
 
-    app = Klein()
-    # Paths are looked up as they come: werkzeug would answer "//stream//x.ts" with a
-    # RequestRedirect, which escapes Klein as a 500 (set before any route is added).
-    app.url_map.merge_slashes = False
+    app = app
     log = Logger()
 
     def __init__(
@@ -126,32 +69,7 @@ class EpgdApi:
         self.xtream = XtreamApi(config, self.access, catalog.published, clock, self.base_url)
         self.xtream.servers["ts"] = streams.serve
         self.xtream.slate = self._slate
-
-    # -- helpers ---------------------------------------------------------------------
-
-    def _slate(self, request: IRequest, channel_id: str, reason: str) -> Any:
-        """The slate alone, saying ``reason``: where a stream is refused (a user at its limit)."""
-        return self.streams.serve_slate(request, channel_id, reason)
-
-    def base_url(self, request: IRequest) -> str:
-        if self.config.server.base_url:
-            return self.config.server.base_url.rstrip("/")
-        host = (request.getHeader(b"host") or b"").decode("latin-1").strip()
-        if not host:
-            address = request.getHost()
-            host = f"{getattr(address, 'host', 'localhost')}:{getattr(address, 'port', 80)}"
-        scheme = "https" if request.isSecure() else "http"
-        return f"{scheme}://{host}"
-
-    def _outputs(self, request: IRequest, viewer: Viewer | None = None) -> PublishedOutputs | bytes:
-        """The outputs ``viewer`` sees (an account's lineups only), or the 503 while none exist."""
-        published = self.catalog.published()
-        if published is None:
-            request.setHeader(b"Retry-After", b"10")
-            return error_line(request, 503, "no schedule yet: provider data is still loading")
-        if viewer is not None and viewer.lineups is not None:
-            return self._views.view(published, viewer.lineups)
-        return published
+        self.xtream.hls = streams
 
     # -- guide -----------------------------------------------------------------------
 
@@ -165,8 +83,12 @@ class EpgdApi:
         request.setHeader(b"Content-Type", b"audio/x-mpegurl")
         request.setHeader(b"Vary", b"User-Agent")
         base, user = self.base_url(request), viewer.user if isinstance(viewer, Viewer) else None
+        hls = (request.args or {}).get(b"output", [b""])[0] == b"m3u8"  # SPEC §16: the same channels as HLS
         # an account's playlist carries stream URLs that log in (SPEC §15)
-        playlist = user_playlist(outputs.schedule.channels, base, user) if user else outputs.playlist(base)
+        if user:
+            playlist = user_playlist(outputs.schedule.channels, base, user, "m3u8" if hls else "ts")
+        else:
+            playlist = hls_urls(outputs.playlist(base)) if hls else outputs.playlist(base)
         agent = request.getHeader(b"user-agent") or b""
         return for_ffmpeg(playlist) if agent.startswith(b"Lavf/") else playlist
 
@@ -176,7 +98,7 @@ class EpgdApi:
         outputs = found if isinstance(found, bytes) else self._outputs(request, found)
         if isinstance(outputs, bytes):
             return outputs
-        encoded = not always_gzip and _accepts_gzip(request)
+        encoded = not always_gzip and accepts_gzip(request)
         # The gzip-encoded response is another representation: its own tag, so caches never
         # hand plain bytes to a client that got gzip (or back). Either tag still validates.
         gzip_tag = outputs.etag[:-1] + '-gzip"'
@@ -233,7 +155,7 @@ class EpgdApi:
             provider = self.config.provider(name)
             entry["connections"] = connections.get(name, 0)
             entry["max_streams"] = provider.max_streams if provider is not None else 0
-        return _json(request, body, 503 if body.get("status") == "starting" else 200)
+        return json_body(request, body, 503 if body.get("status") == "starting" else 200)
 
     @app.route("/refresh", methods=["POST"])
     def refresh(self, request: IRequest) -> bytes:
@@ -243,24 +165,48 @@ class EpgdApi:
         self.catalog.refresh().addErrback(
             lambda f: self.log.failure("refresh failed", f)
         )
-        return _json(request, {"refreshing": True}, 202)
+        return json_body(request, {"refreshing": True}, 202)
 
     # -- streams ---------------------------------------------------------------------
 
     @app.route("/stream/<string:filename>", methods=["GET", "HEAD"])
     def stream(self, request: IRequest, filename: str) -> Any:
-        if not filename.endswith(".ts"):
+        channel_id, _, kind = filename.rpartition(".")
+        if kind not in ("ts", "m3u8"):
             return error_line(request, 404, f"unknown stream {shorten(filename)!r}: "
-                                            "stream URLs end in .ts")
-        channel_id = filename[: -len(".ts")]
-        if len(channel_id) > _longest_channel_id(self.config):
+                                            "stream URLs end in .ts or .m3u8")
+        if len(channel_id) > longest_channel_id(self.config):
             return error_line(request, 404, f"unknown channel {shorten(channel_id)!r}")
+        if kind == "m3u8":
+            return self.access.hls(request, channel_id, self._hls_playlist)
         return self.access.stream(request, channel_id, self.streams.serve, slate=self._slate)
+
+    def _hls_playlist(self, request: IRequest, channel_id: str, viewer: Viewer) -> Any:
+        """
+        An account's playlist points its segments at the ``/live/U/P/{number}/`` form, which
+        logs in by itself: a player fetching segments sends no Basic header or query of its own.
+        """
+        number = self._number_of(channel_id) if viewer.user is not None else None
+        prefix = "" if number is None else "../" + live_prefix(viewer.user, number)  # type: ignore[arg-type]
+        return self.streams.serve_hls(request, channel_id, prefix)
+
+    def _number_of(self, channel_id: str) -> int | None:
+        published = self.catalog.published()
+        channel = published.schedule.channel(channel_id) if published is not None else None
+        return channel.number if channel is not None else None
+
+    @app.route("/stream/<string:channel_id>/<string:name>", methods=["GET", "HEAD"])
+    def stream_segment(self, request: IRequest, channel_id: str, name: str) -> Any:
+        """An HLS output segment (SPEC §16): ``/stream/{id}/{sequence}.ts``."""
+        if len(channel_id) > longest_channel_id(self.config):
+            return error_line(request, 404, f"unknown channel {shorten(channel_id)!r}")
+        return self.access.hls(request, channel_id,
+                               lambda r, c, _: self.streams.serve_hls_segment(r, c, name))
 
     @app.route("/streams/status", methods=["GET"])
     def streams_status(self, request: IRequest) -> bytes:
         refusal = self.access.operator(request)
-        return refusal if refusal is not None else _json(request, self.streams.status())
+        return refusal if refusal is not None else json_body(request, self.streams.status())
 
     @app.route("/streams/stop/<string:channel_id>", methods=["GET", "POST"])
     def streams_stop(self, request: IRequest, channel_id: str) -> bytes:
@@ -268,84 +214,8 @@ class EpgdApi:
         if refusal is not None:
             return refusal
         if self.streams.stop(channel_id):
-            return _json(request, {"stopped": channel_id})
+            return json_body(request, {"stopped": channel_id})
         return error_line(request, 404, f"no active stream on channel {shorten(channel_id)!r}")
-
-    # -- HDHomeRun emulation (SPEC §10.1) ----------------------------------------------
-
-    def _tuner(self, request: IRequest) -> HdhrDevice | bytes:
-        if not self.config.hdhr.enabled:
-            return error_line(request, 404, "not found: HDHomeRun emulation is off (hdhr.enabled)")
-        viewer = self.access.viewer(request)
-        if isinstance(viewer, bytes):
-            return viewer
-        if self._hdhr is None:
-            self._hdhr = HdhrDevice.from_config(self.config)
-        if viewer.lineups is None:
-            return self._hdhr
-        if viewer.lineups not in self._tuners:  # an account's tuner: its lineups' channels only
-            self._tuners[viewer.lineups] = HdhrDevice(evolve(self.config, lineups=tuple(
-                lu for lu in self.config.lineups if lu.id in viewer.lineups)), self._hdhr.device_id)
-        return self._tuners[viewer.lineups]
-
-    def _xml(self, request: IRequest, body: bytes, content_type: bytes = b"application/xml") -> bytes:
-        request.setHeader(b"Content-Type", content_type)
-        return body
-
-    @app.route("/discover.json", methods=["GET", "HEAD"])
-    def hdhr_discover(self, request: IRequest) -> bytes:
-        tuner = self._tuner(request)
-        if isinstance(tuner, bytes):
-            return tuner
-        return _json(request, tuner.discover(self.base_url(request)))
-
-    @app.route("/lineup.json", methods=["GET", "HEAD"])
-    def hdhr_lineup(self, request: IRequest) -> bytes:
-        tuner = self._tuner(request)
-        if isinstance(tuner, bytes):
-            return tuner
-        return _json(request, tuner.lineup(self.base_url(request)))
-
-    @app.route("/lineup.xml", methods=["GET", "HEAD"])
-    def hdhr_lineup_xml(self, request: IRequest) -> bytes:
-        tuner = self._tuner(request)
-        if isinstance(tuner, bytes):
-            return tuner
-        return self._xml(request, tuner.lineup_xml(self.base_url(request)))
-
-    @app.route("/lineup_status.json", methods=["GET", "HEAD"])
-    def hdhr_lineup_status(self, request: IRequest) -> bytes:
-        tuner = self._tuner(request)
-        if isinstance(tuner, bytes):
-            return tuner
-        return _json(request, LINEUP_STATUS)
-
-    @app.route("/lineup.post", methods=["GET", "POST"])
-    def hdhr_lineup_post(self, request: IRequest) -> bytes:
-        # Plex starts a "channel scan" here (?scan=start&source=Cable); ours is always done.
-        tuner = self._tuner(request)
-        if isinstance(tuner, bytes):
-            return tuner
-        return _json(request, {})
-
-    @app.route("/device.xml", methods=["GET", "HEAD"])
-    @app.route("/capability", methods=["GET", "HEAD"])
-    def hdhr_device(self, request: IRequest) -> bytes:
-        tuner = self._tuner(request)
-        if isinstance(tuner, bytes):
-            return tuner
-        return self._xml(request, tuner.device_xml(self.base_url(request)), b"text/xml; charset=utf-8")
-
-    @app.route("/auto/v<string:number>", methods=["GET", "HEAD"])
-    def hdhr_tune(self, request: IRequest, number: str) -> Any:
-        """Exactly /stream/{id}.ts of that channel; ?transcode= and ?duration= mean nothing to us."""
-        tuner = self._tuner(request)
-        if isinstance(tuner, bytes):
-            return tuner
-        channel_id = tuner.channel_for(number)
-        if channel_id is None:
-            return error_line(request, 404, f"unknown channel number {shorten(number)!r}: see /lineup.json")
-        return self.access.stream(request, channel_id, self.streams.serve, slate=self._slate)
 
     # -- the status page and metrics ---------------------------------------------------
 
@@ -372,6 +242,20 @@ class EpgdApi:
         request.setHeader(b"Cache-Control", b"no-cache")
         request.setHeader(b"X-Content-Type-Options", b"nosniff")
         return status.script()
+
+    @app.route("/watch.js", methods=["GET", "HEAD"])
+    @app.route("/hls.min.js", methods=["GET", "HEAD"])
+    def watch_script(self, request: IRequest) -> bytes:
+        """The Watch player (and hls.js, shipped with epgd, for browsers without native HLS)."""
+        name = request.path.rsplit(b"/", 1)[-1].decode("ascii")
+        request.setHeader(b"Content-Type", b"text/javascript; charset=utf-8")
+        request.setHeader(b"Cache-Control", b"no-cache" if name == "watch.js" else b"public, max-age=86400")
+        request.setHeader(b"X-Content-Type-Options", b"nosniff")
+        request.setHeader(b"Vary", b"Accept-Encoding")
+        body, gzipped = status.asset(name, accepts_gzip(request))
+        if gzipped:
+            request.setHeader(b"Content-Encoding", b"gzip")
+        return body
 
     @app.route("/metrics", methods=["GET"])
     def metrics_page(self, request: IRequest) -> bytes:
@@ -402,6 +286,11 @@ class EpgdApi:
     @app.route("/<string:user>/<string:password>/<string:filename>", methods=["GET", "HEAD"])
     def xc_live(self, request: IRequest, user: str, password: str, filename: str) -> Any:
         return self.xtream.live(request, user, password, filename)
+
+    @app.route("/live/<string:user>/<string:password>/<string:number>/<string:name>", methods=["GET", "HEAD"])
+    def xc_live_segment(self, request: IRequest, user: str, password: str, number: str, name: str) -> Any:
+        """A segment of ``/live/U/P/{number}.m3u8`` (SPEC §16 through §15's login)."""
+        return self.xtream.live_segment(request, user, password, number, name)
 
     @app.handle_errors(Exception)
     def _unexpected(self, request: IRequest, failure: Any) -> bytes:
