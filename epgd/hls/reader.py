@@ -111,6 +111,7 @@ class HlsReader:
         self._intake = Intake(segment_verdict)  # judged once, on the first segment
         self._queue: deque[Segment] = deque()
         self._next_seq: int | None = None  # the next sequence number to start
+        self._last_uri: str | None = None  # the URI of the segment started last
         self._shape: tuple[int | None, int | None, bool] | None = None
         self._target = 0.0
         self._ended = False
@@ -228,6 +229,8 @@ class HlsReader:
                     self._next_seq = resume
                 else:
                     self._next_seq = playlist.live_start()
+            elif (last < self._next_seq - 1 or first > self._next_seq) and self._renumbered(playlist):
+                pass  # the same segments under other numbers: going on after the last one read
             elif last < self._next_seq - 1:
                 self.log.info("[PROXY] {url} HLS media sequence went back from {old} to {new}: "
                               "a reset, going on at the live edge", url=self._url,
@@ -242,6 +245,21 @@ class HlsReader:
         if not self._ended:
             self._schedule(started, changed)
         self._pump()
+
+    def _renumbered(self, playlist: MediaPlaylist) -> bool:
+        """
+        A server that numbers its window anew at each reload (its media sequence goes back
+        while its segments move on): the segment read last is still listed, under another
+        number, so the reading goes on after it. Not a reset: a reset would replay seconds.
+        """
+        last_read = self._last_uri
+        if last_read is None:
+            return False
+        for segment in playlist.segments:
+            if segment.uri == last_read:
+                self._next_seq = segment.sequence + 1
+                return True
+        return False
 
     def _jump(self, playlist: MediaPlaylist) -> None:
         self._next_seq = playlist.live_start()
@@ -292,6 +310,7 @@ class HlsReader:
             return
         segment = self._queue.popleft()
         self._next_seq = segment.sequence + 1
+        self._last_uri = segment.uri
         self._current, self._current_started = segment, False
         self._segments.fetch(segment)
 

@@ -106,6 +106,17 @@ class LiveTests(HlsCase):
             self.advance(0)
         self.assertEqual(events, [])
 
+    def test_a_window_numbered_anew_at_each_reload_is_read_once_in_real_time(self) -> None:
+        """A server whose media sequence goes back at each reload while its segments move on."""
+        self.serve(lambda t: media(10 + int(t / 4), 6).replace(
+            f"#EXT-X-MEDIA-SEQUENCE:{10 + int(t / 4)}".encode(), f"#EXT-X-MEDIA-SEQUENCE:{(int(t) % 3) * 100}".encode()))  # back and forth
+        _, tap = self.start()
+        with capturedLogs() as events:
+            self.advance(40)
+        self.assertEqual(segment_numbers(self.http), list(range(13, 26)))  # each once, at the live pace
+        self.assertEqual(tap.cuts, [])
+        self.assertEqual([e for e in events if "went back" in str(e.get("log_format"))], [])
+
     def test_endlist_ends_the_source(self) -> None:
         self.serve(lambda t: media(10, 6) if t < 4 else media(11, 6, ended=True))
         upstream, tap = self.start()
