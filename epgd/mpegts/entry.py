@@ -21,6 +21,9 @@ from epgd.mpegts.psi import PAT_PID, ProgramMap, SectionAssembler, parse_pat, pa
 #: make-before-break waits at most this long / this much for a random-access point ...
 ENTRY_WAIT_SECONDS = 5.0
 ENTRY_WAIT_BYTES = 4 << 20
+#: ... and a source that shows no way in at all (no PAT/PMT, its video scrambled) after this
+#: many times the wait has failed
+ENTRY_GIVE_UP = 3
 
 
 class EntryMode(StrEnum):
@@ -63,6 +66,8 @@ class EntryFinder:
         self.tsid = tsid
         self.pcr: int | None = None
         self.seen = 0  # bytes read so far without an entry
+        self.since: float | None = None  # when the first of them came (set by ``wait``)
+        self.scrambled = 0  # packets of the stream to enter at that came scrambled
         self._pat = SectionAssembler()
         self._pmt = SectionAssembler()
         self._pmt_pid = pmt_pid if program is not None else -1
@@ -96,12 +101,48 @@ class EntryFinder:
                 continue
             if pid == self.program.pcr_pid and pcr_offset(data, p) > 0:
                 self.pcr = read_pcr_base(data, p + 6)
-            if anchor is None or pid != anchor.pid or (b1 & 0xC0) != 0x40 or data[p + 3] & 0xC0:
-                continue  # not the anchor, not a PES start, damaged or scrambled
+            if anchor is None or pid != anchor.pid or (b1 & 0xC0) != 0x40:
+                continue  # not the anchor, not a PES start, or damaged
+            if data[p + 3] & 0xC0:
+                self.scrambled += 1  # encrypted: nothing in it can be read
+                continue
             if mode is EntryMode.ANY or anchor.kind != "video" or self._random_access(data, p, anchor.codec):
                 return self._found(data, p)
         self.seen += len(data)
         return None
+
+    def wait(self, data: bytes, now: float) -> tuple[Entry | None, str | None]:
+        """
+        ``feed`` with the SPEC §7.1 bounds, for a splicer finding a source's way in itself
+        (the first entry, every re-entry): past ``ENTRY_WAIT_SECONDS`` (or
+        ``ENTRY_WAIT_BYTES``) without random access it ``relax``es (the second item says so,
+        once). See ``given_up`` for the end of the wait.
+        """
+        if self.since is None and data:
+            self.since = now
+        note = None
+        if self.mode in _RELAXED and self.since is not None and (
+                self.seen >= ENTRY_WAIT_BYTES or now - self.since >= ENTRY_WAIT_SECONDS):
+            wanted = "random-access point" if self.mode is EntryMode.RAP else "PAT"
+            self.relax()  # before reading ``data``: what came after the wait is read relaxed
+            note = f"no {wanted} within {ENTRY_WAIT_SECONDS:g} s: entering at the next " + (
+                "frame" if self.mode is EntryMode.ANY else "packet")
+        return self.feed(data), note
+
+    def given_up(self, now: float) -> str | None:
+        """Why the source has no way in, once it has sent data for ``ENTRY_GIVE_UP`` waits; else None."""
+        if self.since is None or now - self.since < ENTRY_WAIT_SECONDS * ENTRY_GIVE_UP:
+            return None
+        return self.why_not()
+
+    def why_not(self) -> str:
+        """One line on why no entry was found in what came (SPEC: never dropped without saying why)."""
+        within = f"within {ENTRY_WAIT_SECONDS * ENTRY_GIVE_UP:g}s"
+        if self.scrambled:
+            return f"its stream is scrambled (encrypted; {self.scrambled} packets): no way in {within}"
+        if self.program is None:
+            return f"sent no PAT and PMT {within}"
+        return f"sent no PAT, PMT and frame to cut in at {within}"
 
     def _found(self, data: bytes, at: int) -> Entry:
         return Entry(data[at:] if at else data, self.program, self.tsid, self.pcr, self._pmt_pid)

@@ -46,6 +46,34 @@ def source_frame_start(data: bytes, frame: int) -> bytes:
     raise AssertionError(f"frame {frame} is not in the data")
 
 
+class EntryWaitTests(SynchronousTestCase):
+    """SPEC §7.1's bounds on a splicer's own search (a first entry, every re-entry)."""
+
+    def test_five_seconds_without_random_access_relax_however_few_bytes(self) -> None:
+        source = Source(gop=10_000)
+        finder = EntryFinder()
+        for n in range(1, 50):  # 49 frames over 4.9 s: a trickle
+            self.assertEqual(finder.wait(source.frames(n, 1), n * 0.1), (None, None))
+        found, note = finder.wait(source.frames(50, 1), 5.1)
+        self.assertEqual(note, "no random-access point within 5 s: entering at the next frame")
+        self.assertIsNotNone(found)  # the frame that came after the wait, read relaxed
+        self.assertIsNone(finder.given_up(5.1))
+
+    def test_a_scrambled_stream_gives_up_after_three_waits_saying_so(self) -> None:
+        source = Source()
+        finder = EntryFinder()
+        for n in range(0, 160):
+            data = bytearray(source.frames(n, 1))
+            for p in range(0, len(data), 188):
+                if ((data[p + 1] & 0x1F) << 8 | data[p + 2]) == source.video:
+                    data[p + 3] |= 0x80
+            self.assertIsNone(finder.wait(bytes(data), n * 0.1)[0])
+        self.assertIsNone(finder.given_up(14.9))
+        reason = finder.given_up(15.0)
+        self.assertIsNotNone(reason)
+        self.assertRegex(reason or "", r"^its stream is scrambled \(encrypted; \d+ packets\): no way in within 15s$")
+
+
 class EntryModeTests(SynchronousTestCase):
     def test_a_mode_is_still_its_word(self) -> None:
         """Logs, status and the channel compare a finder's mode with ``"rap"``: that still holds."""

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from epgd.mpegts.entry import ENTRY_WAIT_BYTES, Entry, EntryFinder, EntryMode
+from epgd.mpegts.entry import Entry, EntryFinder
 from epgd.mpegts.splice.chunk import ChunkOutput, rewrite
 from epgd.mpegts.splice.layout import OUT_AUDIO, OUT_OTHER, OUT_PCR_ONLY, OUT_PMT, OUT_VIDEO, OutputProgram
 from epgd.mpegts.splice.rewrite import Rewriter, Verdict
@@ -101,6 +101,11 @@ class ContinuousSplicer:
     def entering(self) -> bool:
         return self._finder is not None
 
+    def stuck(self, now: float) -> str | None:
+        """Why the current source has no way in after the whole wait (SPEC §7.1's bounds), or None."""
+        finder = self._finder
+        return finder.given_up(now) if finder is not None else None
+
     # -- data ------------------------------------------------------------------------
 
     def feed(self, data: bytes, now: float) -> bytes:
@@ -133,11 +138,10 @@ class ContinuousSplicer:
                 break
             finder = self._finder
             if finder is not None:
-                found = finder.feed(data)
+                found, relaxed = finder.wait(data, now)
+                if relaxed:
+                    self._note(relaxed)
                 if found is None:
-                    if finder.seen >= ENTRY_WAIT_BYTES and finder.mode is EntryMode.RAP:
-                        finder.relax()
-                        self._note("no random-access point within 4 MiB: entering at the next frame")
                     break
                 self._finder = None
                 out, f, e = self._start(found, now)

@@ -46,6 +46,11 @@ class PassthroughSplicer:
     def entering(self) -> bool:
         return self._finder is not None
 
+    def stuck(self, now: float) -> str | None:
+        """Why the current source has no way in after the whole wait, or None."""
+        finder = self._finder
+        return finder.given_up(now) if finder is not None else None
+
     def enter(self, entry: Entry, now: float) -> bytes:
         """Start the source whose PAT was found on the side; its codecs are read anew."""
         self._finder = None
@@ -61,7 +66,9 @@ class PassthroughSplicer:
         if self.closed:
             return b""
         if self._finder is not None:
-            found = self._finder.feed(data)
+            found, relaxed = self._finder.wait(data, now)
+            if relaxed:
+                self.notes.append(relaxed)
             if found is None:
                 return b""
             return self.enter(found, now)

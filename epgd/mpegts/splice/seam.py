@@ -53,6 +53,13 @@ class Splicer(Protocol):
     def notes(self) -> list[str]:
         """Things worth one log line each; the channel logs and clears them."""
 
+    def stuck(self, now: float) -> str | None:
+        """
+        Why the current source still has no way in after the whole wait (data has come for
+        ``ENTRY_GIVE_UP`` x ``ENTRY_WAIT_SECONDS``: no PAT/PMT, or scrambled), for the channel to
+        fail it with; None while it is in, or may still come in.
+        """
+
     def feed(self, data: bytes, now: float) -> bytes:
         """The output for ``data``, whole packets of the current source (may be empty)."""
 

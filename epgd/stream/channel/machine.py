@@ -37,15 +37,19 @@ from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.interfaces import IDelayedCall
 from twisted.python.failure import Failure
 
-from epgd.mpegts.entry import ENTRY_WAIT_BYTES, ENTRY_WAIT_SECONDS, Entry, EntryFinder, EntryMode
+from epgd.mpegts.entry import (
+    ENTRY_GIVE_UP,
+    ENTRY_WAIT_BYTES,
+    ENTRY_WAIT_SECONDS,
+    Entry,
+    EntryFinder,
+    EntryMode,
+)
 from epgd.net.timers import backoff, cancel
 from epgd.schedule.model import Source
 from epgd.stream.channel.core import SwitchCore
 from epgd.stream.channel.tap import Tap
 
-#: past the wait for a random-access point, a new source that still shows no way in (no
-#: PAT/PMT) after this many times the wait has failed
-ENTRY_GIVE_UP = 3
 #: once the new source's entry is found, the old one may take this long to finish its frame
 #: and its sound's PES under way (some muxers spread a 0.7 s AAC PES over its whole length)
 CLOSE_WAIT_SECONDS = 1.0
@@ -275,8 +279,7 @@ def build() -> Callable[[SwitchCore], Switching]:
         seek.timer = None
         seek.waits += 1
         if seek.waits >= ENTRY_GIVE_UP:
-            c.pending_failed("sent no PAT, PMT and frame to cut in at within "
-                             f"{ENTRY_WAIT_SECONDS * ENTRY_GIVE_UP:g}s")
+            c.pending_failed(seek.finder.why_not())
             return
         if seek.waits == 1:
             rap = seek.finder.mode is EntryMode.RAP

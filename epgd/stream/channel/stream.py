@@ -377,6 +377,12 @@ class ChannelStream:
                              channel=self.channel_id)
         try:
             self._watch(self._clock.seconds())
+            core = self._core
+            stuck = core.splicer.stuck(self._clock.seconds()) if core.current is not None else None
+            if stuck is not None and core.current is not None:  # SPEC §7.1: no way in: it fails, saying why
+                self.log.warn("[PROXY] {channel}: {source} {why}", channel=self.channel_id,
+                              source=core.current.upstream.masked_url, why=stuck)
+                self._switching.current_failed(stuck)
         except Exception:
             self.log.failure("[PROXY] {channel}: looking after the slate failed", channel=self.channel_id)
 

@@ -273,7 +273,7 @@ class MachineTests(SynchronousTestCase):
         self.assertEqual(self.core.state, "steady")
         self.assertEqual(self.owner.asked, [("failover", "2.ts")])
         self.assertEqual(self.held(), ["1.ts"])  # the old one still flows
-        self.assertIn("sent no PAT, PMT and frame", self.core.error or "")
+        self.assertIn("sent no PAT and PMT within 15s", self.core.error or "")
 
     def test_seeking_found_lets_the_old_finish_its_frame(self) -> None:
         self.closing()
