@@ -64,6 +64,7 @@ class Source:
     duplicate_every: int = 0  # every n-th audio packet sent twice
     adaptation_only_every: int = 0  # every n-th frame an adaptation-only video packet
     pmt_change_at: int | None = None  # from this frame on, a second audio track
+    audio_shift: int = 0  # ticks each audio PES's time is off its frame's decode time (muxers differ)
     b_frames: bool = False  # frames sent as P B B (each P shown after the two B-frames that follow
     #                        it): a random-access frame's next two are leading pictures
     audio_split: bool = False  # each audio PES spans two packets, the second sent after the
@@ -171,7 +172,7 @@ class Source:
             if self.audio_split:
                 out += self._audio(n, pid, index, self._audio_pcr(n, index))[0]
                 continue
-            pes = (b"\x00\x00\x01\xc0\x00\x00\x80\x80\x05" + stamp(2, dts + 900 * index)
+            pes = (b"\x00\x00\x01\xc0\x00\x00\x80\x80\x05" + stamp(2, dts + 900 * index + self.audio_shift)
                    + bytes([self.marker, index]) * 60)
             chunk = self.packets(pid, pes, pcr=pcr_here if index == 0 else None)
             if self.duplicate_every and n % self.duplicate_every == 0:
@@ -205,7 +206,7 @@ class Source:
         dts = self.clock + n * self.frame
         length = 3 + 5 + 240
         pes = (b"\x00\x00\x01\xc0" + length.to_bytes(2, "big") + b"\x80\x80\x05"
-               + stamp(2, dts + 900 * index) + bytes([self.marker, index]) * 120)
+               + stamp(2, dts + 900 * index + self.audio_shift) + bytes([self.marker, index]) * 120)
         counter = self.counters.get(pid, -1)
         packets = self.packets(pid, pes, pcr=pcr)
         first, second = bytearray(packets[:188]), bytearray(packets[188:376])

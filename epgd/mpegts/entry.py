@@ -15,7 +15,16 @@ from enum import StrEnum
 from attrs import frozen
 
 from epgd.mpegts.packet import PACKET_SIZE
-from epgd.mpegts.pes import pcr_offset, random_access_flag, read_pcr_base, stamp_fields, starts_random_access
+from epgd.mpegts.pes import (
+    HEADER_NEEDED,
+    pcr_offset,
+    random_access_flag,
+    read_pcr_base,
+    read_stamp,
+    ring_diff,
+    stamp_fields,
+    starts_random_access,
+)
 from epgd.mpegts.psi import PAT_PID, ProgramMap, SectionAssembler, parse_pat, parse_pmt, payload_start
 
 #: make-before-break waits at most this long / this much for a random-access point ...
@@ -24,6 +33,83 @@ ENTRY_WAIT_BYTES = 4 << 20
 #: ... and a source that shows no way in at all (no PAT/PMT, its video scrambled) after this
 #: many times the wait has failed
 ENTRY_GIVE_UP = 3
+
+
+#: a sound lead further off than this (ticks) is a source's oddity, not its muxing: ignored
+MAX_SOUND_LEAD = 45000
+
+
+def _stamps(data: bytes, p: int) -> tuple[int, int] | None:
+    """(PTS, DTS) of the PES that starts in packet ``p`` (DTS = PTS when absent), when its header is all there."""
+    start = payload_start(data, p)
+    if start < 0 or start + HEADER_NEEDED > PACKET_SIZE:
+        return None
+    at = range(p + start, p + start + HEADER_NEEDED)
+    fields = stamp_fields(data, at)
+    if fields is None or fields[0] < 0:
+        return None
+    pts = read_stamp(data, at[fields[0]:fields[0] + 5])
+    return pts, read_stamp(data, at[fields[1]:fields[1] + 5]) if fields[1] >= 0 else pts
+
+
+def _pts(data: bytes, p: int) -> int | None:
+    stamps = _stamps(data, p)
+    return stamps[0] if stamps is not None else None
+
+
+def next_stamps(data: bytes, at: int, pid: int) -> tuple[int, int] | None:
+    """(PTS, DTS) of the first PES of ``pid`` that starts in aligned ``data`` from offset ``at`` on."""
+    for p in range(at, len(data) - PACKET_SIZE + 1, PACKET_SIZE):
+        b1 = data[p + 1]
+        if b1 & 0x40 and not b1 & 0x80 and ((b1 & 0x1F) << 8 | data[p + 2]) == pid and not data[p + 3] & 0xC0:
+            return _stamps(data, p)
+    return None
+
+
+def entry_clock(entry: Entry) -> tuple[int, int, int | None] | None:
+    """
+    (PTS, DTS, PCR) the splicer places an entry's first frame with: its anchor's first PES
+    header, and the PCR that packet carries (on a PCR PID that is the anchor's), else the
+    entry's last one before it. None without such a header.
+    """
+    program = entry.program
+    anchor = program.anchor if program is not None else None
+    if program is None or anchor is None:
+        return None
+    data = entry.data
+    for p in range(0, len(data) - PACKET_SIZE + 1, PACKET_SIZE):
+        b1 = data[p + 1]
+        if b1 & 0x40 and not b1 & 0x80 and ((b1 & 0x1F) << 8 | data[p + 2]) == anchor.pid and not data[p + 3] & 0xC0:
+            stamps = _stamps(data, p)
+            if stamps is None:
+                return None
+            carrier = program.pcr_pid if program.pcr_pid != 0x1FFF else anchor.pid
+            own = read_pcr_base(data, p + 6) if carrier == anchor.pid and pcr_offset(data, p) > 0 else None
+            return stamps[0], stamps[1], own if own is not None else entry.pcr
+    return None
+
+
+def next_pts(data: bytes, at: int, pid: int) -> int | None:
+    """The PTS of the first PES of ``pid`` that starts in aligned ``data`` from offset ``at`` on."""
+    stamps = next_stamps(data, at, pid)
+    return stamps[0] if stamps is not None else None
+
+
+def sound_lead(data: bytes, at: int, program: ProgramMap, foreseen: int | None = None) -> int | None:
+    """
+    How far after the entry frame (at ``at`` in ``data``) the first audio PES after it starts
+    (``Entry.sound_lead``), from ``data`` or else the ``foreseen`` PTS of it; None when unknown.
+    """
+    if program.anchor is None or program.sound_pid < 0:
+        return None
+    shown = next_pts(data, at, program.anchor.pid)
+    after = next_pts(data, at, program.sound_pid)
+    if after is None:
+        after = foreseen
+    if shown is None or after is None:
+        return None
+    lead = ring_diff(after, shown)
+    return lead if abs(lead) <= MAX_SOUND_LEAD else None
 
 
 class EntryMode(StrEnum):
@@ -51,6 +137,10 @@ class Entry:
     tsid: int
     pcr: int | None  # the source's latest PCR base before the entry, if one was seen
     pmt_pid: int = -1
+    #: how far after the entry frame's presentation time the source's sound goes on (its first
+    #: audio stream's next PES, read or, from the steps before the entry, foreseen), in 90 kHz
+    #: ticks; None when unknown. The old source's sound ends there (``Rewriter.close``).
+    sound_lead: int | None = None
 
 
 class EntryFinder:
@@ -68,6 +158,8 @@ class EntryFinder:
         self.seen = 0  # bytes read so far without an entry
         self.since: float | None = None  # when the first of them came (set by ``wait``)
         self.scrambled = 0  # packets of the stream to enter at that came scrambled
+        #: PID -> the last two PTS of its audio PES starts (told by stream_id: read before a PMT too)
+        self._sound: dict[int, list[int]] = {}
         self._pat = SectionAssembler()
         self._pmt = SectionAssembler()
         self._pmt_pid = pmt_pid if program is not None else -1
@@ -97,6 +189,8 @@ class EntryFinder:
                     self._read_pmt(section)
                 anchor = self.program.anchor if self.program is not None else None
                 continue
+            if b1 & 0x40:
+                self._hear(data, p, pid)
             if self.program is None:
                 continue
             if pid == self.program.pcr_pid and pcr_offset(data, p) > 0:
@@ -145,7 +239,29 @@ class EntryFinder:
         return f"sent no PAT, PMT and frame to cut in at {within}"
 
     def _found(self, data: bytes, at: int) -> Entry:
-        return Entry(data[at:] if at else data, self.program, self.tsid, self.pcr, self._pmt_pid)
+        return Entry(data[at:] if at else data, self.program, self.tsid, self.pcr, self._pmt_pid,
+                     self._sound_lead(data, at))
+
+    def _hear(self, data: bytes, p: int, pid: int) -> None:
+        """Remember the PTS of an audio PES (MPEG audio or private stream 1) starting at ``p``."""
+        start = payload_start(data, p)
+        if start < 0 or start + 4 > PACKET_SIZE or data[p + 3] & 0xC0:
+            return
+        stream_id = data[p + start + 3]
+        if not (0xC0 <= stream_id <= 0xDF or stream_id in (0xBD, 0xFD)):
+            return
+        stamp = _pts(data, p)
+        if stamp is not None and (pid in self._sound or len(self._sound) < 16):
+            self._sound[pid] = [*self._sound.get(pid, [])[-1:], stamp]
+
+    def _sound_lead(self, data: bytes, at: int) -> int | None:
+        """``Entry.sound_lead``: the next audio PES after the entry, read if ``data`` holds it."""
+        program = self.program
+        if program is None or program.anchor is None or program.sound_pid < 0:
+            return None
+        heard = self._sound.get(program.sound_pid, [])
+        foreseen = (2 * heard[1] - heard[0]) % (1 << 33) if len(heard) == 2 else None  # one more step
+        return sound_lead(data, at, program, foreseen)
 
     @staticmethod
     def _random_access(data: bytes, p: int, codec: str) -> bool:

@@ -160,6 +160,13 @@ class ProgramMap:
         return next((s for s in self.streams if s.kind == "video"), None)
 
     @property
+    def sound_pid(self) -> int:
+        """The first audio stream's PID beside a video (what a cut's sound follows), else -1."""
+        if self.video is None:
+            return -1
+        return next((s.pid for s in self.streams if s.kind == "audio"), -1)
+
+    @property
     def anchor(self) -> Stream | None:
         """The stream whose frames time a cut: the first video, else the first audio."""
         return self.video or next((s for s in self.streams if s.kind == "audio"), None)

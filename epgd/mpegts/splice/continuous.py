@@ -20,7 +20,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from epgd.mpegts.entry import Entry, EntryFinder
+from epgd.mpegts.entry import MAX_SOUND_LEAD, Entry, EntryFinder, entry_clock, next_pts
+from epgd.mpegts.pes import ring_diff
 from epgd.mpegts.splice.chunk import ChunkOutput, rewrite
 from epgd.mpegts.splice.layout import OUT_AUDIO, OUT_OTHER, OUT_PCR_ONLY, OUT_PMT, OUT_VIDEO, OutputProgram
 from epgd.mpegts.splice.rewrite import Rewriter, Verdict
@@ -47,6 +48,8 @@ class ContinuousSplicer:
         self._rewriter = Rewriter(self._out, self._note)
         self._finder: EntryFinder | None = EntryFinder()  # looking for the current source's way in
         self._held = b""  # a packet whose PES header the next chunk completes, and what follows
+        #: while closing: the upcoming source's entry frame PTS and sound PID, its sound's start unread
+        self._foresee: tuple[int, int] | None = None
         self._resync_rest = b""  # input still to read after the source's clock jumped
 
     @property
@@ -64,17 +67,46 @@ class ContinuousSplicer:
 
     # -- cuts ------------------------------------------------------------------------
 
-    def close(self) -> None:
+    def close(self, upcoming: Entry | None = None) -> None:
         """
         A switch is ready: the current source ends at its next frame boundary, so its last
         frame reaches the decoder whole, and once each of its audio streams has sent the
-        rest of its PES under way, so no audio frame is cut. ``closed`` turns true once it has
-        (at once when nothing is flowing); what the source sends after that is dropped.
+        rest of its PES under way, so no audio frame is cut; its sound runs on to where the
+        ``upcoming`` source's begins, when known (a gap of less than a PES at the cut).
+        ``closed`` turns true once it has (at once when nothing is flowing); what the source
+        sends after that is dropped.
         """
-        if self._finder is not None or self._rewriter.program is None:
-            self._rewriter.closing = self.closed = True
-        elif self._rewriter.close():
+        self._foresee = None
+        rw = self._rewriter
+        if self._finder is not None or rw.program is None:
+            rw.closing = self.closed = True
+            return
+        program = upcoming.program if upcoming is not None else None
+        video = program is not None and program.video is not None and program.anchor is program.video
+        first = entry_clock(upcoming) if upcoming is not None and video else None
+        shown = rw.timeline.foresee(first[1], first[2], OUT_VIDEO, first[0]) if first is not None else None
+        if rw.close(upcoming.sound_lead if upcoming is not None else None, shown):
             self.closed = True
+        elif upcoming and program and first and program.sound_pid >= 0 \
+                and next_pts(upcoming.data, 0, program.sound_pid) is None:
+            self._foresee = (first[0], program.sound_pid)  # its sound's start is still to come
+
+    def foresee(self, data: bytes) -> None:
+        """
+        More of the upcoming source, while the current one closes: once its first audio PES
+        after the entry shows, the current sound ends where that one begins (not where it was
+        foreseen from the steps before the entry, or guessed).
+        """
+        foresee = self._foresee
+        if foresee is None or self.closed:
+            return
+        shown, pid = foresee
+        after = next_pts(data, 0, pid)
+        if after is not None:
+            self._foresee = None
+            lead = ring_diff(after, shown)
+            if abs(lead) <= MAX_SOUND_LEAD:
+                self._rewriter.sound_lead = lead
 
     def cut(self) -> None:
         """The next bytes come from another source (or this one anew): find its entry."""

@@ -29,9 +29,12 @@ class PassthroughSplicer:
         self._finder: EntryFinder | None = EntryFinder(EntryMode.PAT)
         self._probe: EntryFinder | None = EntryFinder()
 
-    def close(self) -> None:
+    def close(self, upcoming: Entry | None = None) -> None:
         """Passthrough cuts at any packet boundary: the old source is closed at once."""
         self.closed = True
+
+    def foresee(self, data: bytes) -> None:
+        """Passthrough does not look ahead: its cuts take no account of the sound."""
 
     def cut(self) -> None:
         """The next bytes come from another source: it goes out from its next PAT."""

@@ -41,7 +41,7 @@ from epgd.mpegts.splice.layout import (
     pid_table,
     slot_of,
 )
-from epgd.mpegts.splice.timeline import Timeline
+from epgd.mpegts.splice.timeline import SOUND_OVERLAP, Timeline
 from epgd.mpegts.tables import SourceTables
 
 #: a PES header spread over more packets than this many is passed on unshifted
@@ -89,6 +89,8 @@ class Rewriter:
         self.cc: dict[int, int] = {}  # output PID -> continuity counter of its last packet
         self.psi_due = False  # our PAT + PMT go before the next packet out
         self.closing = False  # the source ends as its streams' PES end (``close()``)
+        self.sound_lead = 0  # ... its sound where the next source's begins: this long after its first picture,
+        self.sound_from: int | None = None  # ... which is shown then (output time; None: as ours ends)
         #: output PID -> bytes its audio PES under way still has to come (bounded PES only): a
         #: closing source's sound ends when its PES is whole, not at a next one that may be far
         self.pes_left: dict[int, int] = {}
@@ -112,13 +114,18 @@ class Rewriter:
 
     # -- a source --------------------------------------------------------------------
 
-    def close(self) -> bool:
+    def close(self, sound_lead: int | None = None, shown: int | None = None) -> bool:
         """
         The source is to end as soon as its video has finished its frame under way and its
-        sound its PES, lasting as long as the picture: its sound leaves the fast path so each
-        packet is counted. True when it is over already (nothing under way to finish).
+        sound its PES, lasting until the next source's sound begins: that is ``sound_lead``
+        ticks (``Entry.sound_lead``; unknown: 0) after the next source's first picture, which
+        is shown at ``shown`` (output time, ``Timeline.foresee``; unknown: as this source's
+        last picture stops being shown). Its sound leaves the fast path so each packet is
+        counted. True when it is over already (nothing under way to finish).
         """
         self.closing = True
+        self.sound_lead = sound_lead or 0
+        self.sound_from = shown
         for src in list(self.started):
             stream = self.kinds.get(src)
             if stream is not None and stream.kind == "audio" and self.sound_done(self.layout.mapping[src]):
@@ -127,12 +134,25 @@ class Rewriter:
         return not self.awaited()
 
     def sound_done(self, out: int) -> bool:
-        """A closing source's audio on ``out`` has ended whole, as late as its pictures are shown."""
+        """
+        A closing source's audio on ``out`` has ended whole, and one more PES of it would run
+        past where the next source's sound begins (``sound_until``).
+        """
         if self.pes_left.get(out, 1) > 0:
             return False
-        end = self.timeline.shown_until(slot_of(out))
+        slot = slot_of(out)
+        end, until = self.timeline.shown_until(slot), self.sound_until()
+        return end is None or until is None or ring_diff(end + self.timeline.span(slot), until) > SOUND_OVERLAP
+
+    def sound_until(self) -> int | None:
+        """Where a closing source's sound must end (output time): the next source's sound begins."""
         picture = self.timeline.shown_until(OUT_VIDEO) if self.layout.video >= 0 else None
-        return end is None or picture is None or ring_diff(end, picture) >= 0
+        if picture is None:
+            return None
+        shown = self.sound_from
+        if shown is None or ring_diff(shown, picture) < 0:
+            shown = picture
+        return (shown + self.sound_lead) % WRAP
 
     def awaited(self) -> bool:
         """A closing source still has a video or audio PES to finish."""
@@ -292,23 +312,26 @@ class Rewriter:
 
     def sound_needed(self, data: bytes, p: int, src: int, out: int) -> bool:
         """
-        A closing source's audio PES that begins before its last picture stops being shown:
-        it goes out, so the sound lasts as long as the picture (with B-frames the last
-        pictures are shown well after their sound was sent).
+        A closing source's audio PES that ends by the time the next source's sound begins
+        (``sound_until``: as its last picture stops being shown, give or take how the next
+        source muxes its sound): it goes out, whole, so the cut leaves a gap of less than one
+        PES and no overlap (with B-frames the last pictures are shown well after their sound
+        was sent).
         """
         stream = self.kinds.get(src)
         if stream is None or stream.kind != "audio" or self.layout.video < 0:
             return False
-        picture = self.timeline.shown_until(OUT_VIDEO)
+        until = self.sound_until()
         start = payload_start(data, p)
-        if picture is None or start < 0 or p + start + HEADER_NEEDED > len(data):
+        if until is None or start < 0 or p + start + HEADER_NEEDED > len(data):
             return False
         at = range(p + start, p + start + HEADER_NEEDED)
         fields = stamp_fields(data, at)
         if fields is None or fields[0] < 0:
             return False
-        pts = read_stamp(data, at[fields[0]:fields[0] + 5])
-        return ring_diff((pts + self.timeline.ts_offset) % WRAP, picture) < 0
+        pts = (read_stamp(data, at[fields[0]:fields[0] + 5]) + self.timeline.ts_offset) % WRAP
+        span = self.timeline.span(slot_of(out))
+        return ring_diff(pts + span, until) <= SOUND_OVERLAP if span else ring_diff(pts, until) < 0
 
     def end_stream(self, src: int) -> Verdict:
         """

@@ -69,8 +69,14 @@ class Splicer(Protocol):
     def finder(self) -> EntryFinder:
         """A finder for the entry a new source may be ``enter``ed at, fed on the side."""
 
-    def close(self) -> None:
-        """A switch is ready: end the current source at its next clean point."""
+    def close(self, upcoming: Entry | None = None) -> None:
+        """
+        A switch is ready: end the current source at its next clean point (its sound where
+        the ``upcoming`` source's begins, when that is known).
+        """
+
+    def foresee(self, data: bytes) -> None:
+        """More of the upcoming source (whose entry ``close`` was told), while the current one closes."""
 
     def enter(self, entry: Entry, now: float) -> bytes:
         """Start the source whose ``entry`` a ``finder()`` found; its first output."""

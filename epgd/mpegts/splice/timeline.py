@@ -16,6 +16,9 @@ FRAME_RANGE = (300, 9000)
 DEFAULT_LEAD = 45000
 #: a wait at a cut shorter than this (seconds) does not move the output's clock on (``_waited``)
 ABSORBED = 0.75
+#: two sources' sound may overlap this much at a cut (ticks, 1 ms): their clocks rarely meet
+#: to the tick, and refusing a PES for a tick's overlap would leave a PES-long gap instead
+SOUND_OVERLAP = 90
 #: a source's own clock jumped (it looped a file, its encoder restarted) when its PCR steps
 #: back or leaps ahead this far, or a stream's decode timestamps do
 PCR_JUMP = (-9000, 2 * 90000)
@@ -72,13 +75,24 @@ class Timeline:
         ``_place_pcr``): neither goes backwards and the PCR never leaps ahead.
         """
         self.pending = False
+        shift = self._shift(dts, pcr if pcr is not None else self._entry_pcr, out, now, pts)
+        self.ts_offset = self.pcr_offset = shift
+        self._frame_now = self._frame.get(out, DEFAULT_FRAME)
+        self._pcr_pending = self.last_pcr is not None
+        if pts is not None:
+            self._leading[out] = (pts + shift) % WRAP
+
+    def foresee(self, dts: int, pcr: int | None, out: int, pts: int) -> int:
+        """Where a new source's first frame would be shown (output PTS), placed with no wait."""
+        return (pts + self._shift(dts, pcr, out, self._last_pcr_at, pts)) % WRAP
+
+    def _shift(self, dts: int, pcr: int | None, out: int, now: float, pts: int | None) -> int:
+        """``place``'s shift, from the output's state now (nothing changes)."""
         frame = self._frame.get(out, DEFAULT_FRAME)
         last = self._last_ts.get(out)
         old_lead = DEFAULT_LEAD
         if last is not None and self.last_pcr is not None:
             old_lead = min(max(ring_diff(last, self.last_pcr), 0), 2 * 90000)
-        if pcr is None:
-            pcr = self._entry_pcr
         if pcr is None:
             pcr = (dts - old_lead) % WRAP
         lead = min(max(ring_diff(dts, pcr), 0), 2 * 90000)
@@ -96,11 +110,7 @@ class Timeline:
             real = (self.last_pcr + waited - pcr) % WRAP
             floor = (real - lead + min(lead, max(old_lead, frame))) % WRAP
             shift = floor if need is None or ring_diff(need, floor) <= 0 else need
-        self.ts_offset = self.pcr_offset = shift
-        self._frame_now = frame
-        self._pcr_pending = self.last_pcr is not None
-        if pts is not None:
-            self._leading[out] = (pts + shift) % WRAP
+        return shift
 
     def _waited(self, now: float) -> int:
         """
@@ -167,6 +177,10 @@ class Timeline:
             return None
         return (top + self._frame.get(out, DEFAULT_FRAME) if out == 0x100 else top + self._span.get(out, 0)) % WRAP
 
+    def span(self, out: int) -> int:
+        """How long output PID ``out``'s last PES lasted (its step from the one before); 0: unknown."""
+        return self._span.get(out, 0)
+
     def stamp(self, out: int, dts: int, pts: int | None = None) -> int | None:
         """
         The output decode timestamp for a PES of output PID ``out`` (presentation time ``pts``,
@@ -180,7 +194,7 @@ class Timeline:
         last = self._last_ts.get(out)
         if out in self._guard:
             top = self._top.get(out)
-            if last is not None and ring_diff(new, last) < max(1, self._span.get(out, 1)):
+            if last is not None and ring_diff(new, last) < max(1, self._span.get(out, 1) - SOUND_OVERLAP):
                 return None
             if top is not None and ring_diff(shown, top) <= 0:
                 return None

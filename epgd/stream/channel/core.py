@@ -158,9 +158,9 @@ class SwitchCore:
         self.pending = tap
         tap.upstream.fanout.set_paused(tap, False)
 
-    def close_current(self) -> None:
+    def close_current(self, upcoming: Entry | None = None) -> None:
         """A switch is ready: what flows ends at its next frame (the slate's comes at once)."""
-        self.splicer.close()
+        self.splicer.close(upcoming)
         feed = self.current.upstream if self.current is not None else None
         if isinstance(feed, SlateFeed) and not self.splicer.closed:
             feed.hurry()

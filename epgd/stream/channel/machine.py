@@ -293,13 +293,14 @@ def build() -> Callable[[SwitchCore], Switching]:
     @_edge(seeking, I.found, closing)
     def finish_old(c: Switching, core: SwitchCore, seek: Seek, entry: Entry) -> None:
         """The new source can start: the old one finishes its current frame first."""
-        core.close_current()
+        core.close_current(entry)
         if core.splicer.closed:
             c.old_done()
 
     @_edge(closing, I.pending_data)
     def hold(c: Switching, core: SwitchCore, ready: Ready, packets: bytes) -> None:
         ready.more.append(packets)
+        core.splicer.foresee(packets)  # where its sound begins: the old one's ends there
 
     @_edge(closing, I.old_done, steady)
     @_edge(closing, I.close_wait_over, steady)

@@ -21,6 +21,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from epgd.mpegts.splice.continuous import ContinuousSplicer
 from epgd.mpegts.splice.layout import OUT_AUDIO, OUT_OTHER, OUT_PMT, OUT_VIDEO
+from epgd.mpegts.splice.timeline import ABSORBED, SOUND_OVERLAP
 from tests.tsgen import AC3, MP2, MPEG2, WRAP, Source
 from tests.tsverify import Report, read, ring, video_marks
 
@@ -37,6 +38,9 @@ class Piece:
     segment: int
     now: float
     hard: bool = False  # the first feed after a cut with the old source cut short (no close())
+    #: the entry of a make-before-break cut that took no real time (the old source finished
+    #: its sound, and the wait was absorbed): the sound must run on with a gap under a frame
+    seamless: bool = False
 
 
 def run(sources: list[tuple[Source, int, int]], chunk: int | list[int] = 7, waits: list[float] | None = None,
@@ -74,13 +78,18 @@ def run(sources: list[tuple[Source, int, int]], chunk: int | list[int] = 7, wait
                 position = min(position, len(data))
                 when = now + (position / len(data)) * count_seconds((source, first, count)) if paced else now
                 # make-before-break: the old source finishes what it was sending before the cut
-                splicer.close()
+                splicer.close(entry)
                 tail = old.frames(old_first + old_count, 6) if close else b""
+                ahead = position  # the new source goes on arriving meanwhile, held for the cut
                 for at in range(0, len(tail), 188):
                     if splicer.closed:
                         break
                     pieces.append(Piece(splicer.feed(tail[at:at + 188], when), index - 1, when))
-                pieces.append(Piece(splicer.enter(entry, when), index, when))
+                    if at % (4 * 188) == 0 and ahead < len(data):
+                        splicer.foresee(data[ahead:ahead + 4 * 188])
+                        ahead += 4 * 188
+                finished = splicer.closed and close and (waits[index - 1] if waits else 0.0) < ABSORBED / 4
+                pieces.append(Piece(splicer.enter(entry, when), index, when, seamless=finished))
             else:
                 splicer.cut()
                 pieces.append(Piece(b"", index, now, hard=True))
@@ -104,6 +113,34 @@ def count_seconds(item: tuple[Source, int, int]) -> float:
 
 class Invariants:
     """What every continuous output must hold."""
+
+    def _sound_runs_on(self: SynchronousTestCase, report: Report, pieces: list[Piece]) -> None:  # type: ignore[misc]
+        """
+        SPEC §7.1: at a make-before-break cut that took no real time, each audio stream goes on
+        with a gap of at most one audio frame (a tsgen PES is one frame), and no overlap.
+        """
+        at, begins, seamless, segment = 0, [], set(), None
+        for piece in pieces:
+            if piece.data and piece.segment != segment:
+                if piece.seamless:
+                    seamless.add(len(begins))
+                begins.append(at)
+                segment = piece.segment
+            at += len(piece.data) // 188
+        begins.append(at)
+        for k in sorted(seamless):
+            begun, cut, ends = begins[k - 1], begins[k], begins[k + 1]
+            for pid in OUT_AUDIO:
+                stamps = [(i, pts) for i, pts, _ in report.stamps.get(pid, [])]
+                before = [pts for i, pts in stamps if begun <= i < cut]  # of the source just before
+                after = [pts for i, pts in stamps if cut <= i < ends]  # ... and just after
+                steps = [ring(b, a) for a, b in pairwise(before[-6:]) if ring(b, a) > 0]
+                if len(steps) < 2 or not after:
+                    continue  # how long its PES last is learned from the steps between them
+                frame = min(steps)  # a PES sent twice (a provider's duplicate) is no frame
+                gap = ring(after[0], max(before, key=lambda v: ring(v, before[-1])) + frame)
+                self.assertGreaterEqual(gap, -SOUND_OVERLAP, f"PID {pid:#x}: the sound overlaps by {-gap} at the cut at {cut}")
+                self.assertLessEqual(gap, frame, f"PID {pid:#x}: a gap of {gap} ticks at the cut at {cut}")
 
     def _shown_in_order(self: SynchronousTestCase, report: Report, pieces: list[Piece]) -> None:  # type: ignore[misc]
         """
@@ -155,6 +192,7 @@ class Invariants:
                 else:
                     self.assertGreaterEqual(step, 0, f"PID {pid:#x} steps back at PES {k}")
         self._shown_in_order(report, pieces)
+        self._sound_runs_on(report, pieces)
         marks = video_marks(report)
         for k, (marker, rap) in enumerate(marks):
             if k == 0 or marks[k - 1][0] != marker:
@@ -422,7 +460,48 @@ def sources(draw: st.DrawFn) -> list[tuple[Source, int, int]]:
     return out
 
 
+@st.composite
+def pictures(draw: st.DrawFn) -> list[tuple[Source, int, int]]:
+    """
+    Sources with video, each muxing its sound its own way against its pictures (from a frame
+    before its picture's decode time to two after), and carrying both well ahead of its clock,
+    as muxers that keep a decoder's buffers fed do (0.3 s or more).
+    """
+    out = []
+    for marker in range(1, draw(st.integers(2, 4)) + 1):
+        base = draw(st.sampled_from([0x100, 0x200, 0x300]))
+        gop = draw(st.integers(1, 6))
+        source = Source(marker=marker, pmt=base, video=base + 1, audio=(base + 2,),
+                        pcr=base + 0x20 if draw(st.booleans()) else None,
+                        clock=draw(st.integers(0, WRAP - 1)), lead=draw(st.integers(27000, 90000)),
+                        gop=gop, psi_every=draw(st.integers(1, gop)), b_frames=draw(st.booleans()),
+                        audio_shift=draw(st.integers(-FRAME, 2 * FRAME)))
+        out.append((source, draw(st.integers(0, 10)), draw(st.integers(gop + 1, 20))))
+    return out
+
+
 class SpliceProperties(SynchronousTestCase, Invariants):
+    def test_the_old_sound_runs_on_to_where_the_new_sound_begins(self) -> None:
+        """
+        The new source muxes its sound after its pictures (its first sound after its key frame
+        starts well after that frame is shown): the old source's sound runs on until then.
+        """
+        for late in (FRAME + 92, 2 * FRAME - 1):
+            old = Source(marker=1, clock=0, lead=27000, gop=1, psi_every=1, audio_shift=91)
+            new = Source(marker=2, clock=0, lead=27000, gop=1, psi_every=1, audio_shift=late)
+            out, pieces, _ = run([(old, 0, 3), (new, 0, 2)], chunk=1, side=[True])
+            self.assertEqual([p.seamless for p in pieces if p.seamless], [True])
+            self.check(out, pieces, service=1)  # a gap of at most one audio frame at the cut
+
+    @settings(max_examples=EXAMPLES, deadline=None)
+    @given(items=pictures(), chunk=st.lists(st.integers(1, 40), min_size=1, max_size=5))
+    def test_make_before_break_switches_keep_the_sound_going(self, items: list[tuple[Source, int, int]],
+                                                               chunk: list[int]) -> None:
+        """SPEC §7.1: a gap of at most one audio frame at each cut, however each source muxes its sound."""
+        out, pieces, _ = run(items, chunk=chunk, side=[True] * 5)
+        self.assertGreater(sum(1 for p in pieces if p.seamless), 0)
+        self.check(out, pieces, service=items[0][0].service)
+
     @settings(max_examples=EXAMPLES, deadline=None)
     @given(items=sources(), chunk=st.lists(st.integers(1, 40), min_size=1, max_size=5),
            waits=st.lists(st.floats(0, 3), min_size=5, max_size=5),
