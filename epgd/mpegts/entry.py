@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+import attrs
 from attrs import frozen
 
 from epgd.mpegts.audioframes import FRAMED, first_frame
@@ -88,6 +89,27 @@ def entry_clock(entry: Entry) -> tuple[int, int, int | None] | None:
             own = read_pcr_base(data, p + 6) if carrier == anchor.pid and pcr_offset(data, p) > 0 else None
             return stamps[0], stamps[1], own if own is not None else entry.pcr
     return None
+
+
+def latest_entry(entry: Entry, more: bytes) -> Entry:
+    """
+    The latest way in among what a new source sent (``entry``, then ``more``): a live source
+    that began with a burst of its recent past is entered as near its live edge as a key
+    frame allows, so a switch does not leave the channel further behind live each time.
+    """
+    finder = EntryFinder(EntryMode.RAP, entry.program, entry.pmt_pid, entry.tsid)
+    finder.pcr = entry.pcr
+    data = entry.data + more
+    found, at = entry, 0
+    while True:
+        later = finder.feed(data[at + PACKET_SIZE:])
+        if later is None:
+            break
+        at = len(data) - len(later.data)
+        found = later
+    if found is entry:
+        return Entry(data, entry.program, entry.tsid, entry.pcr, entry.pmt_pid, entry.sound_lead, entry.framed)
+    return attrs.evolve(found, framed=entry.framed | found.framed)
 
 
 def next_pts(data: bytes, at: int, pid: int) -> int | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from epgd.mpegts.entry import EntryFinder, EntryMode
+from epgd.mpegts.entry import EntryFinder, EntryMode, latest_entry
 from epgd.mpegts.pes import read_stamp
 from tests.tsgen import Source
 
@@ -44,6 +44,28 @@ def source_frame_start(data: bytes, frame: int) -> bytes:
             if read_stamp(data, range(start + 14, start + 19)) == Source().clock + frame * 3600:
                 return data[i:i + 188]
     raise AssertionError(f"frame {frame} is not in the data")
+
+
+class LatestEntryTests(SynchronousTestCase):
+    def test_the_latest_key_frame_of_what_came(self) -> None:
+        source = Source(gop=4, psi_every=4)
+        data = source.frames(0, 14)
+        finder = EntryFinder()
+        entry = finder.feed(data[:188 * 10])
+        assert entry is not None
+        latest = latest_entry(entry, data[188 * 10:])
+        self.assertTrue(data.endswith(latest.data))
+        self.assertEqual(len(latest.data), len(source.frame_bytes(12)) + len(source.frame_bytes(13))
+                         - len(source._psi(12)))  # from frame 12's key frame (after its PAT/PMT) on
+        self.assertEqual(latest.program, entry.program)
+
+    def test_no_later_key_frame_keeps_the_first_with_all_that_came(self) -> None:
+        source = Source(gop=10, psi_every=10)
+        data = source.frames(0, 8)
+        entry = EntryFinder().feed(data[:188 * 4])
+        assert entry is not None
+        latest = latest_entry(entry, data[188 * 4:])
+        self.assertEqual(latest.data, entry.data + data[188 * 4:])
 
 
 class EntryWaitTests(SynchronousTestCase):

@@ -44,6 +44,7 @@ from epgd.mpegts.entry import (
     Entry,
     EntryFinder,
     EntryMode,
+    latest_entry,
 )
 from epgd.net.timers import backoff, cancel
 from epgd.schedule.model import Source
@@ -305,9 +306,8 @@ def build() -> Callable[[SwitchCore], Switching]:
     @_edge(closing, I.old_done, steady)
     @_edge(closing, I.close_wait_over, steady)
     def cut_over(c: Switching, core: SwitchCore, ready: Ready) -> None:
-        core.cut(ready.entry)
-        for packets in ready.more:
-            core.deliver(packets)
+        # in at the latest key frame it sent meanwhile: a burst of its recent past is skipped
+        core.cut(latest_entry(ready.entry, b"".join(ready.more)))
 
     # -- waits over --------------------------------------------------------------------
     @_edge(awaiting, I.slot_free, steady)

@@ -137,6 +137,22 @@ class ContinuousChannelTests(SynchronousTestCase):
         self.assertEqual(frames_of(request.body, 2), [False, False, False])  # frames 8, 9, 10
         self.assertEqual(read(request.body).cc_errors, [])
 
+    def test_a_burst_of_the_new_sources_past_is_skipped_to_its_latest_key_frame(self) -> None:
+        """
+        A provider that opens with a burst of its recent past: entering at the burst's first
+        key frame would leave the channel that much further behind live at every switch.
+        """
+        old = Source(marker=1, gop=5)
+        new = Source(marker=2, gop=5, pmt=0x200, video=0x201, audio=(0x202,))
+        request, first, second = self.switch(old, new)
+        second.send(new.frames(4, 2))  # its key frame 5: the switch is ready, the old one finishes ...
+        second.send(new.frames(6, 8))  # ... while the burst goes on: key frame 10 among it
+        first.send(old.frames(12, 3))
+        second.send(new.frames(14, 2))
+        marks = frames_of(request.body, 2)
+        self.assertEqual(marks, [True, False, False, False, False, True])  # frames 10-15: 5-9 skipped
+        self.assertEqual(read(request.body).cc_errors, [])
+
     def test_a_fresh_source_without_key_frames_plays_after_five_seconds(self) -> None:
         """SPEC §7.1's 5 s bound holds for a channel's first entry too, not 4 MiB (46 s at 0.7 Mbit/s)."""
         source = Source(marker=1, gop=10_000)  # frame 0 is its only key frame
