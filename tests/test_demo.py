@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 from treq.testing import StubTreq
@@ -234,6 +235,11 @@ class ClipTests(SynchronousTestCase):
 
     def test_loop_zero_is_the_clip_itself(self) -> None:
         self.assertIs(CLIPS[1].loop(0), CLIPS[1].data)
+
+    def test_a_clip_whose_clock_wraps_inside_it_is_as_long_as_it_plays(self) -> None:
+        raw = (Path(__file__).parent / "data" / "ts" / "real" / "rollover-h264-aac48k.ts").read_bytes()
+        clip = parse_clip("rollover.ts", "rollover", raw)
+        self.assertAlmostEqual(clip.duration / 90000, 6.0, delta=0.5)  # not 95,444 s
 
     def test_garbage_is_a_one_line_error(self) -> None:
         with self.assertRaises(ClipError) as caught:

@@ -16,6 +16,7 @@ from importlib import resources
 from attrs import frozen
 
 from epgd.mpegts.packet import PACKET_SIZE, find_pat, find_sync
+from epgd.mpegts.pes import ring_diff
 
 #: (file name, the event its label names): the order is the clip index used by the scenario
 CLIP_FILES: tuple[tuple[str, str], ...] = (
@@ -186,10 +187,16 @@ def parse_clip(name: str, title: str, raw: bytes, clock: int = 0) -> Clip:
 
 
 def _span(by_pid: dict[int, list[int]]) -> int:
-    """Duration of the longest stream: first to last timestamp plus one frame."""
+    """
+    Duration of the longest stream: first to last timestamp plus one frame, on the 33-bit ring
+    (a clip whose clock wraps inside it is as long as it plays, not 26 hours).
+    """
     best = 0
     for values in by_pid.values():
-        ordered = sorted(set(values))
+        if not values:
+            continue
+        base = values[0]
+        ordered = sorted({base + ring_diff(value, base) for value in values})
         if len(ordered) < 2:
             continue
         frame = min(b - a for a, b in zip(ordered, ordered[1:], strict=False))
