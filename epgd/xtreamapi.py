@@ -171,17 +171,9 @@ class XtreamApi:
         """``/live/U/P/101.ts``, ``/live/U/P/101.m3u8``, ``/U/P/101``: the channel numbered 101."""
         number, dot, extension = filename.partition(".")
         extension = extension if dot else "ts"
-        if _number(number) is None:
-            # not a stream path at all (a scanner's /a/b/c.php): no login was tried, none failed
-            return error_line(request, 404, "not found: see /playlist.m3u, /epg.xml, /schedule.json, /health")
-        found = self.login(request, (name, password))
-        if isinstance(found, bytes):
-            return found
-        assert found.user is not None
-        channel = self._channel(found.user, _number(number))
-        if channel is None:
-            return error_line(request, 404, f"unknown channel number {shorten(number)!r}: "
-                                            "see get_live_streams")
+        channel = self._stream_channel(request, name, password, number)
+        if not isinstance(channel, Channel):
+            return channel
         hls = self.hls
         if extension == "m3u8" and hls is not None:
             # segment URIs relative to /live/U/P/: /live/U/P/101/{sequence}.ts, which logs in too
@@ -193,10 +185,10 @@ class XtreamApi:
             return error_line(request, 404, f"no .{shorten(extension, 8)} streams here: use .ts or .m3u8")
         return self.access.stream(request, channel.id, serve, (name, password), slate=self.slate)
 
-    def live_segment(self, request: IRequest, name: str, password: str, number: str, segment: str) -> Any:
-        """``/live/U/P/101/{sequence}.ts``: a segment of ``/live/U/P/101.m3u8``."""
-        hls = self.hls
-        if _number(number) is None or hls is None:
+    def _stream_channel(self, request: IRequest, name: str, password: str, number: str) -> Channel | bytes:
+        """The channel a stream path names, for its logged-in account; else the answer (404, 401, 429)."""
+        if _number(number) is None:
+            # not a stream path at all (a scanner's /a/b/c.php): no login was tried, none failed
             return error_line(request, 404, "not found: see /playlist.m3u, /epg.xml, /schedule.json, /health")
         found = self.login(request, (name, password))
         if isinstance(found, bytes):
@@ -206,5 +198,13 @@ class XtreamApi:
         if channel is None:
             return error_line(request, 404, f"unknown channel number {shorten(number)!r}: "
                                             "see get_live_streams")
+        return channel
+
+    def live_segment(self, request: IRequest, name: str, password: str, number: str, segment: str) -> Any:
+        """``/live/U/P/101/{sequence}.ts``: a segment of ``/live/U/P/101.m3u8``."""
+        hls = self.hls
+        channel = self._stream_channel(request, name, password, number if hls is not None else "")
+        if not isinstance(channel, Channel) or hls is None:
+            return channel
         return self.access.hls(request, channel.id, lambda r, c, _: hls.serve_hls_segment(r, c, segment),
                                (name, password))

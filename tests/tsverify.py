@@ -156,3 +156,17 @@ def cut_points(report: Report, pid: int = 0x100, jump: int = 45000) -> list[int]
     """Indexes into decode_stamps(pid) where the step differs from the usual by more than ``jump``."""
     stamps = report.decode_stamps(pid)
     return [k for k in range(1, len(stamps)) if abs(ring(stamps[k], stamps[k - 1])) > jump]
+
+
+def pes_units(data: bytes, pid: int) -> list[bytearray]:
+    """Each PES of ``pid`` in ``data`` whole (header and payload), as a demuxer joins its packets."""
+    found: list[bytearray] = []
+    for p in range(0, len(data) - 187, 188):
+        if ((data[p + 1] & 0x1F) << 8 | data[p + 2]) != pid or not data[p + 3] & 0x10:
+            continue
+        start = 4 + (1 + data[p + 4] if data[p + 3] & 0x20 else 0)
+        if data[p + 1] & 0x40:
+            found.append(bytearray(data[p + start:p + 188]))
+        elif found:
+            found[-1] += data[p + start:p + 188]
+    return found

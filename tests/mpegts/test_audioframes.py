@@ -12,6 +12,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from epgd.mpegts.audioframes import Frame, first_frame, frame_at, frames_in
 from epgd.mpegts.entry import EntryFinder
 from tests import realclips
+from tests.tsverify import pes_units
 
 #: capture -> (audio PID, codec as its PMT says, frames ffprobe -count_packets finds, ticks each)
 SOUND = {
@@ -27,16 +28,7 @@ SOUND = {
 
 def elementary(data: bytes, pid: int) -> bytes:
     """The PES payloads of ``pid`` joined: its elementary stream, as a decoder reads it."""
-    pes: list[bytearray] = []
-    for p in range(0, len(data) - 187, 188):
-        if ((data[p + 1] & 0x1F) << 8 | data[p + 2]) != pid or not data[p + 3] & 0x10:
-            continue
-        start = 4 + (1 + data[p + 4] if data[p + 3] & 0x20 else 0)
-        if data[p + 1] & 0x40:
-            pes.append(bytearray(data[p + start:p + 188]))
-        elif pes:
-            pes[-1] += data[p + start:p + 188]
-    return b"".join(bytes(x[9 + x[8]:]) for x in pes)
+    return b"".join(bytes(x[9 + x[8]:]) for x in pes_units(data, pid))
 
 
 class RealSoundTests(SynchronousTestCase):

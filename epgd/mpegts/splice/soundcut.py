@@ -263,12 +263,16 @@ class SoundEnds:
         if found is None or found[0] < 0:
             del self.held[src]  # nothing of it may go out: the next PES is the first
             return GONE
-        at, pts = found
+        del self.held[src]
+        return self._begin_head(src, out, held, *found)
+
+    def _begin_head(self, src: int, out: int, held: Held, at: int, pts: int) -> Verdict:
+        """The new source's sound begins: its held PES from payload byte ``at``, shown at ``pts`` (its own clock)."""
+        clock = self.timeline
         dts = held.dts + (pts - held.pts) if held.dts is not None and held.pts is not None else None
         new_dts = clock.stamp(slot_of(out), dts if dts is not None else pts, pts)
-        del self.held[src]
         if new_dts is None:
-            return GONE
+            return GONE  # it would begin before the old sound ended
         pes = pes_bytes(held, slice(at, None), (pts + clock.ts_offset) % WRAP,
                         new_dts if dts is not None else None, whole=True)
         self._send(src, out, pes)
@@ -328,20 +332,7 @@ class SoundEnds:
         """A new source's held first PES with no frame to be found: all of it, unless it overlaps the old sound."""
         del self.held[src]
         self.unframed.add(src)
-        clock = self.timeline
-        if held.pts is None:
-            return GONE
-        new_dts = clock.stamp(slot_of(out), held.dts if held.dts is not None else held.pts, held.pts)
-        if new_dts is None:
-            return GONE  # it would begin before the old sound ended
-        pes = pes_bytes(held, slice(None), (held.pts + clock.ts_offset) % WRAP,
-                        new_dts if held.dts is not None else None, whole=True)
-        self._send(src, out, pes)
-        self.started.add(src)
-        if held.length:
-            self.pes_left[out] = held.length + 6 - len(held.header) - len(held.payload)
-        self.build_table()
-        return GONE
+        return GONE if held.pts is None else self._begin_head(src, out, held, 0, held.pts)
 
     def _send(self, src: int, out: int, pes: bytes) -> None:
         """Our packets of ``pes`` on ``out``, before the packet being read; the source's next ones follow their counter."""

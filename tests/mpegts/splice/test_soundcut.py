@@ -19,6 +19,7 @@ from epgd.mpegts.splice.heldpes import HEAD, TAIL, Held, head_start, packets, pe
 from tests import realclips
 from tests.mpegts.test_audioframes import elementary
 from tests.programs import require
+from tests.tsverify import pes_units
 
 TICKS = 1920  # an ADTS frame at 48 kHz
 
@@ -184,13 +185,5 @@ class RealSoundTests(SynchronousTestCase):
 
 def audio_pes(data: bytes, pid: int) -> list[tuple[int | None, bytes]]:
     """Each PES of ``pid``: its PTS (None without one) and its payload."""
-    found: list[bytearray] = []
-    for p in range(0, len(data) - 187, 188):
-        if ((data[p + 1] & 0x1F) << 8 | data[p + 2]) != pid or not data[p + 3] & 0x10:
-            continue
-        start = 4 + (1 + data[p + 4] if data[p + 3] & 0x20 else 0)
-        if data[p + 1] & 0x40:
-            found.append(bytearray(data[p + start:p + 188]))
-        elif found:
-            found[-1] += data[p + start:p + 188]
-    return [(read_stamp(x, range(9, 14)) if x[7] & 0x80 else None, bytes(x[9 + x[8]:])) for x in found]
+    return [(read_stamp(x, range(9, 14)) if x[7] & 0x80 else None, bytes(x[9 + x[8]:]))
+            for x in pes_units(data, pid)]
