@@ -108,8 +108,9 @@ def latest_entry(entry: Entry, more: bytes) -> Entry:
         at = len(data) - len(later.data)
         found = later
     if found is entry:
-        return Entry(data, entry.program, entry.tsid, entry.pcr, entry.pmt_pid, entry.sound_lead, entry.framed)
-    return attrs.evolve(found, framed=entry.framed | found.framed)
+        return attrs.evolve(entry, data=data)
+    lead = found.sound_lead if found.sound_lead is not None else entry.sound_lead
+    return attrs.evolve(found, framed=entry.framed | found.framed, sound_lead=lead)
 
 
 def next_pts(data: bytes, at: int, pid: int) -> int | None:
