@@ -133,12 +133,17 @@ Program = Callable[[], Iterator[tuple[bytes, float]]]
 _CHUNK = PACKET * 64
 
 
-def looped(raw: bytes, seconds: float) -> Program:
-    """One clip played as a live channel (`seamless`), at its own rate, from the start."""
-    data, rate = seamless(raw, seconds)
+def looped(raw: bytes, seconds: float, start: float = 0.0) -> Program:
+    """
+    One clip played as a live channel (`seamless`), at its own rate, from the start; with
+    ``start``, from the last PAT at or before ``start`` seconds in (the same channel joined
+    later: its clock, and where the loop has more than one PAT its picture, elsewhere).
+    """
+    data, rate = seamless(raw, seconds + start)
+    first = _rfind_pat(data, int(start * rate) // PACKET * PACKET) if start else 0
 
     def program() -> Iterator[tuple[bytes, float]]:
-        for at in range(0, len(data), _CHUNK):
+        for at in range(first, len(data), _CHUNK):
             chunk = data[at:at + _CHUNK]
             yield chunk, len(chunk) / rate
     return program

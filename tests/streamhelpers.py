@@ -224,7 +224,8 @@ class HTTPReader(Protocol):
 class Epgd:
     """StreamManager + EpgdApi listening on 127.0.0.1, fed a schedule the test controls."""
 
-    def __init__(self, reactor: Any, cfg: Config, current: Schedule | None) -> None:
+    def __init__(self, reactor: Any, cfg: Config, current: Schedule | None, catalog: Any = None) -> None:
+        """``catalog``: what serves /playlist.m3u and the guide (default: none, `FakeCatalog`)."""
         from epgd.stream.manager import StreamManager
 
         self.reactor = reactor
@@ -232,7 +233,7 @@ class Epgd:
         self.current = current
         self.redactor = Redactor.for_urls([p.playlist for p in cfg.providers])
         self.manager = StreamManager(cfg, reactor, lambda: self.current, self.redactor)
-        self.api = EpgdApi(cfg, FakeCatalog(), self.manager, reactor)
+        self.api = EpgdApi(cfg, catalog or FakeCatalog(), self.manager, reactor)
         site = Site(self.api.app.resource())
         site.noisy = False
         self.manager.startService()
