@@ -21,6 +21,7 @@ from twisted.internet.defer import gatherResults
 from twisted.internet.threads import deferToThread
 
 from epgd.mpegts.slate.picture import BACKGROUND
+from epgd.mpegts.slate.source import DEFAULT_KEY_INTERVAL
 from epgd.mpegts.splice.layout import OUT_PMT, OUT_VIDEO
 from tests.mediaservers import HLS_TIME, jellyfin, plex, run_for, segment_durations, tool
 from tests.streamhelpers import NULL_PID, E2ETestCase, Epgd, HTTPReader, config, event, pids, schedule
@@ -104,7 +105,9 @@ class SlateE2ETests(E2ETestCase):
         self.assertNotIn("Non-monotonic DTS", jelly_log)
         durations = segment_durations(playlist)
         self.assertGreaterEqual(len(durations), int(3 * EVENT / HLS_TIME) - 2, durations)
-        self.assertLessEqual(max(durations), 2 * HLS_TIME + 1, durations)
+        # a segment ends at the first key frame HLS_TIME in: one that began under HLS_TIME before
+        # the cut to the slate ends at the slate's second key frame at the latest
+        self.assertLessEqual(max(durations), HLS_TIME + DEFAULT_KEY_INTERVAL + 0.1, durations)
 
         # epgd's own bytes: one program, counters and clock running on across both cuts
         report = read(media(raw))

@@ -149,6 +149,13 @@ class MediaPlaylist:
             return self.segments[0].sequence
         return self.segments[max(0, len(self.segments) - LIVE_EDGE)].sequence
 
+    def sequence_of(self, uri: str) -> int | None:
+        """
+        The number ``uri`` has here, if listed: a server that numbers its window anew at each
+        reload (its media sequence goes back while its segments move on) is followed by URI.
+        """
+        return next((s.sequence for s in self.segments if s.uri == uri), None)
+
     def after(self, sequence: int) -> list[Segment]:
         """The segments numbered ``sequence`` and later, in order."""
         return [s for s in self.segments if s.sequence >= sequence]

@@ -247,19 +247,11 @@ class HlsReader:
         self._pump()
 
     def _renumbered(self, playlist: MediaPlaylist) -> bool:
-        """
-        A server that numbers its window anew at each reload (its media sequence goes back
-        while its segments move on): the segment read last is still listed, under another
-        number, so the reading goes on after it. Not a reset: a reset would replay seconds.
-        """
-        last_read = self._last_uri
-        if last_read is None:
-            return False
-        for segment in playlist.segments:
-            if segment.uri == last_read:
-                self._next_seq = segment.sequence + 1
-                return True
-        return False
+        """The segment read last is listed under another number: go on after it (not a reset)."""
+        found = playlist.sequence_of(self._last_uri) if self._last_uri is not None else None
+        if found is not None:
+            self._next_seq = found + 1
+        return found is not None
 
     def _jump(self, playlist: MediaPlaylist) -> None:
         self._next_seq = playlist.live_start()

@@ -14,6 +14,7 @@ from enum import StrEnum
 
 from attrs import frozen
 
+from epgd.mpegts.audioframes import FRAMED, first_frame
 from epgd.mpegts.packet import PACKET_SIZE
 from epgd.mpegts.pes import (
     HEADER_NEEDED,
@@ -141,6 +142,9 @@ class Entry:
     #: audio stream's next PES, read or, from the steps before the entry, foreseen), in 90 kHz
     #: ticks; None when unknown. The old source's sound ends there (``Rewriter.close``).
     sound_lead: int | None = None
+    #: the source PIDs whose audio frames were seen in a PES before the entry (their sound can
+    #: be cut at whole frames at once: ``epgd.mpegts.splice.soundcut``)
+    framed: frozenset[int] = frozenset()
 
 
 class EntryFinder:
@@ -160,6 +164,7 @@ class EntryFinder:
         self.scrambled = 0  # packets of the stream to enter at that came scrambled
         #: PID -> the last two PTS of its audio PES starts (told by stream_id: read before a PMT too)
         self._sound: dict[int, list[int]] = {}
+        self._heard: dict[int, bytes] = {}  # PID -> the payload of its last audio PES's first packet
         self._pat = SectionAssembler()
         self._pmt = SectionAssembler()
         self._pmt_pid = pmt_pid if program is not None else -1
@@ -239,8 +244,12 @@ class EntryFinder:
         return f"sent no PAT, PMT and frame to cut in at {within}"
 
     def _found(self, data: bytes, at: int) -> Entry:
+        framed = frozenset(
+            stream.pid for stream in (self.program.streams if self.program is not None else ())
+            if stream.kind == "audio" and stream.codec in FRAMED
+            and first_frame(stream.codec, self._heard.get(stream.pid, b"")) >= 0)
         return Entry(data[at:] if at else data, self.program, self.tsid, self.pcr, self._pmt_pid,
-                     self._sound_lead(data, at))
+                     self._sound_lead(data, at), framed)
 
     def _hear(self, data: bytes, p: int, pid: int) -> None:
         """Remember the PTS of an audio PES (MPEG audio or private stream 1) starting at ``p``."""
@@ -253,6 +262,8 @@ class EntryFinder:
         stamp = _pts(data, p)
         if stamp is not None and (pid in self._sound or len(self._sound) < 16):
             self._sound[pid] = [*self._sound.get(pid, [])[-1:], stamp]
+            if start + 9 <= PACKET_SIZE:
+                self._heard[pid] = bytes(data[p + start + 9 + data[p + start + 8]:p + PACKET_SIZE])
 
     def _sound_lead(self, data: bytes, at: int) -> int | None:
         """``Entry.sound_lead``: the next audio PES after the entry, read if ``data`` holds it."""

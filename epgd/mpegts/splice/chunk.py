@@ -213,6 +213,9 @@ def _walk(rw: Rewriter, data: bytes, now: float, out: ChunkOutput) -> bytes | No
         if rw.moved_pcr is not None:
             _send_moved_pcr(rw, buf, codes, i, out, bulk)
             fast = Steady.of(rw, data, buf, now)
+        if rw.extra:  # sound cut at whole frames: our packets of a held PES
+            out.insert(i, b"".join(rw.extra))
+            rw.extra.clear()
         if verdict is KEEP:
             if rw.psi_due:
                 out.psi_before(i, False)

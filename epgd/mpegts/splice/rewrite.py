@@ -10,26 +10,23 @@ packet in the chunk's buffer and answers a ``Verdict``.
 from __future__ import annotations
 
 from collections.abc import Callable
-from enum import Enum
 
 from epgd.mpegts.entry import Entry
 from epgd.mpegts.packet import PACKET_SIZE
 from epgd.mpegts.pes import (
-    HEADER_NEEDED,
-    WRAP,
     header_positions,
     opcr_offset,
     pcr_offset,
     pes_random_access,
     read_pcr_base,
     read_stamp,
-    ring_diff,
     stamp_fields,
     strip_pcr,
     write_pcr_base,
     write_stamp,
 )
 from epgd.mpegts.psi import NULL_PID, ProgramMap, Stream, payload_start
+from epgd.mpegts.splice.heldpes import Held
 from epgd.mpegts.splice.layout import (
     CC_TABLES,
     OUT_PCR_ONLY,
@@ -41,7 +38,9 @@ from epgd.mpegts.splice.layout import (
     slot_of,
     table_moves,
 )
-from epgd.mpegts.splice.timeline import SOUND_OVERLAP, Timeline
+from epgd.mpegts.splice.soundcut import SoundEnds
+from epgd.mpegts.splice.timeline import Timeline
+from epgd.mpegts.splice.verdict import BEFORE, GONE, HOLD, KEEP, LAST, PSI, RESYNC, STOP, Verdict
 from epgd.mpegts.tables import SourceTables
 
 #: a PES header spread over more packets than this many is passed on unshifted
@@ -50,32 +49,7 @@ HOLD_LIMIT = 64 * PACKET_SIZE
 PLAIN_STREAMS = 200
 
 
-class Verdict(Enum):
-    """What a per-packet handler decided for its packet."""
-
-    KEEP = "rewritten in place"
-    GONE = "dropped"
-    HOLD = "needs the next chunk: hold from here"
-    STOP = "the end of a closing source: nothing from here on"
-    LAST = "the end of a closing source: this packet goes out, nothing after it"
-    RESYNC = "the source's clock jumped here: find a new way in"
-    BEFORE = "a random-access point: our PAT + PMT go right before it"
-    PSI = "the source's PAT or PMT: replaced by ours"
-
-
-# The verdicts as module names too: the per-packet code compares them with ``is``, and reading a
-# member through its Enum class costs several times a global's (CPython 3.11).
-KEEP = Verdict.KEEP
-GONE = Verdict.GONE
-HOLD = Verdict.HOLD
-STOP = Verdict.STOP
-LAST = Verdict.LAST
-RESYNC = Verdict.RESYNC
-BEFORE = Verdict.BEFORE
-PSI = Verdict.PSI
-
-
-class Rewriter:
+class Rewriter(SoundEnds):
     """
     The current source as the output sees it, and the output's counters and clock that run on
     across sources. ``begin()`` maps a new source at its entry point; ``closing`` makes the
@@ -115,53 +89,14 @@ class Rewriter:
         #: a PCR moved off its packet (the source carries it on a PID other than its video):
         #: (output base, the 27 MHz extension's bytes), for the chunk to send on OUT_VIDEO first
         self.moved_pcr: tuple[int, bytes] | None = None
+        # sound cut at whole frames at cuts (``soundcut``)
+        self.held: dict[int, Held] = {}  # source PID -> its audio PES held at a cut
+        self.frames_seen: set[int] = set()  # source PIDs whose audio frames were seen: cut at whole frames
+        self.frame_misses: dict[int, int] = {}  # ... PES looked at for them in vain
+        self.unframed: set[int] = set()  # source PIDs whose frames could not be found: cut at whole PES
+        self.extra: list[bytes] = []  # our packets to go out before the packet just read
 
     # -- a source --------------------------------------------------------------------
-
-    def close(self, sound_lead: int | None = None, shown: int | None = None) -> bool:
-        """
-        The source is to end as soon as its video has finished its frame under way and its
-        sound its PES, lasting until the next source's sound begins: that is ``sound_lead``
-        ticks (``Entry.sound_lead``; unknown: 0) after the next source's first picture, which
-        is shown at ``shown`` (output time, ``Timeline.foresee``; unknown: as this source's
-        last picture stops being shown). Its sound leaves the fast path so each packet is
-        counted. True when it is over already (nothing under way to finish).
-        """
-        self.closing = True
-        self.sound_lead = sound_lead or 0
-        self.sound_from = shown
-        for src in list(self.started):
-            stream = self.kinds.get(src)
-            if stream is not None and stream.kind == "audio" and self.sound_done(self.layout.mapping[src]):
-                self.started.discard(src)
-        self.build_table()
-        return not self.awaited()
-
-    def sound_done(self, out: int) -> bool:
-        """
-        A closing source's audio on ``out`` has ended whole, and one more PES of it would run
-        past where the next source's sound begins (``sound_until``).
-        """
-        if self.pes_left.get(out, 1) > 0:
-            return False
-        slot = slot_of(out)
-        end, until = self.timeline.shown_until(slot), self.sound_until()
-        return end is None or until is None or ring_diff(end + self.timeline.span(slot), until) > SOUND_OVERLAP
-
-    def sound_until(self) -> int | None:
-        """Where a closing source's sound must end (output time): the next source's sound begins."""
-        picture = self.timeline.shown_until(OUT_VIDEO) if self.layout.video >= 0 else None
-        if picture is None:
-            return None
-        shown = self.sound_from
-        if shown is None or ring_diff(shown, picture) < 0:
-            shown = picture
-        return (shown + self.sound_lead) % WRAP
-
-    def awaited(self) -> bool:
-        """A closing source still has a video or audio PES to finish."""
-        kinds = self.kinds
-        return any(pid in self.started for pid in kinds if kinds[pid].kind in ("video", "audio"))
 
     def begin(self, entry: Entry) -> None:
         """A source starts at its entry point: map it, shift its counters, wait for its clock."""
@@ -171,6 +106,10 @@ class Rewriter:
         self.delta = {}
         self.started = set()
         self.pes_left = {}
+        self.held = {}  # what a closing source still held goes with it
+        self.frames_seen = set(entry.framed)
+        self.frame_misses = {}
+        self.unframed = set()
         self.adopt(program)
         anchor = program.anchor.pid
         out = self.layout.mapping[anchor]
@@ -236,6 +175,11 @@ class Rewriter:
         payload = b3 & 0x10
         damaged = b1 & 0x80
         before = newly = False
+        kind = self.holds(data, p, src, out, bool(b1 & 0x40)) if payload and not damaged else None
+        if kind is not None or src in self.held:  # sound cut at whole frames (``soundcut``)
+            verdict = self.hold(data, p, src, out, kind) if payload and not damaged else GONE
+            moved = self.only_pcr(data, buf, p, now)  # a PCR it carries still goes out, alone
+            return moved if moved is RESYNC else verdict
         if self.closing and payload and b1 & 0x40 and not damaged and not self.sound_needed(data, p, src, out):
             verdict = self.end_stream(src)
             return verdict if verdict is STOP else self.only_pcr(data, buf, p, now)
@@ -295,64 +239,6 @@ class Rewriter:
             self.build_table()  # a stream started and its counter is known: its plain packets go fast
         return BEFORE if before else KEEP
 
-    def count_pes(self, data: bytes, p: int, i: int, out: int, unit_start: bool) -> bool:
-        """
-        Follow an audio stream's bounded PES through packet ``p`` (``i`` in the chunk, off the
-        fast path); True when, in a closing source, this packet completes it.
-        """
-        start = payload_start(data, p)
-        if start < 0:
-            return False
-        size = PACKET_SIZE - start
-        if unit_start:
-            q = p + start
-            length = (data[q + 4] << 8) | data[q + 5] if data[q:q + 3] == b"\x00\x00\x01" else 0
-            stream = self.kinds.get(((data[p + 1] & 0x1F) << 8) | data[p + 2])
-            if not length or stream is None or stream.kind != "audio":
-                self.pes_left.pop(out, None)
-                return False
-            self.pes_left[out] = length + 6 - size
-            self.pes_at[out] = i
-        elif out in self.pes_left:
-            self.pes_left[out] -= size
-        else:
-            return False
-        return self.closing and self.sound_done(out)
-
-    def sound_needed(self, data: bytes, p: int, src: int, out: int) -> bool:
-        """
-        A closing source's audio PES that ends by the time the next source's sound begins
-        (``sound_until``: as its last picture stops being shown, give or take how the next
-        source muxes its sound): it goes out, whole, so the cut leaves a gap of less than one
-        PES and no overlap (with B-frames the last pictures are shown well after their sound
-        was sent).
-        """
-        stream = self.kinds.get(src)
-        if stream is None or stream.kind != "audio" or self.layout.video < 0:
-            return False
-        until = self.sound_until()
-        start = payload_start(data, p)
-        if until is None or start < 0 or p + start + HEADER_NEEDED > len(data):
-            return False
-        at = range(p + start, p + start + HEADER_NEEDED)
-        fields = stamp_fields(data, at)
-        if fields is None or fields[0] < 0:
-            return False
-        pts = (read_stamp(data, at[fields[0]:fields[0] + 5]) + self.timeline.ts_offset) % WRAP
-        span = self.timeline.span(slot_of(out))
-        return ring_diff(pts + span, until) <= SOUND_OVERLAP if span else ring_diff(pts, until) < 0
-
-    def end_stream(self, src: int) -> Verdict:
-        """
-        A closing source's stream starts a new PES: its last one went out whole, this one
-        does not. The source ends (STOP) once its video and sound have each ended so: no
-        frame is cut short or joined to the next source's (the channel waits 0.5 s at most).
-        """
-        if src in self.started:
-            self.started.discard(src)
-            self.build_table()  # the rest of that PES leaves the fast path, to be dropped
-        return GONE if self.awaited() else STOP
-
     def pes(self, data: bytes, buf: bytearray, p: int, i: int, count: int, src: int, out: int,
             now: float) -> Verdict:
         """Shift a PES header's PTS/DTS; GONE for a PES that would step back; BEFORE at random access."""
@@ -387,6 +273,8 @@ class Rewriter:
         new_dts = clock.stamp(slot_of(out), dts, pts)
         if new_dts is None:
             return GONE  # this stream's first PES after a cut overlaps the old stream's last
+        if src not in self.frames_seen:
+            self.look_for_frames(data, p, src)
         write_stamp(buf, at[pts_at:pts_at + 5], pts + clock.ts_offset)
         if dts_at >= 0:
             write_stamp(buf, at[dts_at:dts_at + 5], new_dts)

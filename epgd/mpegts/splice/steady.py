@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from epgd.mpegts.packet import PACKET_SIZE
 from epgd.mpegts.pes import NO_HEADER_STREAMS, WRAP, pes_random_access, write_pcr_base
-from epgd.mpegts.splice.layout import OUT_VIDEO
+from epgd.mpegts.splice.layout import OUT_VIDEO, slot_of
 from epgd.mpegts.splice.rewrite import BEFORE, KEEP, Rewriter, Verdict
 from epgd.mpegts.splice.timeline import TS_JUMP
 
@@ -59,9 +59,10 @@ class Steady:
         clock = rw.timeline
         if rw.closing or clock.pending or rw.moved_pcr is not None or not rw.steady:
             return None
-        started, delta = rw.started, rw.delta
+        started, delta, held = rw.started, rw.delta, rw.held
         streams = {src: target for src, (target, shift) in rw.steady.items()
-                   if src in started and delta.get(src) == shift and clock.settled(target)}
+                   if src in started and delta.get(src) == shift and src not in held
+                   and clock.settled(slot_of(target))}
         return cls(rw, data, buf, now, streams) if streams else None
 
     def flush(self) -> None:
@@ -69,7 +70,7 @@ class Steady:
         if self.runs:
             clock, streams = self.clock, self.streams
             for src, run in self.runs.items():
-                clock.stamped(src, streams[src], run)
+                clock.stamped(src, slot_of(streams[src]), run)
             self.runs = {}
             self.last = {}
         if self.counts:
@@ -131,6 +132,8 @@ class Steady:
         stream = rw.kinds[src]
         if stream.kind == "audio":
             self.counts[target] = i
+            if src not in rw.frames_seen:
+                rw.look_for_frames(data, p, src)  # whether its sound can be cut at whole frames
         elif target == rw.layout.video_out and pes_random_access(data, p, q - p, stream.codec):
             return BEFORE
         return KEEP

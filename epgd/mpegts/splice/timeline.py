@@ -177,6 +177,15 @@ class Timeline:
             return None
         return (top + self._frame.get(out, DEFAULT_FRAME) if out == 0x100 else top + self._span.get(out, 0)) % WRAP
 
+    @property
+    def guarded(self) -> set[int]:
+        """Output PIDs whose first PES after the cut is still to come (and is checked)."""
+        return self._guard
+
+    def sound_sent(self, out: int, ticks: int) -> None:
+        """The PES ``out`` sent last lasts ``ticks`` (a closing source's, cut at whole frames)."""
+        self._span[out] = ticks
+
     def span(self, out: int) -> int:
         """How long output PID ``out``'s last PES lasted (its step from the one before); 0: unknown."""
         return self._span.get(out, 0)
