@@ -159,9 +159,12 @@ CLIPS: dict[str, tuple[Callable[[], str], float]] = {
 
 
 def epgd(playlist_url: str, channels: dict[str, list[dict[str, Any]]],
-         **stream: Any) -> tuple[Child, int]:
-    """epgd serving ``channels`` ({id: [{title, start, stop, urls}]}); returns it and its port."""
-    spec = {"playlist": playlist_url, "channels": channels, "stream": stream}
+         root: str = "", **stream: Any) -> tuple[Child, int]:
+    """
+    epgd serving ``channels`` ({id: [{title, start, stop, urls}]}); returns it and its port.
+    ``root``: another checkout whose epgd to run (an earlier commit, for before/after).
+    """
+    spec = {"playlist": playlist_url, "channels": channels, "stream": stream, "root": root}
     child = Child([sys.executable, os.path.join(HERE, "_common.py"), "serve", json.dumps(spec)],
                   "epgd")
     return child, int(child.first_line[1])
@@ -278,6 +281,8 @@ def event(title: str, start: float, stop: float, *urls: str) -> dict[str, Any]:
 
 def serve(spec: dict[str, Any]) -> None:
     """Run epgd's stream half on 127.0.0.1 (no catalog: the schedule comes from ``spec``)."""
+    if spec.get("root"):
+        sys.path.insert(0, os.path.abspath(spec["root"]))  # its epgd (and tests) before ours
     import datetime as dt
 
     from twisted.internet import reactor

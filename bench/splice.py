@@ -11,6 +11,7 @@ into the temp dir, looped with their clocks running on (a live channel's), so th
 measured in its steady state, with the packet mix of a real channel. One line per figure:
 
     python bench/splice.py [--seconds 6] [--repeat 3] [--viewers 1,100] [--clips broadcast,mpeg2]
+                           [--before PATH --modes before-passthrough,before-continuous,passthrough,continuous]
 
 Aims: the splicer adds <= 3% of one core per channel at 8 Mbit/s, whatever the number of
 viewers (issue 8); continuous >= 0.9x passthrough's MB/s on both clips (issue 21).
@@ -24,11 +25,19 @@ import time
 
 import _common as c
 
+#: the checkout ``before-`` modes run (``--before``)
+BEFORE = [""]
+
 
 def channel(url: str, mode: str) -> tuple[c.Child, int]:
     now = time.time()
+    root = ""
+    if mode.startswith("before-"):
+        if not BEFORE[0]:
+            raise SystemExit(f"{mode}: give --before PATH, the checkout to compare with")
+        root, mode = BEFORE[0], mode.removeprefix("before-")
     return c.epgd(c.playlist_of(url), {"bench_1": [c.event("Game", now - 60, now + 3600, url)]},
-                  output=mode)
+                  root=root, output=mode)
 
 
 def throughput(url: str, mode: str, seconds: float) -> tuple[float, float]:
@@ -59,7 +68,8 @@ def viewers(url: str, mode: str, k: int, rate: float, seconds: float) -> tuple[f
         cpu, wall = server.cpu_seconds(), time.monotonic()
         readers.run(seconds)
         wall = time.monotonic() - wall
-        kept = sum(1 for r, b in zip(readers.readers, before, strict=True) if (r.body - b) / wall >= 0.95 * rate)
+        kept = sum(1 for r, b in zip(readers.readers, before, strict=True)
+                   if (r.body - b) / wall >= 0.95 * rate)
         return (server.cpu_seconds() - cpu) / wall * 100, kept
     finally:
         readers.close()
@@ -72,8 +82,14 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1, help="throughput runs per mode (median)")
     parser.add_argument("--viewers", default="1,100", help="viewer counts; empty: throughput only")
     parser.add_argument("--clips", default=",".join(c.CLIPS), help=f"of {', '.join(c.CLIPS)}")
+    parser.add_argument("--modes", default="passthrough,continuous",
+                        help="passthrough, continuous; before-passthrough and before-continuous run "
+                             "the epgd of --before")
+    parser.add_argument("--before", default="", metavar="PATH", help="a checkout to compare with")
     args = parser.parse_args()
-    modes = ("passthrough", "continuous")
+    BEFORE[0] = args.before
+    modes = args.modes.split(",")
+    pairs = [p for p in ("before-", "") if p + "continuous" in modes and p + "passthrough" in modes]
     for name in args.clips.split(","):
         make, rate = c.CLIPS[name]
         source = make()
@@ -90,7 +106,8 @@ def main() -> None:
                  for m in modes}
         print(f"{name}: throughput, one client: "
               + " | ".join(f"{m} {speed[m][0]:.0f} MB/s (epgd cpu {speed[m][1]:.0f}%)" for m in modes)
-              + f" | continuous/passthrough {speed['continuous'][0] / speed['passthrough'][0]:.2f}x")
+              + "".join(f" | {p}continuous/{p}passthrough "
+                        f"{speed[p + 'continuous'][0] / speed[p + 'passthrough'][0]:.2f}x" for p in pairs))
         if not args.viewers:
             continue
         paced, _, _ = c.provider(rate, seamless=True, clip=source)
@@ -99,8 +116,11 @@ def main() -> None:
             for k in (int(x) for x in args.viewers.split(",")):
                 cost = {m: viewers(url, m, k, rate, args.seconds) for m in modes}
                 print(f"{name}: one {rate * 8 / 1e6:g} Mbit/s channel, {k} viewer(s): "
-                      + " | ".join(f"{m} epgd cpu {cost[m][0]:.1f}% ({cost[m][1]}/{k} kept up)" for m in modes)
-                      + f" | the splicer adds {cost['continuous'][0] - cost['passthrough'][0]:+.1f}% of one core")
+                      + " | ".join(f"{m} epgd cpu {cost[m][0]:.1f}% ({cost[m][1]}/{k} kept up)"
+                                   for m in modes)
+                      + "".join(f" | the splicer adds "
+                                f"{cost[p + 'continuous'][0] - cost[p + 'passthrough'][0]:+.1f}%"
+                                f" of one core{' (before)' if p else ''}" for p in pairs))
         finally:
             paced.stop()
 
