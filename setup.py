@@ -24,7 +24,9 @@ setup(
     install_requires=["twisted>=23.10", "treq>=23.11", "klein>=23.5", "lxml>=4.9", "attrs>=23.1", "tzdata",
                       "prometheus-client>=0.17", "m3u8>=6.0", "cryptography>=42",
                       # the slate draws its text with the scalable font Pillow ships (10.1+)
-                      "Pillow>=10.1"],
+                      "Pillow>=10.1",
+                      # the splicer reads each chunk's packet headers whole (a table lookup per chunk)
+                      "numpy>=1.24"],
     extras_require={
         # pyxtream: the real Xtream Codes client library the accounts end-to-end test drives
         "test": ["hypothesis", "coverage", "psutil", "pyxtream>=0.8,<1"],

@@ -124,10 +124,47 @@ def broadcast_clip(seconds: int = 30) -> str:
     return path
 
 
+def mpeg2_clip(seconds: int = 60) -> str:
+    """
+    A low-bit-rate SD clip shaped like a DVB channel's: MPEG-2 720x576 25 fps at ~1 Mbit/s (B-frames,
+    a key frame every 0.48 s) + MP2 192k with one audio frame per PES, PAT/PMT every 0.1 s,
+    1.2 Mbit/s in all, on PIDs of its own (PMT 0x200, video 0x201, audio 0x202), so the
+    splicer moves every packet. Read unpaced it has ~7x the PES headers and PCRs per byte of
+    ``broadcast_clip`` (a fifth of its packets start a PES or carry an adaptation field, a
+    fifth are sound): what costs the splicer per packet rather than per byte.
+    """
+    path = os.path.join(tempfile.gettempdir(), f"epgd-bench-mpeg2-{seconds}s.ts")
+    if os.path.exists(path):
+        return path
+    part = path + ".part"
+    subprocess.run(
+        ["ffmpeg", "-hide_banner", "-loglevel", "fatal", "-y",
+         "-f", "lavfi", "-i", "testsrc2=size=720x576:rate=25,noise=alls=20:allf=t",
+         "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", str(seconds),
+         "-map", "0:v", "-map", "1:a", "-c:v", "mpeg2video", "-b:v", "900k", "-maxrate", "1000k",
+         "-bufsize", "2000k", "-g", "12", "-bf", "2",
+         "-c:a", "mp2", "-b:a", "192k", "-ac", "2", "-pes_payload_size", "0",
+         "-mpegts_pmt_start_pid", "0x200", "-mpegts_start_pid", "0x201",
+         "-mpegts_flags", "+resend_headers", "-pat_period", "0.1", "-f", "mpegts", part],
+        check=True)
+    os.replace(part, path)
+    return path
+
+
+#: the clips the speed benchmarks read (issue 21): name -> (maker, its bit rate in bytes/s)
+CLIPS: dict[str, tuple[Callable[[], str], float]] = {
+    "broadcast": (lambda: broadcast_clip(10), 1_000_000.0),
+    "mpeg2": (mpeg2_clip, 154_000.0),
+}
+
+
 def epgd(playlist_url: str, channels: dict[str, list[dict[str, Any]]],
-         **stream: Any) -> tuple[Child, int]:
-    """epgd serving ``channels`` ({id: [{title, start, stop, urls}]}); returns it and its port."""
-    spec = {"playlist": playlist_url, "channels": channels, "stream": stream}
+         root: str = "", **stream: Any) -> tuple[Child, int]:
+    """
+    epgd serving ``channels`` ({id: [{title, start, stop, urls}]}); returns it and its port.
+    ``root``: another checkout whose epgd to run (an earlier commit, for before/after).
+    """
+    spec = {"playlist": playlist_url, "channels": channels, "stream": stream, "root": root}
     child = Child([sys.executable, os.path.join(HERE, "_common.py"), "serve", json.dumps(spec)],
                   "epgd")
     return child, int(child.first_line[1])
@@ -244,6 +281,8 @@ def event(title: str, start: float, stop: float, *urls: str) -> dict[str, Any]:
 
 def serve(spec: dict[str, Any]) -> None:
     """Run epgd's stream half on 127.0.0.1 (no catalog: the schedule comes from ``spec``)."""
+    if spec.get("root"):
+        sys.path.insert(0, os.path.abspath(spec["root"]))  # its epgd (and tests) before ours
     import datetime as dt
 
     from twisted.internet import reactor

@@ -3,48 +3,41 @@ Splicer benchmark (not run by CI): what ``stream.output = "continuous"`` (one pr
 packet's PID/CC rewritten, clocks shifted) costs beside ``"passthrough"``, in one run:
 
 * MB/s one client gets through one channel from an unpaced provider stream;
-* epgd's CPU (% of one core) for one channel at 8 Mbit/s with 1 and with 100 viewers.
+* epgd's CPU (% of one core) for one channel at the clip's own rate with 1 and with 100 viewers.
 
-The source is a real 8 Mbit/s stream (720p H.264 + AAC, made once with ffmpeg into the temp
-dir), looped with its clock running on (a live channel's), so the splicer is measured in its
-steady state, with the packet mix of a real channel. One line per figure:
+On each clip of ``_common.CLIPS`` (``--clips``): a real 8 Mbit/s stream (720p H.264 + AAC) and
+a 1.2 Mbit/s MPEG-2 + MP2 one (many more PES headers and PCRs per byte), made once with ffmpeg
+into the temp dir, looped with their clocks running on (a live channel's), so the splicer is
+measured in its steady state, with the packet mix of a real channel. One line per figure:
 
-    python bench/splice.py [--seconds 6] [--viewers 1,100] [--rate 1000000]
+    python bench/splice.py [--seconds 6] [--repeat 3] [--viewers 1,100] [--clips broadcast,mpeg2]
+                           [--before PATH --modes before-passthrough,before-continuous,passthrough,continuous]
 
-Aims (issue 8): continuous >= 0.5x passthrough's MB/s; the splicer adds <= 3% of one core per
-channel at 8 Mbit/s, whatever the number of viewers.
+Aims: the splicer adds <= 3% of one core per channel at 8 Mbit/s, whatever the number of
+viewers (issue 8); continuous >= 0.9x passthrough's MB/s on both clips (issue 21).
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
-import tempfile
+import statistics
 import time
 
 import _common as c
 
-
-def clip() -> str:
-    """A 10 s, 8 Mbit/s clip (made once; ffmpeg with libx264 needed)."""
-    path = os.path.join(tempfile.gettempdir(), "epgd-bench-8mbit.ts")
-    if not os.path.exists(path):
-        subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-y",
-                        "-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=25",
-                        "-f", "lavfi", "-t", "9.984", "-i", "sine=frequency=500:sample_rate=48000",
-                        "-t", "10", "-map", "0:v", "-map", "1:a", "-c:v", "libx264", "-preset", "ultrafast",
-                        "-pix_fmt", "yuv420p", "-b:v", "7.5M", "-maxrate", "8M", "-bufsize", "8M",
-                        "-g", "50", "-keyint_min", "50", "-sc_threshold", "0", "-c:a", "aac", "-b:a", "128k",
-                        "-f", "mpegts", path + ".part"], check=True)
-        os.replace(path + ".part", path)
-    return path
+#: the checkout ``before-`` modes run (``--before``)
+BEFORE = [""]
 
 
 def channel(url: str, mode: str) -> tuple[c.Child, int]:
     now = time.time()
+    root = ""
+    if mode.startswith("before-"):
+        if not BEFORE[0]:
+            raise SystemExit(f"{mode}: give --before PATH, the checkout to compare with")
+        root, mode = BEFORE[0], mode.removeprefix("before-")
     return c.epgd(c.playlist_of(url), {"bench_1": [c.event("Game", now - 60, now + 3600, url)]},
-                  output=mode)
+                  root=root, output=mode)
 
 
 def throughput(url: str, mode: str, seconds: float) -> tuple[float, float]:
@@ -75,7 +68,8 @@ def viewers(url: str, mode: str, k: int, rate: float, seconds: float) -> tuple[f
         cpu, wall = server.cpu_seconds(), time.monotonic()
         readers.run(seconds)
         wall = time.monotonic() - wall
-        kept = sum(1 for r, b in zip(readers.readers, before, strict=True) if (r.body - b) / wall >= 0.95 * rate)
+        kept = sum(1 for r, b in zip(readers.readers, before, strict=True)
+                   if (r.body - b) / wall >= 0.95 * rate)
         return (server.cpu_seconds() - cpu) / wall * 100, kept
     finally:
         readers.close()
@@ -85,30 +79,50 @@ def viewers(url: str, mode: str, k: int, rate: float, seconds: float) -> tuple[f
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=6.0)
-    parser.add_argument("--viewers", default="1,100")
-    parser.add_argument("--rate", type=float, default=1_000_000.0, help="bytes/s (8 Mbit/s)")
+    parser.add_argument("--repeat", type=int, default=1, help="throughput runs per mode (median)")
+    parser.add_argument("--viewers", default="1,100", help="viewer counts; empty: throughput only")
+    parser.add_argument("--clips", default=",".join(c.CLIPS), help=f"of {', '.join(c.CLIPS)}")
+    parser.add_argument("--modes", default="passthrough,continuous",
+                        help="passthrough, continuous; before-passthrough and before-continuous run "
+                             "the epgd of --before")
+    parser.add_argument("--before", default="", metavar="PATH", help="a checkout to compare with")
     args = parser.parse_args()
-    modes = ("passthrough", "continuous")
-    source = clip()
-    fast, _, _ = c.provider(None, seamless=True, clip=source)
-    try:
-        url = c.urls_of(fast)[0]
-        speed = {m: throughput(url, m, args.seconds) for m in modes}
-    finally:
-        fast.stop()
-    print("throughput, one client: " + " | ".join(f"{m} {speed[m][0]:.0f} MB/s (epgd cpu {speed[m][1]:.0f}%)"
-                                                  for m in modes)
-          + f" | continuous/passthrough {speed['continuous'][0] / speed['passthrough'][0]:.2f}x")
-    paced, _, _ = c.provider(args.rate, seamless=True, clip=source)
-    try:
-        url = c.urls_of(paced)[0]
-        for k in (int(x) for x in args.viewers.split(",")):
-            cost = {m: viewers(url, m, k, args.rate, args.seconds) for m in modes}
-            print(f"one {args.rate * 8 / 1e6:g} Mbit/s channel, {k} viewer(s): "
-                  + " | ".join(f"{m} epgd cpu {cost[m][0]:.1f}% ({cost[m][1]}/{k} kept up)" for m in modes)
-                  + f" | the splicer adds {cost['continuous'][0] - cost['passthrough'][0]:+.1f}% of one core")
-    finally:
-        paced.stop()
+    BEFORE[0] = args.before
+    modes = args.modes.split(",")
+    pairs = [p for p in ("before-", "") if p + "continuous" in modes and p + "passthrough" in modes]
+    for name in args.clips.split(","):
+        make, rate = c.CLIPS[name]
+        source = make()
+        fast, _, _ = c.provider(None, seamless=True, clip=source)
+        runs: dict[str, list[tuple[float, float]]] = {m: [] for m in modes}
+        try:
+            url = c.urls_of(fast)[0]
+            for _ in range(args.repeat):
+                for m in modes:
+                    runs[m].append(throughput(url, m, args.seconds))
+        finally:
+            fast.stop()
+        speed = {m: (statistics.median(x for x, _ in runs[m]), statistics.median(u for _, u in runs[m]))
+                 for m in modes}
+        print(f"{name}: throughput, one client: "
+              + " | ".join(f"{m} {speed[m][0]:.0f} MB/s (epgd cpu {speed[m][1]:.0f}%)" for m in modes)
+              + "".join(f" | {p}continuous/{p}passthrough "
+                        f"{speed[p + 'continuous'][0] / speed[p + 'passthrough'][0]:.2f}x" for p in pairs))
+        if not args.viewers:
+            continue
+        paced, _, _ = c.provider(rate, seamless=True, clip=source)
+        try:
+            url = c.urls_of(paced)[0]
+            for k in (int(x) for x in args.viewers.split(",")):
+                cost = {m: viewers(url, m, k, rate, args.seconds) for m in modes}
+                print(f"{name}: one {rate * 8 / 1e6:g} Mbit/s channel, {k} viewer(s): "
+                      + " | ".join(f"{m} epgd cpu {cost[m][0]:.1f}% ({cost[m][1]}/{k} kept up)"
+                                   for m in modes)
+                      + "".join(f" | the splicer adds "
+                                f"{cost[p + 'continuous'][0] - cost[p + 'passthrough'][0]:+.1f}%"
+                                f" of one core{' (before)' if p else ''}" for p in pairs))
+        finally:
+            paced.stop()
 
 
 if __name__ == "__main__":

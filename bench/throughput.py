@@ -1,20 +1,27 @@
 """
 Throughput benchmark (not run by CI): one viewer of an unpaced provider stream, MB/s through
 epgd (both output modes) beside the same through nginx (``proxy_buffering off``, one worker)
-and read straight from the fake provider, in one run. One line per server, then the ratios:
+and read straight from the fake provider, in one run, on each clip of ``_common.CLIPS`` (the
+broadcast-like 8 Mbit/s H.264 one and the 1.2 Mbit/s MPEG-2 one, which has ~7x the PES
+headers and PCRs per byte). One line per clip and server, then the ratios:
 
-    python bench/throughput.py [--seconds 5] [--repeat 3]
+    python bench/throughput.py [--seconds 5] [--repeat 3] [--clips broadcast,mpeg2]
+                               [--before PATH --servers nginx,before-continuous,continuous,...]
 
-``--repeat`` runs the servers round-robin that many times and prints each one's best (a
-shared machine's figures are noisy; the best of a few is the least disturbed). nginx is not
-a dependency: ``apt-get install nginx-light`` for the benchmarks.
+``--repeat`` runs the servers round-robin that many times and prints each one's median and
+range (a shared machine's figures are noisy). ``before-continuous`` and ``before-passthrough``
+run the epgd of another checkout (``--before``, e.g. ``git worktree add /tmp/before main``)
+in the same run, for before/after figures side by side. nginx is not a dependency: ``apt-get install
+nginx-light`` for the benchmarks.
 
-Aim (issue 13): epgd >= 1.0x nginx's MB/s.
+Aims: epgd >= 1.0x nginx's MB/s (issue 13); continuous >= 0.9x passthrough's and >= 1.0x
+nginx's on both clips (issue 21).
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 from typing import Any
 
@@ -41,7 +48,7 @@ def read(port: int, path: str, seconds: float, server: Any = None) -> tuple[floa
         readers.close()
 
 
-def once(server: str, url_a: str, seconds: float) -> tuple[float, float]:
+def once(server: str, url_a: str, seconds: float, before: str = "") -> tuple[float, float]:
     path = "/" + url_a.split("/", 3)[3]
     if server == "direct":
         return read(c.port_of(url_a), path, seconds)
@@ -51,46 +58,69 @@ def once(server: str, url_a: str, seconds: float) -> tuple[float, float]:
             return read(proxy.port, path, seconds, proxy)
         finally:
             proxy.stop()
+    root = ""
+    if server.startswith("before-"):
+        if not before:
+            raise SystemExit(f"{server}: give --before PATH, the checkout to compare with")
+        root, server = before, server.removeprefix("before-")
     now = time.time()
     child, port = c.epgd(c.playlist_of(url_a),
                          {"bench_1": [c.event("Game", now - 60, now + 3600, url_a)]},
-                         output=server)
+                         root=root, output=server)
     try:
         return read(port, "/stream/bench_1.ts", seconds, child)
     finally:
         child.stop()
 
 
+def label(server: str) -> str:
+    if server in ("direct", "nginx"):
+        return server
+    if server.startswith("before-"):
+        return f"epgd {server.removeprefix('before-')} (before)"
+    return f"epgd {server}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--repeat", type=int, default=1)
-    parser.add_argument("--servers", default="direct,nginx,continuous,passthrough")
+    parser.add_argument("--servers", default="direct,nginx,continuous,passthrough",
+                        help="direct, nginx, continuous, passthrough; before-continuous and "
+                             "before-passthrough run the epgd of --before")
+    parser.add_argument("--before", default="", metavar="PATH", help="a checkout to compare with")
+    parser.add_argument("--clips", default=",".join(c.CLIPS), help=f"of {', '.join(c.CLIPS)}")
     parser.add_argument("--test-clip", action="store_true",
-                        help="serve tests/data/ts/a.ts, not the broadcast-like clip")
+                        help="serve tests/data/ts/a.ts, not the benchmark clips")
     args = parser.parse_args()
     servers = args.servers.split(",")
-    # looped with its clock running on (a live channel's), so the splicer runs in its steady
-    # state rather than re-entering at every loop
-    source, url_a, _ = c.provider(None, seamless=True,
-                                  clip="" if args.test_clip else c.broadcast_clip(10))
-    best: dict[str, tuple[float, float]] = {}
-    try:
-        for _ in range(args.repeat):
-            for server in servers:
-                mbs, cpu = once(server, url_a, args.seconds)
-                if mbs > best.get(server, (0.0, 0.0))[0]:
-                    best[server] = (mbs, cpu)
-    finally:
-        source.stop()
-    for server in servers:
-        mbs, cpu = best[server]
-        name = server if server in ("direct", "nginx") else f"epgd {server}"
-        print(f"throughput {name}: {mbs:.0f} MB/s" + (f" (cpu {cpu:.0f}%)" if cpu else ""))
-    if "nginx" in best:
-        nginx = best["nginx"][0]
-        print("vs nginx: " + ", ".join(f"{s} {best[s][0] / nginx:.2f}x" for s in servers
-                                       if s not in ("nginx", "direct")))
+    clips = {"a.ts": ""} if args.test_clip else {name: c.CLIPS[name][0]() for name in args.clips.split(",")}
+    for name, clip in clips.items():
+        # looped with its clock running on (a live channel's), so the splicer runs in its
+        # steady state rather than re-entering at every loop
+        source, url_a, _ = c.provider(None, seamless=True, clip=clip)
+        runs: dict[str, list[tuple[float, float]]] = {s: [] for s in servers}
+        try:
+            for _ in range(args.repeat):
+                for server in servers:
+                    runs[server].append(once(server, url_a, args.seconds, args.before))
+        finally:
+            source.stop()
+        median = {s: statistics.median(mbs for mbs, _ in runs[s]) for s in servers}
+        for server in servers:
+            mbs = sorted(m for m, _ in runs[server])
+            cpu = statistics.median(u for _, u in runs[server])
+            name_ = label(server)
+            spread = f" ({mbs[0]:.0f}-{mbs[-1]:.0f})" if len(mbs) > 1 else ""
+            print(f"throughput {name} {name_}: {median[server]:.0f} MB/s{spread}"
+                  + (f" (cpu {cpu:.0f}%)" if cpu else ""))
+        ratios = [f"{p}continuous/{p}passthrough {median[p + 'continuous'] / median[p + 'passthrough']:.2f}x"
+                  for p in ("before-", "") if p + "continuous" in median and p + "passthrough" in median]
+        if "nginx" in median:
+            ratios += [f"{s}/nginx {median[s] / median['nginx']:.2f}x" for s in servers
+                       if s not in ("nginx", "direct")]
+        if ratios:
+            print(f"throughput {name}: " + ", ".join(ratios))
 
 
 if __name__ == "__main__":

@@ -90,6 +90,20 @@ def write_stamp(buf: bytearray, pos: Sequence[int], value: int) -> None:
     buf[pos[4]] = (buf[pos[4]] & 0x01) | (value & 0x7F) << 1
 
 
+def read_stamp_at(buf: Buffer, pos: int) -> int:
+    """A PTS/DTS whose 5 bytes are contiguous from ``pos`` (``read_stamp`` for a header in one packet)."""
+    x = int.from_bytes(buf[pos:pos + 5], "big")
+    return (x >> 3 & 0x1C0000000) | (x >> 2 & 0x3FFF8000) | (x >> 1 & 0x7FFF)
+
+
+def write_stamp_at(buf: bytearray, pos: int, value: int) -> None:
+    """``write_stamp`` for 5 contiguous bytes from ``pos``: prefix and marker bits kept."""
+    value %= WRAP
+    x = int.from_bytes(buf[pos:pos + 5], "big") & 0xF100010001
+    buf[pos:pos + 5] = (x | (value & 0x1C0000000) << 3 | (value & 0x3FFF8000) << 2
+                        | (value & 0x7FFF) << 1).to_bytes(5, "big")
+
+
 def stamp_fields(buf: Buffer, pos: Sequence[int]) -> tuple[int, int] | None:
     """
     Where the PTS and DTS of a PES header start, as indexes into ``pos`` (the positions of
@@ -179,6 +193,19 @@ def starts_random_access(codec: str, es: Buffer) -> bool:
                 return (data[at + 5] >> 3) & 0x07 == 1  # picture_coding_type I
         at = data.find(b"\x00\x00\x01", at + 3)
     return False
+
+
+def pes_random_access(packet: Buffer, p: int, start: int, codec: str) -> bool:
+    """
+    Whether the video PES starting in the packet at ``p`` (its payload at ``start``) is a way
+    in: its ``random_access_indicator``, or what its first bytes show (``starts_random_access``).
+    """
+    if random_access_flag(packet, p):
+        return True
+    header = 9 + packet[p + start + 8] if start + 9 <= 188 else 188
+    if start + header >= 188:
+        return False
+    return starts_random_access(codec, packet[p + start + header:p + 188])
 
 
 # -- moving a PCR to the output's PCR PID --------------------------------------------

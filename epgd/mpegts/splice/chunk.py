@@ -1,28 +1,45 @@
 """
 The splicer's hot path: one chunk of the current source's aligned packets onto the output.
 
-Most packets only get their PID bytes (one table lookup per packet, written back with
-extended-slice assignment) and continuity counter (``bytes.translate``) rewritten; only
-packets that start a PES, carry a PCR, belong to a stream whose counter shift is not known
-yet or to PSI go to a ``Rewriter`` handler, one by one. A ``ChunkOutput`` assembles what
-comes out: runs of rewritten input, our PAT + PMT between them, and where joiners may start.
+A chunk is read whole, not packet by packet: one table lookup (numpy, over the packets'
+bytes 1-2) gives every packet its new PID bytes, its code and its continuity counter shift,
+which are written back for all packets at once (none at all when the source's PIDs and
+counters are the output's already). What is left for Python is a short list: the packets of
+the source's PSI, the ones that start a PES, carry a PCR, or belong to a stream whose
+counter shift is not known yet. In the steady state (no cut under way, nothing closing) the
+PES headers and PCRs among them are restamped by ``steady.Steady``; anything else goes to a
+``Rewriter`` handler, one by one. A ``ChunkOutput`` assembles what comes out: runs of rewritten input, our
+PAT + PMT between them, and where joiners may start.
 """
 
 from __future__ import annotations
 
-import sys
-from array import array
-from operator import itemgetter
+import numpy as np
 
 from epgd.mpegts.packet import PACKET_SIZE
 from epgd.mpegts.pes import pcr_packet
-from epgd.mpegts.splice.layout import AF_MARKS, BULK, DROP, ES, OUT_VIDEO, PAT, PLAIN, PMT, positions
+from epgd.mpegts.splice.layout import (
+    AF_MARKS,
+    BULK,
+    CC_LUT,
+    CC_SHIFT,
+    DROP,
+    ES,
+    OUT_VIDEO,
+    PAT,
+    PLAIN,
+    PMT,
+    positions,
+)
 from epgd.mpegts.splice.rewrite import BEFORE, GONE, KEEP, LAST, PSI, RESYNC, STOP, Rewriter, Verdict
+from epgd.mpegts.splice.steady import Steady
 
-_LITTLE = sys.byteorder == "little"
 #: code -> 1 for the packets a handler reads one by one (the source's PSI, a mapped stream's
 #: packet off the fast path, a dropped one): one search finds them all
 _OFF_PATH = bytes(1 if code in (PAT, PMT, ES, DROP) else 0 for code in range(256))
+#: byte 5 (an adaptation field's flags) -> 1 when it says a PCR or an OPCR follows
+_CLOCK_MARKS = bytes(1 if b & 0x18 else 0 for b in range(256))
+_BULK = bytes([BULK])
 
 
 class ChunkOutput:
@@ -127,62 +144,75 @@ def _walk(rw: Rewriter, data: bytes, now: float, out: ChunkOutput) -> bytes | No
     count = len(data) // PACKET_SIZE
     if not count:
         return None
-    buf = bytearray(data)
-    pairs = bytearray(2 * count)
-    pairs[0::2] = data[1::PACKET_SIZE]
-    pairs[1::2] = data[2::PACKET_SIZE]
     table = rw.table
-    mapped = array("I", itemgetter(*memoryview(pairs).cast("H"))(table) if count > 1 else
-                   [table[memoryview(pairs).cast("H")[0]]])
-    if not _LITTLE:
-        mapped.byteswap()
-    raw = mapped.tobytes()
-    buf[1::PACKET_SIZE] = raw[0::4]
-    buf[2::PACKET_SIZE] = raw[1::4]
-    codes = raw[2::4]
+    entries = table[np.ndarray((count,), "<u2", data, 1, (PACKET_SIZE,))]
+    codes = entries.tobytes()[2::4]  # each packet's code (``<u4``: bits 16-23 are byte 2)
+    buf = bytearray(data)
+    headers, counters = rw.table_moves
+    if headers:
+        np.ndarray((count,), "<u2", buf, 1, (PACKET_SIZE,))[:] = entries  # the low 16 bits
+    if counters:
+        view = np.ndarray((count,), np.uint8, buf, 3, (PACKET_SIZE,))
+        view[:] = CC_LUT[(entries >> (CC_SHIFT - 8)) & 0xF00 | view]
     bulk = rw.bulk_cc is not None  # this pass's video packets went through the fast path
-    if rw.bulk_cc is not None:
-        buf[3::PACKET_SIZE] = data[3::PACKET_SIZE].translate(rw.bulk_cc)
-    plain = [(positions(code, codes), cc, pid) for code, cc, pid in rw.plain]
-    for found, cc, _ in plain:
-        for i in found:
-            q = i * PACKET_SIZE + 3
-            buf[q] = cc[data[q]]
     # the packets off the fast path, in order: PSI, a mapped stream's, dropped, and plain ones
-    # that carry an adaptation field (a PCR, maybe)
-    todo = [(i, codes[i]) for i in positions(1, codes.translate(_OFF_PATH))]
-    marks = data[3::PACKET_SIZE].translate(AF_MARKS)
-    todo += [(i, BULK) for i in positions(1, marks) if codes[i] == BULK or codes[i] >= PLAIN]
-    todo.sort()
+    # whose adaptation field carries a PCR or an OPCR
+    todo = positions(1, codes.translate(_OFF_PATH))
+    end = count * PACKET_SIZE
+    marks = data[3:end:PACKET_SIZE].translate(AF_MARKS)
+    if 1 in marks:
+        clocks = int.from_bytes(marks, "big") & int.from_bytes(data[5:end:PACKET_SIZE].translate(_CLOCK_MARKS), "big")
+        if clocks:
+            found = [i for i in positions(1, clocks.to_bytes(count, "big")) if codes[i] == BULK or codes[i] >= PLAIN]
+            if found:
+                todo += found
+                todo.sort()
     rw.es_at.clear()
     rw.pes_at.clear()
     out.start(buf)
+    if rw.psi_due and (codes[0] == BULK or codes[0] >= PLAIN):
+        out.psi_before(0, False)  # due since the end of the last chunk: right before what comes next
     stop = count
-    for i, code in todo:
+    fast = Steady.of(rw, data, buf, now)
+    for i in todo:
         p = i * PACKET_SIZE
-        if code == BULK:  # a plain packet with an adaptation field
-            if rw.pcr(data, buf, p, now):
-                stop = i
-                out.stop(RESYNC, data[p:])
-                break
-            if rw.moved_pcr is not None:
-                _send_moved_pcr(rw, buf, codes, i, out, bulk)
-                if not data[p + 3] & 0x10:  # nothing but the PCR it carried
-                    out.drop(i)
-                    continue
+        code = codes[i]
+        if code == BULK or code >= PLAIN:  # a plain packet with a PCR or an OPCR
+            if fast is None or not fast.plain_pcr(p):
+                if fast is not None:
+                    fast.flush()
+                if rw.pcr(data, buf, p, now):
+                    stop = i
+                    out.stop(RESYNC, data[p:])
+                    break
+                if rw.moved_pcr is not None:
+                    _send_moved_pcr(rw, buf, codes, i, out, bulk)
+                    fast = Steady.of(rw, data, buf, now)
+                    if not data[p + 3] & 0x10:  # nothing but the PCR it carried
+                        out.drop(i)
+                        continue
             if rw.psi_due:
                 out.psi_before(i, False)
             continue
-        if code == DROP:
+        verdict: Verdict | None = None
+        if code == ES:
+            if fast is not None:
+                verdict = fast.pes(p, i)
+                if verdict is None:
+                    fast.flush()
+            if verdict is None:
+                verdict = rw.es(data, buf, p, i, count, now)
+                fast = Steady.of(rw, data, buf, now)
+        elif code == DROP:
             verdict = GONE
-        elif code == ES:
-            verdict = rw.es(data, buf, p, i, count, now)
-        elif code == PAT:
-            verdict = rw.pat(data, p)
         else:
-            verdict = rw.pmt(data, p)
+            if fast is not None:
+                fast.flush()
+            # a table change starts the rest over (below); nothing else Steady reads changes
+            verdict = rw.pat(data, p) if code == PAT else rw.pmt(data, p)
         if rw.moved_pcr is not None:
             _send_moved_pcr(rw, buf, codes, i, out, bulk)
+            fast = Steady.of(rw, data, buf, now)
         if rw.extra:  # sound cut at whole frames: our packets of a held PES
             out.insert(i, b"".join(rw.extra))
             rw.extra.clear()
@@ -212,10 +242,12 @@ def _walk(rw: Rewriter, data: bytes, now: float, out: ChunkOutput) -> bytes | No
             # a new layout (or a stream's counter learned): the rest takes the new table
             out.upto(max(out.begin, i + 1))
             _track_video(rw, buf, out.begin, codes, bulk)
-            _track_plain(rw, buf, plain, out.begin)
+            _track_plain(rw, data, buf, codes, marks, out.begin)
             return data[out.begin * PACKET_SIZE:]
+    if fast is not None:
+        fast.flush()
     _track_video(rw, buf, stop, codes, bulk)
-    _track_plain(rw, buf, plain, stop)
+    _track_plain(rw, data, buf, codes, marks, stop)
     out.finish(stop, count)
     return None
 
@@ -255,32 +287,36 @@ def _track_video(rw: Rewriter, buf: bytearray, stop: int, codes: bytes, bulk: bo
         return
     video = rw.layout.video_out
     hi, lo = video >> 8, video & 0xFF
-    for j in range(stop - 1, rw.es_at.get(video, -1), -1):
+    after = rw.es_at.get(video, -1) + 1
+    j = codes.rfind(_BULK, after, stop)
+    while j >= 0:  # BULK is the video's and the null packets'
         q = j * PACKET_SIZE
-        if codes[j] == BULK and buf[q + 1] & 0x1F == hi and buf[q + 2] == lo:
+        if buf[q + 1] & 0x1F == hi and buf[q + 2] == lo:
             rw.cc[video] = buf[q + 3] & 0x0F
             return
+        j = codes.rfind(_BULK, after, j)
 
 
-def _track_plain(rw: Rewriter, buf: bytearray, plain: list[tuple[list[int], bytes, int]], stop: int) -> None:
+def _track_plain(rw: Rewriter, data: bytes, buf: bytearray, codes: bytes, marks: bytes, stop: int) -> None:
     """
     Remember each stream's last continuity counter among its plain packets before ``stop``,
-    and count what they carried of an audio PES under way (``Rewriter.pes_left``).
+    and count what they carried of an audio PES under way (``Rewriter.pes_left``); ``marks``:
+    1 for each packet with an adaptation field.
     """
     left = rw.pes_left
-    for found, _, pid in plain:
-        sent = [i for i in found if i < stop]
-        if not sent:
+    for code, _, pid in rw.plain:
+        mark = bytes([code])
+        last = codes.rfind(mark, 0, stop)
+        if last < 0:
             continue
-        last = sent[-1]
         if last > rw.es_at.get(pid, -1):
             rw.cc[pid] = buf[last * PACKET_SIZE + 3] & 0x0F
         if pid in left:
             began = rw.pes_at.get(pid, -1)  # the plain packets before belong to a PES that is over
-            sent = [i for i in sent if i > began]
-            size = 184 * len(sent)
-            for i in sent:
-                q = i * PACKET_SIZE
-                if buf[q + 3] & 0x20:  # an adaptation field (the PES's last packet's stuffing)
-                    size -= 1 + buf[q + 4]
+            size = 184 * codes.count(mark, began + 1, stop)
+            j = marks.find(1, began + 1, stop)
+            while j >= 0:
+                if codes[j] == code:  # an adaptation field (the PES's last packet's stuffing)
+                    size -= 1 + data[j * PACKET_SIZE + 4]
+                j = marks.find(1, j + 1, stop)
             left[pid] -= size

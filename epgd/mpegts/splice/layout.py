@@ -6,9 +6,9 @@ source), and the per-packet lookup table the splicer's hot path rewrites PIDs wi
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 
+import numpy as np
 from attrs import frozen
 
 from epgd.mpegts.psi import (
@@ -39,7 +39,6 @@ def slot_of(pid: int) -> int:
 
 #: per-packet codes the PID table gives besides the new PID bytes
 BULK, PAT, PMT, ES, DROP = 0, 1, 2, 3, 4
-_LITTLE = sys.byteorder == "little"
 
 
 def _cc_table(delta: int) -> bytes:
@@ -48,13 +47,19 @@ def _cc_table(delta: int) -> bytes:
 
 
 CC_TABLES = tuple(_cc_table(d) for d in range(16))
+#: (counter shift << 8 | byte 3) -> byte 3 with its continuity counter shifted, for a whole
+#: chunk's bytes 3 at once (the shift comes from the PID table: ``CC_SHIFT``)
+CC_LUT = np.frombuffer(b"".join(CC_TABLES), dtype=np.uint8)
 #: byte 3 -> 1 when the packet has an adaptation field
 AF_MARKS = bytes(1 if b & 0x20 else 0 for b in range(256))
+#: a PID table entry's bits: the new bytes 1-2 (``<u2``), the code, the counter shift
+CODE_SHIFT = 16
+CC_SHIFT = 24
 
 
 def table_key(b1: int, b2: int) -> int:
-    """The table index of a packet's bytes 1-2 as ``memoryview.cast("H")`` reads them."""
-    return b1 | b2 << 8 if _LITTLE else b1 << 8 | b2
+    """The table index of a packet's bytes 1-2, as a little-endian ``<u2`` view reads them."""
+    return b1 | b2 << 8
 
 
 def positions(code: int, codes: bytes) -> list[int]:
@@ -72,27 +77,44 @@ def positions(code: int, codes: bytes) -> list[int]:
 PLAIN = 16
 
 
-def pid_table(mapping: dict[int, int], pmt_pid: int, bulk: int, plain: dict[int, int] | None = None) -> list[int]:
+def pid_table(mapping: dict[int, int], pmt_pid: int, bulk: int, plain: dict[int, int] | None = None,
+              shifts: dict[int, int] | None = None) -> np.ndarray:
     """
-    For every value of a packet's bytes 1-2: the new bytes 1-2 and a code — BULK for the
-    video's packets that start nothing (``bulk``, when its counter shift is known; -1: none)
-    and null packets, ``plain[src]`` (PLAIN and up) for the packets of other streams that
-    start nothing, ES for every other packet of a mapped stream, PAT/PMT for the source's
-    tables, DROP for everything else. Built from a few hundred entries, not 65,536 steps.
+    For every value of a packet's bytes 1-2 (``table_key``): the new bytes 1-2 and a code —
+    BULK for the video's packets that start nothing (``bulk``, when its counter shift is
+    known; -1: none) and null packets, ``plain[src]`` (PLAIN and up) for the packets of other
+    streams that start nothing, ES for every other packet of a mapped stream, PAT/PMT for the
+    source's tables, DROP for everything else — and, for the streams on a fast path (``bulk``
+    and ``plain``), their counter shift (``shifts[src]``) at ``CC_SHIFT``, which the hot path
+    adds to every one of their packets at once. A ``<u4`` array of 65,536 entries, filled from
+    a few hundred, not 65,536 steps.
     """
     plain = plain or {}
-    table = [DROP << 16] * 65536
+    shifts = shifts or {}
+    table = np.full(65536, DROP << CODE_SHIFT, dtype="<u4")
     entries = [(NULL_PID, NULL_PID, BULK), (PAT_PID, PAT_PID, PAT)]
     if pmt_pid >= 0:
         entries.append((pmt_pid, OUT_PMT, PMT))
     entries += [(src, out, ES) for src, out in mapping.items()]
     for src, out, code in entries:
         fast = BULK if src == bulk else plain.get(src, ES)
+        shift = shifts.get(src, 0) if code == ES and (src == bulk or src in plain) else 0
         for flags in range(8):  # transport_error, payload_unit_start, priority
             b1 = flags << 5 | src >> 8
             this = fast if code == ES and not flags & 0x6 else code
-            table[table_key(b1, src & 0xFF)] = (flags << 5 | out >> 8) | (out & 0xFF) << 8 | this << 16
+            table[table_key(b1, src & 0xFF)] = (table_key(flags << 5 | out >> 8, out & 0xFF)
+                                               | this << CODE_SHIFT | shift << CC_SHIFT)
     return table
+
+
+def table_moves(mapping: dict[int, int], shifts: dict[int, int]) -> tuple[bool, bool]:
+    """
+    Whether a PID table built from ``mapping`` and these counter ``shifts`` changes any bytes
+    1-2 of a packet that goes out, and any counter: a source whose PIDs are the output's
+    already (ffmpeg's defaults are) and whose counters need no shift (its first source) goes
+    through with neither written.
+    """
+    return any(src != out for src, out in mapping.items() if out != OUT_PCR_ONLY), any(shifts.values())
 
 
 @frozen
@@ -162,6 +184,7 @@ class OutputProgram:
         self._version = 0
         self._cc = {PAT_PID: 15, OUT_PMT: 15}
         self._packets: tuple[tuple[bytes, bytes], list[list[bytearray]]] | None = None
+        self._made: dict[tuple[int, int], tuple[bytes, int, int]] = {}  # (PAT, PMT counters) -> psi()
 
     def adopt(self, program: ProgramMap, tsid: int) -> Layout:
         """The layout for ``program``; our PMT follows it (and says so when the codecs change)."""
@@ -198,12 +221,20 @@ class OutputProgram:
         if self._packets is None or self._packets[0] != (self._pat, self._pmt):
             self._packets = ((self._pat, self._pmt), [packetize(PAT_PID, self._pat, 0),
                                                       packetize(OUT_PMT, self._pmt, 0)])
-        out = []
-        for pid, packets in zip((PAT_PID, OUT_PMT), self._packets[1], strict=True):
-            counter = self._cc[pid]
-            for packet in packets:
-                counter = (counter + 1) & 0x0F
-                packet[3] = 0x10 | counter
-                out.append(bytes(packet))
-            self._cc[pid] = counter
-        return b"".join(out)
+            self._made = {}
+        cc = self._cc
+        key = (cc[PAT_PID], cc[OUT_PMT])
+        made = self._made.get(key)  # sent ten times a second: made once per pair of counters
+        if made is None:
+            out = []
+            counters = []
+            for pid, packets in zip((PAT_PID, OUT_PMT), self._packets[1], strict=True):
+                counter = cc[pid]
+                for packet in packets:
+                    counter = (counter + 1) & 0x0F
+                    packet[3] = 0x10 | counter
+                    out.append(bytes(packet))
+                counters.append(counter)
+            made = self._made[key] = (b"".join(out), counters[0], counters[1])
+        cc[PAT_PID], cc[OUT_PMT] = made[1], made[2]
+        return made[0]

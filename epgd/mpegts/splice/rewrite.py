@@ -17,11 +17,10 @@ from epgd.mpegts.pes import (
     header_positions,
     opcr_offset,
     pcr_offset,
-    random_access_flag,
+    pes_random_access,
     read_pcr_base,
     read_stamp,
     stamp_fields,
-    starts_random_access,
     strip_pcr,
     write_pcr_base,
     write_stamp,
@@ -37,6 +36,7 @@ from epgd.mpegts.splice.layout import (
     OutputProgram,
     pid_table,
     slot_of,
+    table_moves,
 )
 from epgd.mpegts.splice.soundcut import SoundEnds
 from epgd.mpegts.splice.timeline import Timeline
@@ -77,7 +77,11 @@ class Rewriter(SoundEnds):
         self.delta: dict[int, int] = {}  # source PID -> continuity counter shift
         self.started: set[int] = set()  # source PIDs whose first PES went out
         # the fast paths the PID table allows (``build_table``)
-        self.table: list[int] = pid_table({}, -1, -1)
+        self.table = pid_table({}, -1, -1)
+        self.table_moves = (False, False)  # whether it changes packets' PIDs, their counters (``table_moves``)
+        #: source PID -> (output PID, counter shift) of the streams on a fast path whose PES
+        #: headers the chunk may restamp itself while the clock is settled (``steady.Steady``)
+        self.steady: dict[int, tuple[int, int]] = {}
         self.bulk_cc: bytes | None = None  # the video's counter shift, once known
         self.plain: list[tuple[int, bytes, int]] = []  # (code, counter shift table, output PID)
         self.plain_srcs: set[int] = set()
@@ -142,7 +146,12 @@ class Rewriter(SoundEnds):
                 plain[src] = code
                 self.plain.append((code, CC_TABLES[self.delta[src]], out))
         self.plain_srcs = set(plain)
-        self.table = pid_table(self.layout.mapping, self.tables.pmt_pid, video if ready else -1, plain)
+        shifts = {src: self.delta[src] for src in (*plain, *([video] if ready else []))}
+        self.table = pid_table(self.layout.mapping, self.tables.pmt_pid, video if ready else -1, plain, shifts)
+        self.table_moves = table_moves(self.layout.mapping, shifts)
+        kinds, mapping = self.kinds, self.layout.mapping
+        self.steady = {src: (mapping[src], shift) for src, shift in shifts.items()
+                       if src in kinds and kinds[src].is_pes and mapping[src] != OUT_PCR_ONLY}
 
     def anchor_pid(self) -> int:
         anchor = self.program.anchor if self.program is not None else None
@@ -269,7 +278,7 @@ class Rewriter(SoundEnds):
         write_stamp(buf, at[pts_at:pts_at + 5], pts + clock.ts_offset)
         if dts_at >= 0:
             write_stamp(buf, at[dts_at:dts_at + 5], new_dts)
-        if out == self.layout.video_out and _is_random_access(data, p, start, stream.codec):
+        if out == self.layout.video_out and pes_random_access(data, p, start, stream.codec):
             return BEFORE
         return KEEP
 
@@ -332,12 +341,3 @@ class Rewriter(SoundEnds):
         self.build_table()
         return PSI
 
-
-def _is_random_access(data: bytes, p: int, start: int, codec: str) -> bool:
-    """Whether the video PES starting in packet ``p`` (payload at ``start``) is a way in."""
-    if random_access_flag(data, p):
-        return True
-    header = 9 + data[p + start + 8] if start + 9 <= PACKET_SIZE else PACKET_SIZE
-    if start + header >= PACKET_SIZE:
-        return False
-    return starts_random_access(codec, data[p + start + header:p + PACKET_SIZE])

@@ -7,7 +7,7 @@ wall-clock times it is given.
 
 from __future__ import annotations
 
-from epgd.mpegts.pes import WRAP, ring_diff
+from epgd.mpegts.pes import HALF, WRAP, ring_diff
 
 #: a frame when nothing better is known (25 fps), and the range frame estimates are kept in
 DEFAULT_FRAME = 3600
@@ -189,6 +189,55 @@ class Timeline:
     def span(self, out: int) -> int:
         """How long output PID ``out``'s last PES lasted (its step from the one before); 0: unknown."""
         return self._span.get(out, 0)
+
+    def settled(self, out: int) -> bool:
+        """
+        A PES of output PID ``out`` is stamped by the shift alone now (``stamp`` drops none):
+        no cut's first frame, first PES or leading pictures are still to come.
+        """
+        return not self.pending and out not in self._guard and out not in self._leading
+
+    def source_ts(self, src: int) -> int | None:
+        """Source PID ``src``'s last decode timestamp, as ``ts_jumped`` compares the next one with."""
+        return self._src_ts.get(src)
+
+    def stamped(self, src: int, out: int, stamps: list[int]) -> None:
+        """
+        What ``ts_jumped`` and ``stamp`` leave after a run of PES of source PID ``src`` on
+        output PID ``out``, taken while ``settled(out)`` and none jumped: ``stamps`` is their
+        source times, [dts, pts, dts, pts, ...]. One pass, for the hot path's steady state.
+        """
+        offset = self.ts_offset
+        last = self._last_ts.get(out)
+        top = self._top.get(out)
+        learning = out in self._learning
+        shortest = self._steps.get(out)
+        span = learned = None
+        for k in range(0, len(stamps), 2):
+            new = (stamps[k] + offset) % WRAP
+            if last is not None:
+                if learning:
+                    step = (new - last) % WRAP
+                    if FRAME_RANGE[0] <= step <= FRAME_RANGE[1] and (shortest is None or step < shortest):
+                        shortest = learned = step
+                    if 0 < step <= 2 * 90000:
+                        span = step
+                learning = True
+            last = new
+            shown = (stamps[k + 1] + offset) % WRAP
+            if top is None or 0 < (shown - top) % WRAP <= HALF:
+                top = shown
+        if learning:
+            self._learning.add(out)
+        if learned is not None:
+            self._steps[out] = self._frame[out] = learned
+        if span is not None:
+            self._span[out] = span
+        if last is not None:
+            self._last_ts[out] = last
+        if top is not None:
+            self._top[out] = top
+        self._src_ts[src] = stamps[-2]
 
     def stamp(self, out: int, dts: int, pts: int | None = None) -> int | None:
         """

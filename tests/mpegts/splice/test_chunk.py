@@ -2,18 +2,26 @@
 The splicer's hot path (epgd.mpegts.splice.chunk): a chunk of the current source onto the
 output — plain packets rewritten in place and passed on in one piece, our PAT + PMT put right
 before the next packet out, joiners' places counted in output bytes, a chunk that ends inside
-a PES header held for the next one, and a mid-chunk table change continuing with the new table.
+a PES header held for the next one, a mid-chunk table change continuing with the new table,
+and the steady state's fast path giving, byte for byte, what the per-packet handlers give.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
 from epgd.mpegts.entry import Entry, EntryFinder
+from epgd.mpegts.splice import steady
 from epgd.mpegts.splice.chunk import rewrite
+from epgd.mpegts.splice.continuous import ContinuousSplicer
 from epgd.mpegts.splice.layout import OUT_PMT, OUT_VIDEO, OutputProgram
 from epgd.mpegts.splice.rewrite import Rewriter, Verdict
-from tests.tsgen import Source
+from tests.mpegts.splice.test_continuous import EXAMPLES, run, sources
+from tests.tsgen import MP2, MPEG2, Source
 from tests.tsverify import read, video_marks
 
 
@@ -93,3 +101,52 @@ class ChunkTests(SynchronousTestCase):
         self.assertEqual(at_once, b"".join(parts))
         self.assertEqual(read(at_once).cc_errors, [])
         self.assertEqual(len(read(at_once).stamps[0x102]), 12)  # the second audio track went out whole
+
+    def test_our_psi_due_at_a_chunk_end_goes_before_the_next_chunk_s_first_packet(self) -> None:
+        """
+        A broadcast capture sends its PAT between two packets of a picture: where a chunk ends
+        right after it, ours still go right before the next packet out, as in one chunk.
+        """
+        clip = (Path(__file__).parents[2] / "data" / "ts" / "real" / "mpeg2-576i25-mp2.ts").read_bytes()
+        cut = 524 * 188  # after its PAT at packet 523, a plain video packet
+        self.assertEqual((pid_of(clip, cut - 188), pid_of(clip, cut), clip[cut + 1] & 0x40), (0, 0x1000, 0))
+        whole = ContinuousSplicer().feed(clip, 0.0)
+        splicer = ContinuousSplicer()
+        self.assertEqual(splicer.feed(clip[:cut], 0.0) + splicer.feed(clip[cut:], 0.0), whole)
+
+
+#: an H.264 source, an MPEG-2 one (on PIDs of its own with a PID per codec), H.264 again
+SWITCHES = [(Source(marker=1), 0, 12), (Source(marker=2, pmt=0x300, video=0x301, audio=(0x302,)), 0, 30),
+            (Source(marker=3, pmt=0x400, video=0x401, audio=(0x402,)), 0, 12)]
+
+
+class SteadyPathTests(SynchronousTestCase):
+    @settings(max_examples=EXAMPLES, deadline=None)
+    @example(items=SWITCHES, chunks=[7], side=[True] * 5, damage=0, scramble=0,
+             codecs=[False, True, False, False, False], per_codec=True)
+    @given(items=sources(), chunks=st.lists(st.integers(1, 40), min_size=1, max_size=4),
+           side=st.lists(st.booleans(), min_size=5, max_size=5), damage=st.sampled_from([0, 3, 7]),
+           scramble=st.sampled_from([0, 4]), codecs=st.lists(st.booleans(), min_size=5, max_size=5),
+           per_codec=st.booleans())
+    def test_the_steady_path_gives_what_the_handlers_give(self, items: list[tuple[Source, int, int]],
+                                                          chunks: list[int], side: list[bool], damage: int,
+                                                          scramble: int, codecs: list[bool], per_codec: bool) -> None:
+        """
+        Any sources (some damaged, scrambled, of other codecs) and cuts, with a PID per codec or
+        not, restamped in the steady state or each packet by its handler: the same bytes.
+        """
+        items = [(Source(**{**vars(s), "counters": {}, "damage_every": damage if n % 2 else 0,
+                            "scramble_every": scramble if n % 3 == 1 else 0,
+                            **({"video_type": MPEG2, "audio_type": MP2} if codecs[n] else {})}), f, c)
+                 for n, (s, f, c) in enumerate(items)]
+
+        def spliced() -> tuple[bytes, dict[str, object]]:
+            fresh = [(Source(**{**vars(s), "counters": {}}), f, c) for s, f, c in items]
+            out, _, splicer = run(fresh, chunk=chunks, side=side, splicer=ContinuousSplicer(pid_per_codec=per_codec))
+            rw = splicer._rewriter
+            # what the next cut reads: the clock, the counters, the sound under way
+            return out, {**vars(rw.timeline), "cc": rw.cc, "pes_left": rw.pes_left, "frames": rw.frames_seen}
+
+        fast = spliced()
+        self.patch(steady.Steady, "of", classmethod(lambda cls, rw, data, buf, now: None))
+        self.assertEqual(fast, spliced())
