@@ -137,8 +137,8 @@ class CoalescingTests(SynchronousTestCase):
             self.output.deliver(stream(10, fill=fill))
         self.output.flush()
         first, second = self.viewers(2)
-        self.assertEqual(first.written[0], stream(1) + b"".join(stream(10, fill=f) for f in range(5)))
-        self.assertIs(second.written[0], first.written[0])
+        self.assertEqual(first.written[1], stream(1) + b"".join(stream(10, fill=f) for f in range(5)))
+        self.assertIs(second.written[1], first.written[1])  # after the headers (written[0])
 
 
 class RecordingSink:
