@@ -126,13 +126,14 @@ def broadcast_clip(seconds: int = 30) -> str:
 
 
 def epgd(playlist_url: str, channels: dict[str, list[dict[str, Any]]],
-         provider_rcvbuf: int = 0, **stream: Any) -> tuple[Child, int]:
+         provider_rcvbuf: int = 0, root: str = "", **stream: Any) -> tuple[Child, int]:
     """
     epgd serving ``channels`` ({id: [{title, start, stop, urls}]}); returns it and its port.
-    ``provider_rcvbuf``: a fixed receive buffer for its provider sockets (see serve).
+    ``provider_rcvbuf``: a fixed receive buffer for its provider sockets (see serve);
+    ``root``: another checkout whose epgd to run (an earlier commit, for before/after).
     """
     spec = {"playlist": playlist_url, "channels": channels, "stream": stream,
-            "provider_rcvbuf": provider_rcvbuf}
+            "provider_rcvbuf": provider_rcvbuf, "root": root}
     child = Child([sys.executable, os.path.join(HERE, "_common.py"), "serve", json.dumps(spec)],
                   "epgd")
     return child, int(child.first_line[1])
@@ -268,6 +269,8 @@ def _bound_provider_window(size: int) -> None:
 
 def serve(spec: dict[str, Any]) -> None:
     """Run epgd's stream half on 127.0.0.1 (no catalog: the schedule comes from ``spec``)."""
+    if spec.get("root"):
+        sys.path.insert(0, os.path.abspath(spec["root"]))  # its epgd (and tests) before ours
     import datetime as dt
 
     from twisted.internet import reactor

@@ -28,6 +28,7 @@ bytes each second, and reports:
 
     python bench/fanout.py [--clients 1,200,500,1000] [--servers nginx,continuous,passthrough]
                            [--provider live|waiting] [--seconds 30] [--window 15]
+                           [--before PATH --servers nginx,before-continuous,continuous]
 
 nginx (``apt-get install nginx-light``) runs with ``proxy_buffering off`` and one worker,
 configured from a temp dir of its own (see ``_nginx.py``); it opens one provider connection
@@ -60,7 +61,7 @@ from prometheus_client.parser import text_string_to_metric_families
 GAP_METRIC = "epgd_provider_read_gap_seconds"
 
 
-def start(server: str, url_a: str, rcvbuf: int) -> tuple[Any, int, str]:
+def start(server: str, url_a: str, rcvbuf: int, before: str) -> tuple[Any, int, str]:
     """A fresh server; returns it, its port and the path viewers GET."""
     if server == "nginx":
         proxy = Nginx(c.port_of(url_a))
@@ -68,9 +69,14 @@ def start(server: str, url_a: str, rcvbuf: int) -> tuple[Any, int, str]:
     if server == "direct":  # the fake provider itself, one connection per viewer: a reference
         return _Direct(), c.port_of(url_a), "/" + url_a.split("/", 3)[3]
     now = time.time()
+    root = ""
+    if server.startswith("before-"):
+        if not before:
+            raise SystemExit(f"{server}: give --before PATH, the checkout to compare with")
+        root, server = before, server.removeprefix("before-")
     child, port = c.epgd(c.playlist_of(url_a),
                          {"bench_1": [c.event("Game", now - 60, now + 3600, url_a)]},
-                         provider_rcvbuf=rcvbuf, output=server)
+                         provider_rcvbuf=rcvbuf, root=root, output=server)
     return child, port, "/stream/bench_1.ts"
 
 
@@ -154,7 +160,8 @@ def windows_worst(marks: list[tuple[float, list[int]]], k: int, window: float,
 
 def measure(server: str, source: Any, url_a: str, k: int, args: argparse.Namespace,
             ) -> dict[str, Any]:
-    proc, port, path = start(server, url_a, args.provider_rcvbuf if args.provider == "live" else 0)
+    proc, port, path = start(server, url_a, args.provider_rcvbuf if args.provider == "live" else 0,
+                             args.before)
     source_base = url_a.split("/live/")[0]
     me = psutil.Process()
     readers = c.Readers()
@@ -211,7 +218,9 @@ def table(rows: list[dict[str, Any]], window: float) -> str:
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        name = r["server"] if r["server"] in ("nginx", "direct") else f"epgd {r['server']}"
+        name = r["server"] if r["server"] in ("nginx", "direct") else (
+            f"epgd {r['server'].replace('before-', '')} (before)" if r["server"].startswith("before-")
+            else f"epgd {r['server']}")
         bad = f" ({r['bad']} not 200)" if r["bad"] else ""
         gap, over = (f"<= {r['gaps'][0] * 1000:g} ms", str(r["gaps"][1])) if r["gaps"] else ("", "")
         lines.append(
@@ -229,7 +238,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30.0, help="the measured run (s)")
     parser.add_argument("--window", type=float, default=15.0,
                         help="every viewer must keep up in every window this long (s)")
-    parser.add_argument("--servers", default="nginx,continuous,passthrough")
+    parser.add_argument("--servers", default="nginx,continuous,passthrough",
+                        help="nginx, direct, continuous, passthrough; before-continuous and "
+                             "before-passthrough run the epgd of --before")
+    parser.add_argument("--before", default="", metavar="PATH",
+                        help="another checkout of epgd (e.g. git archive of an earlier commit) "
+                             "for the before-* servers, side by side in the same run")
     parser.add_argument("--provider", default="live", choices=("live", "waiting"),
                         help="live: skips what is not read within --live s; waiting: waits")
     parser.add_argument("--live", type=float, default=1.0, help="the live provider's window (s)")
