@@ -79,7 +79,7 @@ class Child:
 
 
 def provider(rate: float | None, first_byte_delay: float = 0.0, seamless: bool = False,
-             clip: str = "", tick: float = 0.0) -> tuple[Child, str, str]:
+             clip: str = "", tick: float = 0.0, live: float = 0.0) -> tuple[Child, str, str]:
     """
     The fake provider serving clips a and b; returns it and their URLs. ``seamless``: the
     clips loop with their clocks running on (a live channel's), not back to their start;
@@ -90,6 +90,7 @@ def provider(rate: float | None, first_byte_delay: float = 0.0, seamless: bool =
     argv += ["seamless"] if seamless else []
     argv += [f"clip={clip}"] if clip else []
     argv += [f"tick={tick}"] if tick else []
+    argv += [f"live={live}"] if live else []
     child = Child(argv, "provider")
     url_a, url_b = child.first_line
     return child, url_a, url_b
@@ -159,12 +160,14 @@ CLIPS: dict[str, tuple[Callable[[], str], float]] = {
 
 
 def epgd(playlist_url: str, channels: dict[str, list[dict[str, Any]]],
-         root: str = "", **stream: Any) -> tuple[Child, int]:
+         provider_rcvbuf: int = 0, root: str = "", **stream: Any) -> tuple[Child, int]:
     """
     epgd serving ``channels`` ({id: [{title, start, stop, urls}]}); returns it and its port.
+    ``provider_rcvbuf``: a fixed receive buffer for its provider sockets (see serve);
     ``root``: another checkout whose epgd to run (an earlier commit, for before/after).
     """
-    spec = {"playlist": playlist_url, "channels": channels, "stream": stream, "root": root}
+    spec = {"playlist": playlist_url, "channels": channels, "stream": stream,
+            "provider_rcvbuf": provider_rcvbuf, "root": root}
     child = Child([sys.executable, os.path.join(HERE, "_common.py"), "serve", json.dumps(spec)],
                   "epgd")
     return child, int(child.first_line[1])
@@ -279,6 +282,25 @@ def event(title: str, start: float, stop: float, *urls: str) -> dict[str, Any]:
 
 # -- the epgd side ------------------------------------------------------------------------
 
+def _bound_provider_window(size: int) -> None:
+    """
+    epgd's provider sockets (the only ones it opens here) get a fixed receive buffer of
+    ``size``, as a path with real round trips holds about that much: on loopback the
+    kernel's autotuning grows it to 10-25 MB, seconds of video, which would hide any pause
+    in epgd's reading from a live provider.
+    """
+    from twisted.internet import tcp
+
+    make = tcp.BaseClient.createInternetSocket
+
+    def bounded(self: Any) -> socket.socket:
+        sock = make(self)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
+        return sock
+
+    tcp.BaseClient.createInternetSocket = bounded  # type: ignore[method-assign]
+
+
 def serve(spec: dict[str, Any]) -> None:
     """Run epgd's stream half on 127.0.0.1 (no catalog: the schedule comes from ``spec``)."""
     if spec.get("root"):
@@ -297,6 +319,8 @@ def serve(spec: dict[str, Any]) -> None:
     from tests.streamhelpers import FakeCatalog
 
     globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stderr)], redirectStandardIO=False)
+    if spec.get("provider_rcvbuf"):
+        _bound_provider_window(int(spec["provider_rcvbuf"]))
     utc = dt.UTC
     stream = {"check_interval": 1.0, "hold_after_end": 0.0, **spec["stream"]}
     config = Config(server=ServerConfig(listen=(), max_clients=10_000),

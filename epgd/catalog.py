@@ -10,7 +10,6 @@ saves the sticky lane assignments, renders a new ``Published`` and swaps it in w
 
 from __future__ import annotations
 
-import bisect
 import datetime as _dt
 import os
 from collections import Counter
@@ -25,6 +24,7 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from epgd.buckets import Buckets
 from epgd.config import Config, ProviderConfig
 from epgd.publish.outputs import Published
 from epgd.redact import Redactor
@@ -43,17 +43,11 @@ ASSIGNMENTS = "assignments.json"
 REFRESH_BUCKETS = (0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0)
 
 
-class Durations:
+class Durations(Buckets):
     """How long a provider's refreshes took, in fixed buckets: bounded, whatever the uptime."""
 
     def __init__(self, bounds: tuple[float, ...] = REFRESH_BUCKETS) -> None:
-        self.bounds = bounds
-        self.counts = [0] * (len(bounds) + 1)  # the last one: above every bound
-        self.total = 0.0
-
-    def observe(self, seconds: float) -> None:
-        self.counts[bisect.bisect_left(self.bounds, seconds)] += 1
-        self.total += seconds
+        super().__init__(bounds)
 
 
 class FeedLike(Protocol):

@@ -27,8 +27,10 @@ from prometheus_client.utils import floatToGoString
 from twisted.internet.interfaces import IReactorTime
 
 from epgd import __version__
+from epgd.buckets import Buckets
 from epgd.config import Config
 from epgd.publish.schedule_json import DAY, channel_events
+from epgd.stream.readgaps import ReadGaps
 from epgd.stream.upstream import FAULTS
 
 if TYPE_CHECKING:
@@ -144,7 +146,16 @@ class EpgdCollector:
         keys = [(n, r) for n in names for r in FAULTS]
         for key in _with_known(keys, failures):
             faults.add_metric(list(key), failures[key])
-        return used, limit, faults, channels, programmes, last
+        gaps = HistogramMetricFamily(
+            "epgd_provider_read_gap_seconds",
+            "Time between two reads of a provider's MPEG-TS streams while epgd wanted their "
+            "bytes (not while every viewer was slow): epgd busy elsewhere, or the provider "
+            "sending nothing. A live source drops what is not read in about a second.",
+            labels=["provider"])
+        read_gaps = self.streams.registry.read_gaps
+        for name in _with_known(names, read_gaps):
+            _add_histogram(gaps, [name], read_gaps.get(name) or ReadGaps())
+        return used, limit, faults, channels, programmes, last, gaps
 
     def _refreshes(self) -> Iterable[Metric]:
         catalog = self.catalog
@@ -159,12 +170,7 @@ class EpgdCollector:
             "How long fetching and parsing a provider's playlist and guide took.",
             labels=["provider"])
         for name, durations in catalog.refresh_durations.items():
-            cumulative, buckets = 0, []
-            for bound, count in zip((*durations.bounds, float("inf")), durations.counts,
-                                    strict=True):
-                cumulative += count
-                buckets.append((floatToGoString(bound), cumulative))
-            duration.add_metric([name], buckets, sum_value=durations.total)
+            _add_histogram(duration, [name], durations)
         return total, duration
 
     def _schedule(self, now: float) -> Iterable[Metric]:
@@ -193,6 +199,14 @@ class EpgdCollector:
         for lineup, count in unplaced.items():
             left.add_metric([lineup], count)
         return events, left
+
+
+def _add_histogram(family: HistogramMetricFamily, labels: list[str], buckets: Buckets) -> None:
+    cumulative, counts = 0, []
+    for bound, count in zip((*buckets.bounds, float("inf")), buckets.counts, strict=True):
+        cumulative += count
+        counts.append((floatToGoString(bound), cumulative))
+    family.add_metric(labels, counts, sum_value=buckets.total)
 
 
 def _with_known(known: Iterable[Any], counted: Iterable[Any]) -> list[Any]:

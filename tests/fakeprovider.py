@@ -7,10 +7,17 @@ N bytes (rotating connections), stalls, delays its first byte, answers 404/500, 
 status 200 or an HLS playlist whose segments do not exist (tests/fakehls.py serves real HLS). It honours TCP backpressure (each response is a streaming
 producer registered on its request, so a slow reader pauses it) and counts connections per
 stream and in total, so a test can assert "one provider connection per source URL".
+
+A ``live`` stream does not wait for its reader, as live encoders and CDNs do not: the clip
+runs on in real time whether it is read or not, and what the reader has not taken within
+``live`` seconds (its socket stayed full) is skipped, whole packets, and counted in
+``skipped``: any pause in reading it is video lost for good.
 """
 
 from __future__ import annotations
 
+import json
+import socket
 import sys
 from collections import Counter
 from pathlib import Path
@@ -34,6 +41,7 @@ USER = "tvuser42"
 PASSWORD = "s3cretpw9"
 TICK = 0.01  # pacing granularity (seconds)
 BURST = 256 * 1024  # largest single write
+LIVE_SEND_BUFFER = 64 * 1024  # a live source's socket send buffer (the kernel doubles it)
 HTML_PAGE = (b"<!DOCTYPE html>\n<html><head><title>Access denied</title></head>"
              b"<body><h1>Your subscription has expired</h1></body></html>\n")
 HLS_PLAYLIST = (b"#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:6\n#EXT-X-MEDIA-SEQUENCE:1\n"
@@ -58,6 +66,7 @@ class Behaviour:
     drop_after: int | None = None  # close the connection after this many body bytes
     stall_after: int | None = None  # stop sending (connection kept open) after this many
     write_size: int | None = None  # cap on each write, to force odd chunking
+    live: float | None = None  # a live source: skip what is not taken within this many seconds
 
 
 @implementer(IPushProducer)
@@ -70,6 +79,7 @@ class _Sender:
         self.request = request
         self.how = how
         self.sent = 0
+        self.skipped = 0  # live: bytes never sent because the reader did not take them in time
         self.paused = False
         self.done = False
         self.finished: Deferred[None] = Deferred()
@@ -100,6 +110,8 @@ class _Sender:
             request.write(how.body)
             request.finish()
             return
+        if how.live is not None:
+            self._small_send_buffer()
         request.registerProducer(self, True)
         if how.stall_after == 0:
             request.write(b"")  # headers only, then silence
@@ -110,14 +122,18 @@ class _Sender:
         self._ticker.start(0 if how.rate is None else self.provider.tick, now=True)
 
     def _tick(self) -> None:
-        if self.paused or self.done:
+        if self.done:
             return
         how = self.how
+        if how.live is not None and how.rate is not None:
+            self._live_skip(how.rate, how.live)
+        if self.paused:
+            return
         if how.rate is None:
             budget = 4 * BURST  # a bounded burst per reactor turn keeps the reactor responsive
         else:
             elapsed = self.provider.reactor.seconds() - self._base_time
-            budget = int(how.rate * elapsed) - (self.sent - self._base_sent)
+            budget = int(how.rate * elapsed) - (self.sent + self.skipped - self._base_sent)
         for limit in (how.drop_after, how.stall_after):
             if limit is not None:
                 budget = min(budget, limit - self.sent)
@@ -132,6 +148,27 @@ class _Sender:
             self.drop()
         elif how.stall_after is not None and self.sent >= how.stall_after:
             self._stop_ticker()
+
+    def _small_send_buffer(self) -> None:
+        """
+        A live source queues little for its reader (the kernel's own autotuned buffer would
+        hold seconds of video on loopback, hiding any pause): what does not fit waits in
+        Twisted's buffer, which pauses this sender, and then it skips.
+        """
+        transport = self.request.channel.transport if self.request.channel else None
+        sock = getattr(transport, "socket", None)
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, LIVE_SEND_BUFFER)
+
+    def _live_skip(self, rate: float, window: float) -> None:
+        """Live: the clip has run on; what is over ``window`` seconds old is gone (whole packets)."""
+        elapsed = self.provider.reactor.seconds() - self._base_time
+        behind = int(rate * elapsed) - (self.sent + self.skipped - self._base_sent)
+        skip = (behind - int(rate * window)) // 188 * 188
+        if skip > 0:
+            self._pos = (self._pos + skip) % len(self.how.clip)
+            self.skipped += skip
+            self.provider.skipped[self.name] += skip
 
     def drop(self) -> None:
         """Close the connection mid-body, as a provider rotating connections does."""
@@ -148,8 +185,9 @@ class _Sender:
     def resumeProducing(self) -> None:
         if self.paused:
             self.paused = False
-            self._base_time = self.provider.reactor.seconds()
-            self._base_sent = self.sent
+            if self.how.live is None:  # a live source's clip ran on meanwhile
+                self._base_time = self.provider.reactor.seconds()
+                self._base_sent = self.sent + self.skipped
 
     def stopProducing(self) -> None:
         self._stop_ticker()
@@ -177,6 +215,11 @@ class _Streams(Resource):
         self.provider = provider
 
     def render_GET(self, request: Request) -> Any:
+        if request.path == b"/stats":  # for benchmarks in another process
+            request.setHeader(b"Content-Type", b"application/json")
+            provider = self.provider
+            return json.dumps({"skipped": provider.skipped, "sent": provider.bytes_sent,
+                               "active": provider.active}).encode()
         parts = request.path.decode("latin-1").split("/")
         if len(parts) != 5 or parts[1] != "live" or not parts[4].endswith(".ts"):
             request.setResponseCode(404)
@@ -211,6 +254,7 @@ class FakeProvider:
         self.requests: Counter[str] = Counter()  # connections ever opened per name
         self.pauses: Counter[str] = Counter()  # times a reader's full window paused us
         self.bytes_sent: Counter[str] = Counter()
+        self.skipped: Counter[str] = Counter()  # live streams: bytes their readers missed
         self.peak_total = 0
         self.headers: list[dict[bytes, bytes]] = []  # request headers, in arrival order
         self.senders: set[_Sender] = set()
@@ -328,9 +372,11 @@ def seamless(raw: bytes, loops: int = 24) -> bytes:
 def main(argv: list[str]) -> None:
     """
     Run standalone: ``python -m tests.fakeprovider [rate|unlimited] [first_byte_delay]
-    [seamless] [clip=PATH] [tick=SECONDS]``; ``seamless``: the clips' clocks run on from loop
-    to loop (for 24 loops); ``clip=PATH``: serve that file as stream "a" instead of
-    tests/data/ts/a.ts; ``tick``: the pacing step (a larger one costs less per connection).
+    [seamless] [clip=PATH] [tick=SECONDS] [live=SECONDS]``; ``seamless``: the clips' clocks run
+    on from loop to loop (for 24 loops); ``clip=PATH``: serve that file as stream "a" instead
+    of tests/data/ts/a.ts; ``tick``: the pacing step (a larger one costs less per connection);
+    ``live``: a live source's window (see ``Behaviour.live``). ``GET /stats`` answers the
+    bytes sent and skipped per stream (JSON).
     """
     from twisted.internet import reactor
 
@@ -338,16 +384,19 @@ def main(argv: list[str]) -> None:
     delay = float(argv[1]) if len(argv) > 1 else 0.0
     files = {"a": load_clip("a"), "b": load_clip("b")}
     tick = TICK
+    live: float | None = None
     for arg in argv[2:]:
         if arg.startswith("clip="):
             files["a"] = Path(arg[5:]).read_bytes()
         elif arg.startswith("tick="):
             tick = float(arg[5:])
+        elif arg.startswith("live="):
+            live = float(arg[5:])
     provider = FakeProvider(reactor, tick=tick)
     provider.start(backlog=1024)  # a benchmark's nginx opens one connection per viewer at once
     for clip, raw in files.items():
         provider.stream(clip, seamless(raw) if "seamless" in argv[2:] else raw, rate=rate,
-                        first_byte_delay=delay)
+                        first_byte_delay=delay, live=live)
     print(provider.url("a"), provider.url("b"), flush=True)
     reactor.run()  # type: ignore[attr-defined]
 

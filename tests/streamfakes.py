@@ -13,6 +13,7 @@ from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IPushProducer
 from twisted.internet.protocol import Protocol
+from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 from twisted.web.client import ResponseDone
 from twisted.web.http import PotentialDataLoss
@@ -98,6 +99,21 @@ class FakeRequest:
         for d in self._notifications:
             d.errback(Failure(ConnectionError("client went away")))
         self._notifications = []
+
+
+def run_due(clock: Clock) -> int:
+    """
+    One reactor turn's timed calls: those due now, not the ones they schedule (a real
+    reactor runs a ``callLater(0)`` made during a turn in the next one; ``Clock.advance``
+    would run it in the same). Returns how many ran.
+    """
+    due = [c for c in clock.getDelayedCalls() if c.getTime() <= clock.seconds()]
+    for call in due:
+        if call.active():
+            clock.calls.remove(call)
+            call.called = True
+            call.func(*call.args, **call.kw)
+    return len(due)
 
 
 def finish_when_done(request: FakeRequest, done: Deferred[bytes]) -> None:

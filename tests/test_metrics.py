@@ -49,6 +49,8 @@ FAMILIES = {
     # beyond SPEC §12: HLS output (§16)
     "epgd_hls_sessions": ("gauge", {"channel"}),
     "epgd_hls_requests": ("counter", {"kind"}),
+    # beyond SPEC §12: how long a provider went unread (a live source drops what waits)
+    "epgd_provider_read_gap_seconds": ("histogram", {"provider"}),
 }
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -217,6 +219,29 @@ class CollectorTests(SynchronousTestCase):
         samples = self.scrape()
         self.assertEqual(value(samples, "epgd_clients_dropped_total", reason="too_slow"), 1)
         self.assertEqual(value(samples, "epgd_stream_clients", channel="nhl_1"), 0)
+
+    def test_gaps_between_provider_reads_leave_out_backpressure(self) -> None:
+        request = self.watch()
+        response = self.http.answer(BASE + "1.ts")
+        response.send(stream(20) + b"G")
+        for gap in (0.015, 0.3, 0.015):
+            self.clock.advance(gap)
+            response.send(stream(20))
+        # every viewer slow: epgd stops reading on purpose; that long wait is no gap
+        request.producer.pauseProducing()
+        self.assertTrue(response.transport.paused)
+        self.clock.advance(5)
+        request.producer.resumeProducing()
+        response.send(stream(20))
+        self.clock.advance(0.04)
+        response.send(stream(20))
+        samples = self.scrape()
+        bucket = lambda le: value(samples, "epgd_provider_read_gap_seconds_bucket",  # noqa: E731
+                                  provider="main", le=le)
+        self.assertEqual([bucket("0.02"), bucket("0.05"), bucket("0.25"), bucket("0.5"),
+                          bucket("+Inf")], [2, 3, 3, 4, 4])
+        self.assertAlmostEqual(
+            value(samples, "epgd_provider_read_gap_seconds_sum", provider="main"), 0.37, places=4)
 
     def test_provider_faults_are_counted_by_a_fixed_word(self) -> None:
         self.watch()

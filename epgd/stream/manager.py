@@ -32,6 +32,7 @@ from epgd.stream.channel.slate import ChannelSlate
 from epgd.stream.channel.stream import ChannelStream
 from epgd.stream.hlsout.service import HlsService
 from epgd.stream.out.client import Client
+from epgd.stream.out.turns import Turns
 from epgd.stream.registry import HTTPFactory, ProviderFull, UpstreamRegistry
 from epgd.stream.slatepaint import SlatePainter
 
@@ -75,6 +76,8 @@ class StreamManager(Service):
         self._reaper = LoopingCall(self._reap)
         self._reaper.clock = reactor
         self.hls = HlsService(reactor, config.stream, self._admit_hls, self._known)
+        #: every channel's writes to its viewers, a bounded number per reactor turn
+        self.turns = Turns(reactor)
 
     # -- service ---------------------------------------------------------------------
 
@@ -100,6 +103,7 @@ class StreamManager(Service):
             channel.stop("epgd is shutting down")
         if self.painter is not None:
             self.painter.stop()
+        self.turns.stop()
         return self.registry.close().addCallback(lambda _: None)
 
     # -- requests --------------------------------------------------------------------
@@ -230,7 +234,8 @@ class StreamManager(Service):
         if self._answer(request):
             return b""
         lone = ChannelStream(channel_id, self.reactor, self.config.stream, self.registry, self.redactor,
-                             on_stopped=self._lone.discard, slate=self._slate(channel_id))
+                             on_stopped=self._lone.discard, slate=self._slate(channel_id),
+                             turns=self.turns)
         self._lone.add(lone)
         lone.hold_on_slate(saying(known, reason))
         client = Client(request, self.reactor, self.config.stream.client_buffer, channel_id,
@@ -280,7 +285,7 @@ class StreamManager(Service):
     def _start(self, channel_id: str, schedule: Schedule, now: float) -> ChannelStream:
         channel = ChannelStream(
             channel_id, self.reactor, self.config.stream, self.registry, self.redactor,
-            on_stopped=self._channel_stopped, slate=self._slate(channel_id),
+            on_stopped=self._channel_stopped, slate=self._slate(channel_id), turns=self.turns,
         )
         self.channels[channel_id] = channel
         channel.check(schedule, now)

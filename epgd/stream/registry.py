@@ -21,6 +21,7 @@ from epgd.net.pool import HeaderLimitedPool
 from epgd.net.response import HTTPGetter
 from epgd.redact import Redactor
 from epgd.schedule.model import Source
+from epgd.stream.readgaps import ReadGaps
 from epgd.stream.upstream import Upstream
 
 
@@ -79,6 +80,8 @@ class UpstreamRegistry:
         self.make_room: Callable[[str, object], bool] = lambda provider, asking: False
         #: (provider, fault word) -> faults seen, for /metrics
         self.failures: Counter[tuple[str, Fault]] = Counter()
+        #: provider -> the gaps between reads of its streams, for /metrics
+        self.read_gaps: dict[str, ReadGaps] = {}
 
     # -- slots -----------------------------------------------------------------------
 
@@ -144,6 +147,7 @@ class UpstreamRegistry:
                 on_failed=self._failed, on_fault=self._fault,
                 hls_variant=provider.hls_variant if provider is not None else "best",
                 kind="hls" if is_hls_url(source.url) else "ts",
+                read_gaps=self.read_gaps.setdefault(source.provider, ReadGaps()),
             )
             self._by_url[source.url] = upstream
             self._refs[upstream] = 0

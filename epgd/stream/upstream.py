@@ -16,7 +16,6 @@ which kind of source they hold.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from enum import StrEnum
 from typing import Any, Protocol
 
 from twisted.internet.defer import Deferred, succeed
@@ -38,17 +37,11 @@ from epgd.net.timers import cancel
 from epgd.net.urls import last_segment, split_userinfo
 from epgd.redact import Redactor
 from epgd.stream.out.fanout import Fanout
+from epgd.stream.readgaps import ReadClock, ReadGaps
 from epgd.stream.reconnect import Reconnects
+from epgd.stream.upstreamstate import UpstreamState
 
 __all__ = ["FAULTS", "HTTPGetter", "Upstream", "UpstreamConsumer", "UpstreamState"]
-
-class UpstreamState(StrEnum):
-    NEW = "new"  # made, not started
-    CONNECTING = "connecting"  # the first connection is being made
-    STREAMING = "streaming"
-    WAITING = "waiting"  # reconnecting after a drop (or between attempts)
-    FAILED = "failed"  # gave up: consumers were told
-    CLOSED = "closed"  # let go by the registry
 
 
 class UpstreamConsumer(Protocol):
@@ -101,6 +94,7 @@ class Upstream:
         on_fault: Callable[[Upstream, Fault], None] | None = None,
         hls_variant: str = "best",
         kind: str = "ts",
+        read_gaps: ReadGaps | None = None,
     ) -> None:
         self.url = url
         self.provider = provider
@@ -130,6 +124,7 @@ class Upstream:
         self._resume_at: int | None = None  # where a re-opened HLS connection goes on
         self.ever_streamed = False
         self._reconnects = Reconnects(config.reconnect_attempts)
+        self._reads = ReadClock(read_gaps)  # how long epgd left the provider unread (/metrics)
         self.kind = kind  # /streams/status source_kind: "ts" or "hls"
         self.state = UpstreamState.NEW
         self.error: str | None = None
@@ -233,11 +228,13 @@ class Upstream:
             stop_body(transport)
             return
         self._body = body
+        self._reads.restart()
         self.fanout.set_producer(transport)
 
     def _data(self, body: _Body, data: bytes) -> None:
         if body is not self._body:
             return
+        self._reads.read(self._clock.seconds(), self.fanout.pauses)
         intake = self._intake
         if not intake.judged:
             if self._playlist is None and (self._hls_answer or looks_like_playlist((intake.head + data)[:64])):

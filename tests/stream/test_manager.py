@@ -12,13 +12,26 @@ from epgd.redact import Redactor
 from epgd.schedule.model import Channel, Schedule
 from epgd.stream.manager import StreamManager
 from tests import tsverify
-from tests.streamfakes import BASE, T0, FakeHTTP, FakeRequest, event, finish_when_done, log_text, schedule
+from tests.streamfakes import (
+    BASE,
+    T0,
+    FakeHTTP,
+    FakeRequest,
+    event,
+    finish_when_done,
+    log_text,
+    schedule,
+    utc,
+)
 from tests.tsgen import Source as Clip
 from tests.tsutil import fills, pids, stream
 
 STATUS_KEYS = {"stream_url", "event", "uptime_seconds", "idle_seconds", "last_check", "clients",
                "bytes_sent", "bitrate_kbps", "switches", "error", "source_kind", "codecs",
                "hls_sessions"}  # SPEC §16
+
+
+T0_DT = utc(T0)
 
 
 class ManagerTests(SynchronousTestCase):
@@ -104,6 +117,21 @@ class ManagerTests(SynchronousTestCase):
         self.assertEqual(first.body, second.body)
         self.assertEqual(first.headers[b"content-type"], b"video/mp2t")
         self.assertNotIn(b"content-length", first.headers)
+
+    def test_channels_share_one_bound_on_writes_per_reactor_turn(self) -> None:
+        """Two busy channels: still at most per_turn viewer writes before the reactor reads on."""
+        self.current = Schedule(T0_DT, (
+            Channel("nhl_1", "NHL 1", 1, "nhl", "NHL", events=(event("One", 0, 100, "1.ts"),)),
+            Channel("nhl_2", "NHL 2", 2, "nhl", "NHL", events=(event("Two", 0, 100, "2.ts"),))))
+        self.manager.turns.per_turn = 10
+        viewers = {cid: [self.get(cid)[0] for _ in range(30)] for cid in ("nhl_1", "nhl_2")}
+        one, two = self.http.answer(BASE + "1.ts"), self.http.answer(BASE + "2.ts")
+        one.send(stream(10) + b"G")
+        two.send(stream(10) + b"G")
+        self.clock.advance(0.2)  # both flushed; every turn ran (task.Clock runs them all)
+        for requests in viewers.values():
+            self.assertTrue(all(r.body == stream(10) for r in requests))
+        self.assertEqual(self.manager.turns.most, 10)
 
     def test_max_clients_is_503(self) -> None:
         self.stop_manager()

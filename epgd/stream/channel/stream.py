@@ -45,6 +45,7 @@ from epgd.stream.channel.slate import ChannelSlate
 from epgd.stream.channel.tap import Tap
 from epgd.stream.out.client import Client
 from epgd.stream.out.output import Output
+from epgd.stream.out.turns import Turns
 from epgd.stream.registry import ProviderFull, UpstreamRegistry
 from epgd.stream.upstream import Upstream
 
@@ -67,10 +68,14 @@ class ChannelStream:
         redactor: Redactor,
         on_stopped: Callable[[ChannelStream], None] | None = None,
         slate: ChannelSlate | None = None,
+        turns: Turns | None = None,
     ) -> None:
-        """``slate``: what the channel shows when it has nothing to play; None: keepalive only."""
+        """
+        ``slate``: what the channel shows when it has nothing to play; None: keepalive only.
+        ``turns``: the manager's writes to viewers (shared by its channels); None: its own.
+        """
         self.channel_id = channel_id
-        self.output = Output(clock, config.chunk_size, self)
+        self.output = Output(clock, config.chunk_size, self, turns)
         self.clients = self.output.clients
         self.event: Event | None = None
         self.stopped = False

@@ -17,11 +17,13 @@ the transport has drained.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from twisted.internet import tcp
 
 from epgd.internals import INTERNALS
+from epgd.stream.out.backlog import Part
 
 #: what this module reads past the public API; one gone means Twisted's path, never a wrong write
 _READS = INTERNALS[__name__]
@@ -54,56 +56,76 @@ def direct_transport(request: Any) -> tcp.Connection | None:
 class BodyWriter:
     """Writes one response's body; the first write (the headers) always goes through Twisted."""
 
-    __slots__ = ("_request", "_transport", "_chunked", "_checked", "direct")
+    __slots__ = ("_request", "_transport", "_chunked", "_checked", "direct", "queued")
 
     def __init__(self, request: Any) -> None:
         self._request = request
         self._transport: tcp.Connection | None = None
         self._chunked = False
         self._checked = False
-        #: writes that went straight to the socket (tests and benchmarks read it)
+        #: writes that went straight to the socket, and writes that left bytes (all of them,
+        #: or what the socket did not take) to Twisted's buffer (tests and benchmarks read them)
         self.direct = 0
+        self.queued = 0
 
     def write(self, data: bytes) -> None:
+        self.write_parts((data,), len(data))
+
+    def write_parts(self, parts: Sequence[Part], size: int) -> None:
+        """
+        ``parts`` (``size`` bytes in all) as one piece of the body: one HTTP chunk, one
+        ``sendmsg`` of the shared bytes, no copy, when the socket takes it.
+        """
         transport = self._transport
         request = self._request
         if transport is None:
-            request.write(data)
+            request.write(_joined(parts))
             if not self._checked:  # once, after the headers went out
                 self._checked = True
                 self._transport = direct_transport(request)
                 self._chunked = bool(getattr(request, "chunked", False))
             return
-        if not data:
+        if not size:
             return
         if request.finished or request._disconnected:
-            request.write(data)  # Twisted's own answer: an error, or nothing
+            request.write(_joined(parts))  # Twisted's own answer: an error, or nothing
             return
-        parts: tuple[bytes, ...] = (b"%x\r\n" % len(data), data, CRLF) if self._chunked else (data,)
-        request.sentLength += len(data)
+        if self._chunked:
+            parts = (b"%x\r\n" % size, *parts, CRLF)
+        request.sentLength += size
         if (transport.dataBuffer or transport._tempDataLen or not transport.connected
                 or transport.disconnecting or transport._writeDisconnected):
-            transport.writeSequence(parts)  # behind what is queued: the transport's turn
+            self.queued += 1
+            transport.writeSequence([bytes(p) for p in parts])  # behind what is queued
             return
         try:
             sent = transport.socket.sendmsg(parts)
         except OSError:
             # full (EAGAIN), or a reset or broken pipe that the transport meets in its own
             # doWrite and closes on, as it would have
-            transport.writeSequence(parts)
+            self.queued += 1
+            transport.writeSequence([bytes(p) for p in parts])
             return
         self.direct += 1
-        if sent < len(data) + (len(parts[0]) + 2 if self._chunked else 0):
+        if sent < size + (len(parts[0]) + 2 if self._chunked else 0):
+            self.queued += 1
             transport.writeSequence(_rest(parts, sent))
 
 
-def _rest(parts: tuple[bytes, ...], sent: int) -> list[bytes]:
-    """What ``sendmsg`` left of ``parts`` after ``sent`` bytes."""
+def _joined(parts: Sequence[Part]) -> bytes:
+    if len(parts) == 1:
+        part = parts[0]
+        return part if isinstance(part, bytes) else bytes(part)
+    return b"".join(parts)
+
+
+def _rest(parts: Sequence[Part], sent: int) -> list[bytes]:
+    """What ``sendmsg`` left of ``parts`` after ``sent`` bytes (copied: Twisted keeps bytes)."""
     rest = []
     for part in parts:
         if sent >= len(part):
             sent -= len(part)
             continue
-        rest.append(part[sent:] if sent else part)
+        rest.append(bytes(part[sent:]) if sent else bytes(part))
         sent = 0
     return rest

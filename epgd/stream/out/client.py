@@ -1,10 +1,13 @@
 """
-One HTTP client of a channel stream: a streaming producer on its request and a bounded queue.
-Writes arrive already coalesced by the channel (once for every client), so they go straight out.
+One HTTP client of a channel stream: a streaming producer on its request, reading on through
+the channel's shared backlog from an offset of its own.
 
-The socket tells the client when to stop (``pauseProducing``); the client tells its channel's
-fanout, which pauses the provider only when every client is paused. A client that falls
-``client_buffer`` bytes behind is dropped so it never slows the others.
+The channel (``output.Output``) decides when a viewer is written to; the viewer writes what
+the backlog holds past its offset, in one piece, when its socket has room. The socket tells
+the client when to stop (``pauseProducing``); the client tells its channel's fanout, which
+pauses the provider only when every client is paused, and asks to be written to again when
+the socket has room. A client that falls ``client_buffer`` bytes behind is dropped so it
+never slows the others; until then what it has not taken costs its offset, no private copy.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
 from zope.interface import implementer
 
+from epgd.stream.out.backlog import Backlog
 from epgd.stream.out.bodywriter import BodyWriter
 from epgd.stream.out.fanout import Fanout
 
@@ -76,15 +80,18 @@ class Client:
         self.done: Deferred[bytes] = Deferred(self._cancelled)
         self._limit = buffer_limit
         self._on_detach = on_detach
-        self._pending: list[bytes] = []
-        self._pending_bytes = 0
         self._registered = False
         self.connected_at = clock.seconds()
+        #: where in its channel's backlog this viewer reads on; set when it starts to follow it
+        self.backlog: Backlog | None = None
+        self.position = 0
+        #: told when the socket has room again: the channel writes to this viewer then
+        self.on_ready: Callable[[Client], None] | None = None
 
     # -- lifecycle -------------------------------------------------------------------
 
     def start(self, initial: bytes = b"") -> None:
-        """Register on the request and send what a joiner gets at once (from a PAT)."""
+        """Register on the request and send the headers (and ``initial``) at once."""
         finished = self.request.notifyFinish()
         finished.addErrback(self._lost)
         finished.addCallback(lambda _: self.detach("response finished"))
@@ -95,19 +102,20 @@ class Client:
             return
         self.request.registerProducer(self, True)
         self._registered = True
-        if initial:
-            self._pending.append(initial)
-            self._pending_bytes += len(initial)
-        self._flush()
-        if not self.bytes_sent and not self.detached:
-            self._writer.write(b"")  # headers now: players see 200 at once
+        self.bytes_sent += len(initial)
+        self._writer.write(initial)  # headers now, with or without bytes: players see 200 at once
+
+    def follow(self, backlog: Backlog, position: int) -> None:
+        """Read on through ``backlog`` from ``position`` (a joiner: the latest entry point)."""
+        self.backlog = backlog
+        self.position = position
 
     def end(self, reason: str = "stream stopped") -> None:
-        """The stream is over for this client: send what is queued and finish the response."""
+        """The stream is over for this client: send what it has not had and finish."""
         if self.detached:
             return
         if not self.paused:
-            self._flush()
+            self.pump(1 << 62)
         self.detach(reason)
 
     def detach(self, reason: str, connection_gone: bool = False) -> None:
@@ -119,8 +127,7 @@ class Client:
             return
         self.detached = True
         self.reason = reason
-        self._pending = []
-        self._pending_bytes = 0
+        self.backlog = None
         if self.fanout is not None:
             self.fanout.remove(self)
         if self._registered:
@@ -156,7 +163,8 @@ class Client:
         self.paused = False
         if self.fanout is not None:
             self.fanout.set_paused(self, False)
-        self._flush()
+        if self.on_ready is not None and self.lag:
+            self.on_ready(self)
 
     def stopProducing(self) -> None:
         self.detach("client went away", connection_gone=True)
@@ -164,39 +172,50 @@ class Client:
     # -- data ------------------------------------------------------------------------
 
     @property
+    def lag(self) -> int:
+        """Bytes of the backlog this viewer has not had yet: how far it has fallen behind."""
+        backlog = self.backlog
+        return backlog.end - self.position if backlog is not None else 0
+
+    @property
     def queued(self) -> int:
-        """Bytes waiting for this client: what a slow client costs in memory."""
-        return self._pending_bytes
+        """What a slow client costs: bytes it is behind (kept once, for every viewer)."""
+        return self.lag
+
+    def pump(self, limit: int) -> int:
+        """
+        Write what the backlog holds past this viewer's offset, at most ``limit`` bytes, as
+        one piece; returns the bytes written (0 while paused). The caller guards it.
+        """
+        backlog = self.backlog
+        if self.detached or self.paused or backlog is None or self.position >= backlog.end:
+            return 0
+        parts = backlog.since(self.position, limit)
+        size = sum(len(p) for p in parts)
+        self.position += size
+        self.bytes_sent += size
+        self._writer.write_parts(parts, size)  # may call pauseProducing back
+        return size
 
     def write(self, data: bytes) -> None:
-        """Whole packets from the channel; queued while the socket is full, bounded."""
-        if self.detached:
+        """Bytes outside the backlog (keepalive while it waits to start); none while paused."""
+        if self.detached or self.paused:
             return
-        if not self.paused:
-            self.bytes_sent += len(data)
-            self._writer.write(data)  # may call pauseProducing back
-            return
-        self._pending.append(data)
-        self._pending_bytes += len(data)
-        if self._pending_bytes > self._limit:
-            self._drop()
-
-    def _flush(self) -> None:
-        """Send what queued up while paused, as one write."""
-        if not self._pending or self.detached:
-            return
-        pending = self._pending
-        data = pending[0] if len(pending) == 1 else b"".join(pending)
-        self._pending = []
-        self._pending_bytes = 0
         self.bytes_sent += len(data)
         self._writer.write(data)  # may call pauseProducing back
+
+    def fell_behind(self) -> bool:
+        """Past ``client_buffer`` behind: dropped now (logged), so it holds up no memory."""
+        if self.detached or self.lag <= self._limit:
+            return False
+        self._drop()
+        return True
 
     def _drop(self) -> None:
         self.log.warn(
             "[PROXY] {channel} dropping client {peer}: it fell {queued} bytes behind "
             "(client_buffer {limit})",
-            channel=self.channel_id, peer=self.peer, queued=self._pending_bytes, limit=self._limit,
+            channel=self.channel_id, peer=self.peer, queued=self.lag, limit=self._limit,
         )
         self._cut_off("too_slow", "too slow: fell more than client_buffer bytes behind")
 

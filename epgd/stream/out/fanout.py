@@ -52,6 +52,8 @@ class Fanout(Generic[C]):
         self._producer: IPushProducer | None = producer
         self._producer_paused = False
         self._on_error = on_error
+        #: times the producer was paused so far (a gap in its reading that spans one is ours)
+        self.pauses = 0
 
     # -- consumers -------------------------------------------------------------------
 
@@ -117,6 +119,7 @@ class Fanout(Generic[C]):
             return
         self._producer_paused = want_paused
         if want_paused:
+            self.pauses += 1
             producer.pauseProducing()
         else:
             producer.resumeProducing()

@@ -1,8 +1,15 @@
 """
-What a channel's clients receive: the splicer's output coalesced once for all of them, the
-recent packets (from the latest entry point: a PAT + PMT before a random-access point) a
-joining client starts with, null packets while they wait, and the figures /streams/status
-shows (bytes, bitrate, idle time).
+What a channel's clients receive: the splicer's output coalesced once for all of them into one
+shared backlog, from which each viewer is written a few per reactor turn (``writes``,
+``turns``: the provider is read between turns, however many viewers there are); the recent
+packets (from the latest entry point: a PAT + PMT before a random-access point) a joining
+client starts with, kept in that same backlog; null packets while they wait; and the figures
+/streams/status shows (bytes, bitrate, idle time).
+
+Memory: the backlog holds what the slowest viewer (at most ``client_buffer`` behind) or a
+joiner (from the latest entry point, at most JOIN_MAX_BYTES) still needs, once for every
+viewer; a viewer itself holds an offset, and at most one write (``write_max``) in its
+socket's Twisted buffer.
 """
 
 from __future__ import annotations
@@ -16,8 +23,11 @@ from twisted.python.failure import Failure
 
 from epgd.mpegts.packet import null_packets
 from epgd.net.timers import cancel
+from epgd.stream.out.backlog import Backlog, Part
 from epgd.stream.out.client import FLUSH_AFTER, Client
 from epgd.stream.out.fanout import Fanout
+from epgd.stream.out.turns import Turns
+from epgd.stream.out.writes import Writes
 
 #: the recent packets (from the latest entry point) a joining client gets at once
 JOIN_MAX_BYTES = 8 << 20
@@ -28,6 +38,9 @@ RATE_WINDOW = 5.0
 #: (``chunk_size`` times the client count, up to this many times): fewer, larger writes for
 #: the same bytes, never held longer than FLUSH_AFTER
 COALESCE_CLIENTS = 64
+#: the most one write to a viewer carries (at least a full flush): a joiner or a viewer that
+#: was paused catches up in writes this big, one per turn, not in one that fills its memory
+WRITE_MIN = 256 << 10
 
 
 class Sink(Protocol):
@@ -46,7 +59,9 @@ class Output:
 
     log = Logger()
 
-    def __init__(self, clock: IReactorTime, chunk_size: int, producer: IPushProducer) -> None:
+    def __init__(self, clock: IReactorTime, chunk_size: int, producer: IPushProducer,
+                 turns: Turns | None = None) -> None:
+        """``turns``: the process's writes to viewers (one per manager); None: this channel's own."""
         self.clients: Fanout[Client] = Fanout(producer, on_error=self._write_failed)
         self._clock = clock
         self._chunk_size = chunk_size
@@ -55,8 +70,10 @@ class Output:
         self._out_entry = -1  # offset in the coalesced bytes of their last entry point
         self._out_first_entry = -1  # ... and of their first
         self._out_timer: IDelayedCall | None = None
-        self._join: list[bytes] = []
-        self._join_bytes = 0
+        self.backlog = Backlog()
+        self._join_at: int | None = None  # backlog offset of the latest entry point, if kept
+        self.writes = Writes(turns if turns is not None else Turns(clock),
+                             max(WRITE_MIN, chunk_size * COALESCE_CLIENTS), self._failed)
         #: viewers who joined when no entry point was at hand: they start at the next one
         self._waiting: list[Client] = []
         self.sinks: list[Sink] = []
@@ -105,28 +122,53 @@ class Output:
         first, self._out_first_entry = self._out_first_entry, -1
         self._out = []
         self._out_bytes = 0
-        self._join_add(data, entry)
+        at = self._append(data, entry)
         for sink in tuple(self.sinks) if self.sinks else ():
             self._to_sink(sink, data)
         if len(self.clients):
             self._flowed = True
-            self.clients.write(data)
         if self._waiting and first >= 0:
-            self._start_waiting(data[first:] if first else data)
+            self._start_waiting(at + first)
+        self._owe_all()
 
-    def _join_add(self, data: bytes, entry: int) -> None:
+    def _append(self, data: bytes, entry: int) -> int:
+        """``data`` to the backlog (split at ``entry``, where joiners start); its offset."""
+        backlog = self.backlog
+        at = backlog.end
         if entry >= 0:
-            self._join = [data[entry:] if entry else data]
-            self._join_bytes = len(data) - entry
-        elif self._join:
-            self._join.append(data)
-            self._join_bytes += len(data)
-            if self._join_bytes > JOIN_MAX_BYTES:
-                self._forget_join()  # entry points too rare: joiners wait for the next one
+            if entry:
+                backlog.append(data[:entry])
+                backlog.append(data[entry:])
+            else:
+                backlog.append(data)
+            self._join_at = at + entry
+        else:
+            backlog.append(data)
+            if self._join_at is not None and backlog.end - self._join_at > JOIN_MAX_BYTES:
+                self._join_at = None  # entry points too rare: joiners wait for the next one
+        return at
+
+    def _owe_all(self) -> None:
+        """
+        Every viewer that can take bytes is owed the new ones (written in turn); one past
+        ``client_buffer`` behind is dropped; the backlog forgets what nobody needs.
+        """
+        backlog = self.backlog
+        keep = self._join_at if self._join_at is not None else backlog.end
+        writes = self.writes
+        for client in self.clients.consumers:
+            if client.fell_behind():
+                continue
+            if client.position < keep:
+                keep = client.position
+            if not client.paused:
+                writes.queue(client)
+        backlog.trim(keep)
+        writes.start()
 
     def reset_join(self) -> None:
         """A new program follows (passthrough starts a new source): never mix two."""
-        self._forget_join()
+        self._join_at = None
         for sink in list(self.sinks):
             try:
                 sink.cut()
@@ -134,19 +176,21 @@ class Output:
                 self.log.failure("[PROXY] dropping {sink!r}: its cut failed", sink=sink)
                 self.remove_sink(sink)
 
-    def _forget_join(self) -> None:
-        self._join = []
-        self._join_bytes = 0
+    def _recent(self) -> list[Part]:
+        """The backlog from the latest entry point (one chunk: shared by a burst of joiners)."""
+        if self._join_at is None:
+            return []
+        self.backlog.merge(self._join_at)
+        return self.backlog.since(self._join_at, self.backlog.size)
 
     # -- sinks -----------------------------------------------------------------------
 
     def add_sink(self, sink: Sink) -> None:
         """``sink`` reads on from here, starting with the recent packets (an entry point first)."""
         self.sinks.append(sink)
-        if self._join:
-            recent = b"".join(self._join)
-            self._join = [recent]
-            self._to_sink(sink, recent)
+        recent = self._recent()
+        if recent:
+            self._to_sink(sink, b"".join(recent))
 
     def remove_sink(self, sink: Sink) -> None:
         if sink in self.sinks:
@@ -172,30 +216,31 @@ class Output:
         none at hand it gets its headers now and its first bytes at the next entry point.
         """
         client.fanout = self.clients
-        if len(self._join) > 1:
-            self._join = [b"".join(self._join)]  # joined once for a burst of joiners to share
-        initial = self._join[0] if self._join else b""
-        if not initial:
+        client.on_ready = self.writes.owe
+        start = self._join_at
+        if start is None:
             self._waiting.append(client)
         else:
+            self._recent()
+            client.follow(self.backlog, start)
             self.clients.add(client, paused=client.paused)
         try:
-            client.start(initial)
+            client.start()
         except Exception:
             self._failed(client, Failure())
-        if initial and not client.detached:
+            return
+        if start is not None and not client.detached:
             self._flowed = True
+            self.writes.now(client)
 
-    def _start_waiting(self, data: bytes) -> None:
+    def _start_waiting(self, at: int) -> None:
+        """The joiners who waited start at ``at``, an entry point just flushed."""
         waiting, self._waiting = self._waiting, []
         for client in waiting:
             if client.detached:
                 continue
+            client.follow(self.backlog, at)
             self.clients.add(client, paused=client.paused)
-            try:
-                client.write(data)
-            except Exception:
-                self.clients.failed(client, Failure())
         self._flowed = True
 
     def _failed(self, client: Client, failure: Failure) -> None:
@@ -221,6 +266,7 @@ class Output:
     def end(self, reason: str, dropped: str | None = None) -> None:
         """Finish every client's response; ``dropped``: the /metrics word for why, if epgd chose to."""
         self.flush()
+        self.writes.clear()  # each gets the rest now, as it ends
         clients = [*self.clients.consumers, *self._waiting]
         for client in clients:
             if dropped:
@@ -245,7 +291,8 @@ class Output:
         ):
             self._last_keepalive = now
             self.flush()
-            self.clients.write(KEEPALIVE)
+            self.backlog.append(KEEPALIVE)
+            self._owe_all()
         if self._waiting and now - self._last_waiting_keepalive >= KEEPALIVE_EVERY - 1e-6:
             # joiners waiting for an entry point, however long the source's key frames are apart
             self._last_waiting_keepalive = now

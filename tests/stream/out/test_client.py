@@ -1,4 +1,4 @@
-"""One HTTP viewer: push producer, bounded queue, coalesced writes (epgd.stream.out.client)."""
+"""One HTTP viewer: push producer, reading on through a shared backlog, dropped past client_buffer (epgd.stream.out.client)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from twisted.internet.task import Clock
 from twisted.logger import capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 
+from epgd.stream.out.backlog import Backlog
 from epgd.stream.out.client import Client
 from epgd.stream.out.fanout import Fanout
 from tests.streamfakes import FakeRequest, FakeTransport, finish_when_done
@@ -45,27 +46,56 @@ class ClientTests(SynchronousTestCase):
         self.assertEqual(self.request.written[1:], [data[:1880], data[1880:]])
         self.assertEqual(self.client.bytes_sent, len(data))
 
-    def test_paused_client_queues_then_catches_up(self) -> None:
+    def follow(self) -> Backlog:
+        """The client reads on through a channel's backlog, from its start."""
+        backlog = Backlog()
+        self.client.follow(backlog, 0)
+        self.client.on_ready = self.ready.append
+        return backlog
+
+    def test_paused_client_waits_then_catches_up_in_one_write(self) -> None:
+        self.ready: list[Client] = []
+        backlog = self.follow()
         self.client.start()
         self.client.pauseProducing()
         self.assertTrue(self.upstream.paused)  # the only consumer: backpressure upstream
         data = stream(20)
-        self.client.write(data)
+        backlog.append(data)
+        self.assertEqual(self.client.pump(1 << 20), 0)  # its socket is full: not written to
         self.assertEqual(self.request.body, b"")
-        self.client.write(data)
+        backlog.append(data)
         self.client.resumeProducing()
         self.assertFalse(self.upstream.paused)
+        self.assertEqual(self.ready, [self.client], "it asks to be written to")
+        self.assertEqual(self.client.pump(1 << 20), 2 * len(data))
         self.assertEqual(self.request.written[1:], [data + data])  # one write
+        self.assertEqual(self.client.lag, 0)
 
-    def test_slow_client_is_dropped_past_its_buffer_and_memory_stays_bounded(self) -> None:
+    def test_a_write_carries_at_most_its_limit_and_the_rest_follows(self) -> None:
+        self.ready = []
+        backlog = self.follow()
+        self.client.start()
+        data = stream(30)
+        backlog.append(data)
+        self.assertEqual(self.client.pump(188 * 20), 188 * 20)
+        self.assertEqual(self.client.lag, 188 * 10)
+        self.assertEqual(self.client.pump(188 * 20), 188 * 10)
+        self.assertEqual(self.request.body, data)
+
+    def test_slow_client_is_dropped_past_its_buffer_and_holds_no_bytes_of_its_own(self) -> None:
+        self.ready = []
+        backlog = self.follow()
         self.client.start()
         self.client.pauseProducing()
         chunk = stream(10)  # 1880 bytes
         with capturedLogs() as events:
             for _ in range(100):
-                self.client.write(chunk)
-                self.assertLessEqual(self.client.queued, 10_000 + len(chunk))
+                backlog.append(chunk)
+                if self.client.fell_behind():
+                    break
+                self.assertLessEqual(self.client.queued, 10_000)
         self.assertTrue(self.client.detached)
+        self.assertEqual(backlog.end, 6 * len(chunk), "dropped once past client_buffer")
         self.assertEqual(self.gone, [self.client])
         self.assertNotIn(self.client, self.fanout)
         self.assertTrue(self.request.finished)

@@ -198,7 +198,7 @@ class ViewerContainmentTests(SynchronousTestCase):
 
     def test_a_raising_viewer_is_dropped_alone(self) -> None:
         first, ok = self.viewer()
-        broken, bad = self.viewer(BrokenRequest(after=1))  # joined fine, then breaks
+        broken, bad = self.viewer(BrokenRequest(after=2))  # joined fine (headers, recent packets), then breaks
         last, ok2 = self.viewer()
         with capturedLogs() as events:
             self.output.deliver(stream(3, fill=7))

@@ -8,7 +8,8 @@ from twisted.trial.unittest import SynchronousTestCase
 from epgd.stream.out import output
 from epgd.stream.out.client import Client
 from epgd.stream.out.output import Output
-from tests.streamfakes import FakeRequest, FakeTransport
+from epgd.stream.out.turns import Turns
+from tests.streamfakes import FakeRequest, FakeTransport, run_due
 from tests.tsutil import packet, pids, stream
 
 
@@ -137,8 +138,8 @@ class CoalescingTests(SynchronousTestCase):
             self.output.deliver(stream(10, fill=fill))
         self.output.flush()
         first, second = self.viewers(2)
-        self.assertEqual(first.written[0], stream(1) + b"".join(stream(10, fill=f) for f in range(5)))
-        self.assertIs(second.written[0], first.written[0])
+        self.assertEqual(first.written[1], stream(1) + b"".join(stream(10, fill=f) for f in range(5)))
+        self.assertIs(second.written[1], first.written[1])  # after the headers (written[0])
 
 
 class RecordingSink:
@@ -202,3 +203,131 @@ class SinkTests(SynchronousTestCase):
         self.assertEqual(self.output.sinks, [])
         self.assertTrue(request.body.endswith(packet(0x100, fill=7)))
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+
+
+class CountingRequest(FakeRequest):
+    """A viewer's request that notes each body write in a log shared by all viewers."""
+
+    def __init__(self, log: list[str], name: str) -> None:
+        super().__init__()
+        self.log = log
+        self.name = name
+
+    def write(self, data: bytes) -> None:
+        super().write(data)
+        if data:
+            self.log.append(self.name)
+
+
+class ManyViewersTests(SynchronousTestCase):
+    """
+    A channel with many viewers writes to them a bounded number per reactor turn, so what the
+    reactor has to do meanwhile (read the provider, which does not wait) comes in between.
+    """
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.producer = FakeTransport()
+        self.turns = Turns(self.clock, per_turn=8)
+        self.output = Output(self.clock, chunk_size=188, producer=self.producer, turns=self.turns)
+        self.output.deliver(stream(1), entry=0)
+        self.log: list[str] = []
+
+    def viewers(self, n: int, limit: int = 1 << 24) -> list[tuple[Client, CountingRequest]]:
+        made = []
+        for i in range(n):
+            request = CountingRequest(self.log, f"v{i}")
+            client = Client(request, self.clock, buffer_limit=limit, on_detach=self.output.remove)
+            self.output.add(client)
+            made.append((client, request))
+        while run_due(self.clock):  # joiners' first bytes
+            pass
+        self.log.clear()
+        return made
+
+    def test_a_provider_read_returns_after_a_bounded_number_of_viewer_writes(self) -> None:
+        viewers = self.viewers(30)
+        self.output.deliver(packet(0x100, fill=1) * 64)  # the provider's bytes, flushed at once
+        self.assertEqual(len(self.log), 8, "the read path wrote to 8 viewers, not 30")
+        turns = 0
+        while run_due(self.clock):
+            turns += 1
+            self.assertLessEqual(len(self.log), 8 * (turns + 1))
+        self.assertEqual(turns, 3)
+        self.assertEqual(sorted(self.log), sorted(f"v{i}" for i in range(30)), "each once")
+        for _, request in viewers:
+            self.assertTrue(request.body.endswith(packet(0x100, fill=1) * 64))
+        self.assertLessEqual(self.turns.most, 8)
+
+    def test_a_viewer_reached_late_gets_what_came_meanwhile_in_one_write(self) -> None:
+        viewers = self.viewers(16)
+        self.output.deliver(packet(0x100, fill=1))
+        self.output.flush()  # 8 viewers now, 8 in the next turn
+        self.output.deliver(packet(0x100, fill=2))
+        self.output.flush()  # meanwhile: the first 8 are owed again
+        run_due(self.clock)
+        late = viewers[-1][1]
+        self.assertEqual(late.written[-1], packet(0x100, fill=1) + packet(0x100, fill=2))
+        while run_due(self.clock):
+            pass
+        self.assertEqual(len(self.log), 8 + 8 + 8, "the late 8 were written once, not twice")
+        for _, request in viewers:
+            self.assertTrue(request.body.endswith(packet(0x100, fill=1) + packet(0x100, fill=2)))
+
+    def test_a_stalled_viewer_holds_back_no_one_and_is_dropped_past_its_buffer(self) -> None:
+        limit = 188 * 500
+        viewers = self.viewers(20, limit=limit)
+        stalled, stalled_request = viewers[3]
+        stalled.pauseProducing()  # its socket stays full: its player froze
+        sent = b""
+        for i in range(12):
+            data = packet(0x100, fill=i % 200) * 50
+            sent += data
+            self.output.deliver(data)
+            while run_due(self.clock):
+                pass
+            self.assertFalse(self.producer.paused, "the provider is read on for the others")
+        for client, request in viewers:
+            if client is not stalled:
+                self.assertTrue(request.body.endswith(sent))
+                self.assertFalse(client.detached)
+        self.assertTrue(stalled.detached)
+        self.assertEqual(stalled.dropped, "too_slow")
+        self.assertTrue(stalled_request.aborted)
+        self.assertEqual(self.output.client_count, 19)
+
+    def test_memory_for_paused_viewers_is_kept_once_and_bounded_by_client_buffer(self) -> None:
+        limit = 188 * 500
+        held = []
+        for paused in (1, 50):
+            self.setUp()
+            viewers = self.viewers(60, limit=limit)
+            for client, _ in viewers[:paused]:
+                client.pauseProducing()
+            for i in range(4):  # 4 x 188 x 100 bytes: 400 packets, under client_buffer
+                self.output.deliver(packet(0x100, fill=i) * 100)
+                while run_due(self.clock):
+                    pass
+            self.assertFalse(any(client.detached for client, _ in viewers))
+            self.assertEqual({client.lag for client, _ in viewers[:paused]}, {4 * 188 * 100})
+            held.append(self.output.backlog.size)
+        self.assertEqual(held[0], held[1], "50 paused viewers hold what one does")
+        self.assertLessEqual(held[1], limit + 188 * 200)
+
+    def test_a_resumed_viewer_catches_up_in_bounded_writes(self) -> None:
+        """As fast as its socket takes them, in writes of at most write_max, 8 per turn."""
+        self.output.writes.write_max = 188 * 10
+        ((client, request),) = self.viewers(1, limit=1 << 24)
+        client.pauseProducing()
+        for i in range(5):
+            self.output.deliver(packet(0x100, fill=i) * 40)
+        self.assertEqual(self.log, [])
+        client.resumeProducing()
+        self.assertEqual(len(self.log), 8, "one turn's worth at once")
+        turns = 1
+        while run_due(self.clock):
+            turns += 1
+        self.assertEqual((len(self.log), turns), (20, 3))
+        self.assertLessEqual(max(len(w) for w in request.written), 188 * 10)
+        self.assertTrue(request.body.endswith(b"".join(packet(0x100, fill=i) * 40
+                                                      for i in range(5))))
