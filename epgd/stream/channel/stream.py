@@ -70,10 +70,8 @@ class ChannelStream:
         slate: ChannelSlate | None = None,
         turns: Turns | None = None,
     ) -> None:
-        """
-        ``slate``: what the channel shows when it has nothing to play; None: keepalive only.
-        ``turns``: the manager's writes to viewers (shared by its channels); None: its own.
-        """
+        """``slate``: shown when nothing plays (None: keepalive only); ``turns``: the manager's
+        writes to viewers, shared by its channels (None: its own)."""
         self.channel_id = channel_id
         self.output = Output(clock, config.chunk_size, self, turns)
         self.clients = self.output.clients
