@@ -125,29 +125,12 @@ class StreamManager(Service):
     def serve(self, request: IRequest, channel_id: str) -> Any:
         """The whole answer to ``GET``/``HEAD /stream/{channel_id}.ts``."""
         now = self.reactor.seconds()
-        schedule = self._schedule()
-        channel = self.channels.get(channel_id)
-        hold = self.config.stream.hold_after_end
-        event = schedule.playing(channel_id, now, hold) if schedule is not None else None
-        refused = self._unknown(request, channel_id, schedule, event is not None or self._has_data())
-        if refused is not None or schedule is None:
+        schedule, refused = self._refusal(request, channel_id, now, connection=True)
+        if schedule is None:
             return refused
-        slate = self.config.stream.slate  # §14: every 503 below but max_clients is the slate
-        if event is None and not slate:
-            return self._nothing_on(request, schedule, channel_id, now)
-        if len(self._clients) >= self.config.server.max_clients:
-            request.setHeader(b"Retry-After", b"30")
-            return error_line(
-                request, 503,
-                f"too many clients: server.max_clients is {self.config.server.max_clients}",
-            )
-        if channel is None and event is not None and not slate:
-            full = self._full_provider(event.sources, free=request.method != b"HEAD")
-            if full is not None:
-                request.setHeader(b"Retry-After", b"30")
-                return error_line(request, 503, str(full))
         if self._answer(request):
             return b""
+        channel = self.channels.get(channel_id)
         if channel is None:
             channel = self._start(channel_id, schedule, now)
         client = Client(
@@ -157,6 +140,36 @@ class StreamManager(Service):
         self._clients.add(client)
         channel.add_client(client)
         return client.done
+
+    def _refusal(
+        self, request: IRequest, channel_id: str, now: float, *, connection: bool,
+    ) -> tuple[Schedule | None, bytes | None]:
+        """
+        The 404s and 503s a viewer of ``channel_id`` gets before it plays (the slate where §14
+        puts one): (the schedule, None) to go on, else (None, the answer). ``connection``: the
+        viewer holds one (TS), so ``max_clients`` counts it; an HLS viewer holds none.
+        """
+        schedule = self._schedule()
+        hold = self.config.stream.hold_after_end
+        event = schedule.playing(channel_id, now, hold) if schedule is not None else None
+        refused = self._unknown(request, channel_id, schedule, event is not None or self._has_data())
+        if refused is not None or schedule is None:
+            return None, refused
+        slate = self.config.stream.slate  # §14: every 503 below but max_clients is the slate
+        if event is None and not slate:
+            return None, self._nothing_on(request, schedule, channel_id, now)
+        if connection and len(self._clients) >= self.config.server.max_clients:
+            request.setHeader(b"Retry-After", b"30")
+            return None, error_line(
+                request, 503,
+                f"too many clients: server.max_clients is {self.config.server.max_clients}",
+            )
+        if channel_id not in self.channels and event is not None and not slate:
+            full = self._full_provider(event.sources, free=request.method != b"HEAD")
+            if full is not None:
+                request.setHeader(b"Retry-After", b"30")
+                return None, error_line(request, 503, str(full))
+        return schedule, None
 
     def _nothing_on(self, request: IRequest, schedule: Schedule, channel_id: str, now: float) -> bytes:
         """503 naming the next event (``stream.slate = false``: SPEC §7)."""
@@ -189,23 +202,11 @@ class StreamManager(Service):
         None for a HEAD of a channel not running.
         """
         now = self.reactor.seconds()
-        schedule = self._schedule()
-        channel = self.channels.get(channel_id)
-        hold = self.config.stream.hold_after_end
-        event = schedule.playing(channel_id, now, hold) if schedule is not None else None
-        refused = self._unknown(request, channel_id, schedule, event is not None or self._has_data())
-        if refused is not None or schedule is None:
+        schedule, refused = self._refusal(request, channel_id, now, connection=False)
+        if schedule is None:
             return refused
-        slate = self.config.stream.slate
-        if event is None and not slate:
-            return self._nothing_on(request, schedule, channel_id, now)
-        start = request.method != b"HEAD"
-        if channel is None and event is not None and not slate:
-            full = self._full_provider(event.sources, free=start)
-            if full is not None:
-                request.setHeader(b"Retry-After", b"30")
-                return error_line(request, 503, str(full))
-        if channel is None and start:
+        channel = self.channels.get(channel_id)
+        if channel is None and request.method != b"HEAD":
             channel = self._start(channel_id, schedule, now)
         return channel
 

@@ -72,23 +72,6 @@ class MetricsLike(Protocol):
     def render(self, accept: str) -> tuple[bytes, str]: ...
 
 
-def _json(request: IRequest, body: Any, code: int = 200) -> bytes:
-    request.setResponseCode(code)
-    request.setHeader(b"Content-Type", b"application/json")
-    return json.dumps(body).encode("utf-8")
-
-
-def _accepts_gzip(request: IRequest) -> bool:
-    """RFC 9110 §12.5.3 as werkzeug reads it: ``gzip;q=0, *`` refuses gzip."""
-    accept = (request.getHeader(b"accept-encoding") or b"").decode("latin-1").lower()
-    return parse_accept_header(accept).quality("gzip") > 0
-
-
-def _longest_channel_id(config: Config) -> int:
-    """Channel ids are "<lineup id>_<1..999>": nothing longer can name one."""
-    return max((len(lineup.id) for lineup in config.lineups), default=0) + 4
-
-
 def json_body(request: IRequest, body: Any, code: int = 200) -> bytes:
     request.setResponseCode(code)
     request.setHeader(b"Content-Type", b"application/json")
