@@ -69,6 +69,7 @@ class Source:
     #                        it): a random-access frame's next two are leading pictures
     audio_split: bool = False  # each audio PES spans two packets, the second sent after the
     #                            next frame's first video packet (as muxers interleave)
+    sps_every_frame: bool = False  # an SPS before every picture, P-pictures too (some encoders)
     counters: dict[int, int] = field(default_factory=dict)
 
     @property
@@ -152,8 +153,10 @@ class Source:
                          for index, pid in enumerate(self.audio_pids(n - 1))) if self.audio_split else b""
         if self.video is not None:
             es = b"\x00\x00\x00\x01\x09\xf0"
-            es += (b"\x00\x00\x00\x01\x67\x42" + bytes([self.marker]) + b"\x00\x00\x01\x65"
-                   if rap else b"\x00\x00\x01\x41" + bytes([self.marker]))
+            sps = b"\x00\x00\x00\x01\x67\x42" + bytes([self.marker])
+            # a P slice header: first_mb_in_slice 0, slice_type 5 (Exp-Golomb 1 00110)
+            es += (sps + b"\x00\x00\x01\x65" if rap else sps + b"\x00\x00\x01\x41\x9a"
+                   if self.sps_every_frame else b"\x00\x00\x01\x41" + bytes([self.marker]))
             if self.video_type == MPEG2:
                 es = (b"\x00\x00\x01\xb3" if rap else b"\x00\x00\x01\x00\x00\x10") + bytes([self.marker])
             es += bytes([self.marker]) * (self.video_packets * 184 - 60)

@@ -142,7 +142,7 @@ def video_marks(report: Report, pid: int = 0x100) -> list[tuple[int, bool]]:
     out = []
     for head in report.heads.get(pid, []):
         if head.startswith(b"\x00\x00\x00\x01\x09\xf0\x00\x00\x00\x01\x67"):
-            out.append((head[12], True))
+            out.append((head[12], head[13:17] == b"\x00\x00\x01\x65"))  # an IDR, or an SPS before a P slice
         elif head.startswith(b"\x00\x00\x00\x01\x09\xf0\x00\x00\x01\x41"):
             out.append((head[10], False))
         elif head[:4] == b"\x00\x00\x01\xb3":

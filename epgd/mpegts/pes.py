@@ -157,42 +157,83 @@ def header_length(buf: Buffer, pos: Sequence[int]) -> int:
 
 # -- random access -------------------------------------------------------------------
 
-_H264_RAP = frozenset({5, 7})  # IDR slice, sequence parameter set
-_HEVC_RAP = frozenset({16, 17, 18, 19, 20, 21, 32, 33})  # BLA/IDR/CRA, VPS, SPS
-_MPEG2_RAP = frozenset({0xB3, 0xB8})  # sequence header, group of pictures
+_H264_IDR = 5
+_H264_SPS = 7
+_H264_I_SLICES = frozenset({2, 4, 7, 9})  # slice_type I or SI (+5: every slice of the picture is)
+_HEVC_IRAP = range(16, 24)  # BLA, IDR, CRA (and the reserved IRAP types)
+_HEVC_PARAMETER_SETS = frozenset({32, 33})  # VPS, SPS
+_MPEG2_HEADERS = frozenset({0xB3, 0xB8})  # sequence header, group of pictures
 
 
 def starts_random_access(codec: str, es: Buffer) -> bool:
     """
     True when the start of a video PES payload ``es`` (the bytes after its PES header that
-    one packet holds) shows a decoder can start there: an H.264 IDR or SPS, an HEVC IRAP,
-    VPS or SPS, an MPEG-2 sequence header, GOP or I-picture. Codecs it cannot read count as
+    one packet holds) shows a decoder can start there: an H.264 IDR, or an SPS before an intra
+    picture; an HEVC IRAP, or a VPS/SPS before one; an MPEG-2 I-picture, or a sequence or GOP
+    header before one. A parameter set alone is no way in: some encoders repeat the SPS
+    before every picture (eac3-first-h264-720p25.ts does), and entering at a P- or B-picture
+    loses everything up to the next key frame. When the picture after a parameter set lies
+    beyond ``es``, the parameter set is taken as its sign. Codecs it cannot read count as
     random access at every PES, so a stream of them is never refused.
     """
     data = bytes(es)
     if codec not in ("h264", "hevc", "mpeg2", "mpeg1"):
         return True
+    headed = False  # a parameter set (sequence header) came first: the picture it heads decides
     at = data.find(b"\x00\x00\x01")
     while 0 <= at < len(data) - 3:
         code = data[at + 3]
         if codec == "h264":
-            if code & 0x1F in _H264_RAP:
+            nal = code & 0x1F
+            if nal == _H264_IDR:
                 return True
-            if code & 0x1F == 1:
-                return False  # a non-IDR slice: this access unit is not a start
+            if nal == _H264_SPS:
+                headed = True
+            elif nal == 1:  # a non-IDR slice: a start only when intra and given its parameters
+                if not headed:
+                    return False
+                intra = _h264_intra(data, at + 4)
+                return intra if intra is not None else True
         elif codec == "hevc":
             nal = (code >> 1) & 0x3F
-            if nal in _HEVC_RAP:
+            if nal in _HEVC_IRAP:
                 return True
-            if nal < 16:
-                return False
+            if nal in _HEVC_PARAMETER_SETS:
+                headed = True
+            elif nal < 16:
+                return False  # a picture that is no IRAP
         else:
-            if code in _MPEG2_RAP:
-                return True
-            if code == 0x00 and at + 5 < len(data):
-                return (data[at + 5] >> 3) & 0x07 == 1  # picture_coding_type I
+            if code in _MPEG2_HEADERS:
+                headed = True
+            elif code == 0x00:
+                if at + 5 < len(data):
+                    return (data[at + 5] >> 3) & 0x07 == 1  # picture_coding_type I
+                return headed
         at = data.find(b"\x00\x00\x01", at + 3)
-    return False
+    return headed
+
+
+def _h264_intra(data: bytes, at: int) -> bool | None:
+    """
+    Whether the H.264 slice header at ``at`` (after its NAL header byte) is an I or SI slice;
+    None when ``data`` ends before its slice_type. Two Exp-Golomb codes, first_mb_in_slice
+    and slice_type, read from the raw bytes (no emulation prevention byte can come that soon:
+    a picture's first slice begins with a 1 bit).
+    """
+    bits = int.from_bytes(data[at:at + 8], "big")
+    total = 8 * len(data[at:at + 8])
+    position = 0
+    value = 0
+    for _ in range(2):
+        zeros = 0
+        while position + zeros < total and not bits >> (total - 1 - position - zeros) & 1:
+            zeros += 1
+        if position + 2 * zeros + 1 > total:
+            return None
+        code = bits >> (total - position - 2 * zeros - 1) & ((1 << (2 * zeros + 1)) - 1)
+        value = code - 1
+        position += 2 * zeros + 1
+    return value in _H264_I_SLICES
 
 
 def pes_random_access(packet: Buffer, p: int, start: int, codec: str) -> bool:

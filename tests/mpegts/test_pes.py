@@ -52,6 +52,24 @@ class ClockFieldTests(SynchronousTestCase):
         self.assertFalse(starts_random_access("mpeg2", b"\x00\x00\x01\x00\x00\x17\xff"))  # a P-picture
         self.assertTrue(starts_random_access("vc1", b"anything"))  # codecs it cannot read never block
 
+    def test_a_parameter_set_is_a_way_in_only_before_an_intra_picture(self) -> None:
+        aud_sps = b"\x00\x00\x00\x01\x09\xf0\x00\x00\x00\x01\x67\x4d\x40\x1f\x00\x00\x00\x01\x68\xee"
+        # eac3-first-h264-720p25.ts sends an SPS and PPS before every picture
+        self.assertFalse(starts_random_access("h264", aud_sps + b"\x00\x00\x01\x41\x9a"))  # P (slice_type 5)
+        self.assertFalse(starts_random_access("h264", aud_sps + b"\x00\x00\x01\x01\x9e"))  # B (slice_type 6)
+        self.assertTrue(starts_random_access("h264", aud_sps + b"\x00\x00\x01\x41\x88"))  # I (slice_type 7), no IDR
+        self.assertTrue(starts_random_access("h264", aud_sps + b"\x00\x00\x01\x41\xb0"))  # I (slice_type 2)
+        self.assertFalse(starts_random_access("h264", b"\x00\x00\x01\x41\x88"))  # an I slice without its SPS
+        self.assertTrue(starts_random_access("h264", aud_sps + b"\x00\x00\x01\x65\x88"))  # IDR
+        self.assertTrue(starts_random_access("h264", aud_sps + b"\x00\x00\x01\x06\x05"))  # the slice beyond: as before
+        self.assertTrue(starts_random_access("h264", aud_sps + b"\x00\x00\x01\x41"))  # its header cut off
+        vps = b"\x00\x00\x01\x46\x01\x10\x00\x00\x01\x40\x01\x0c"
+        self.assertFalse(starts_random_access("hevc", vps + b"\x00\x00\x01\x02\x01\xd0"))  # TRAIL_R
+        self.assertTrue(starts_random_access("hevc", vps + b"\x00\x00\x01\x2a\x01\xaf"))  # CRA
+        sequence = b"\x00\x00\x01\xb3\x2d\x02\x40\x33\x00\x00\x01\xb8\x00\x08"
+        self.assertFalse(starts_random_access("mpeg2", sequence + b"\x00\x00\x01\x00\x00\x17\xff"))  # P
+        self.assertTrue(starts_random_access("mpeg2", sequence + b"\x00\x00\x01\x00\x00\x0f\xff"))  # I
+
     def test_a_pes_header_split_across_packets_is_found_in_both(self) -> None:
         source = Source(split_header=True)
         data = source.frames(0, 1)

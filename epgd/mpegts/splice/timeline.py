@@ -128,14 +128,17 @@ class Timeline:
         The PCR's shift, at the first PCR of a new source that goes out (which may come some
         packets after its way in): the frames' shift, kept between real time (the PCR never
         goes back, nor runs slower than the wall clock) and real time plus a frame (it never
-        leaps ahead).
+        leaps ahead). It moves on by a tick at least: only the 90 kHz base is shifted, the
+        27 MHz extension stays the source's, so a PCR placed on the last one's base would go
+        back by the difference of their extensions (GStreamer reads that as a new clock).
         """
         self._pcr_pending = False
         assert self.last_pcr is not None
         waited = self._waited(now)
         real = (self.last_pcr + waited - source) % WRAP
-        if ring_diff(self.ts_offset, real) < 0:
-            self.pcr_offset = real
+        floor = (self.last_pcr + max(waited, 1) - source) % WRAP
+        if ring_diff(self.ts_offset, floor) < 0:
+            self.pcr_offset = floor
         elif ring_diff(self.ts_offset, real) > self._frame_now:
             self.pcr_offset = (real + self._frame_now) % WRAP
 

@@ -19,6 +19,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
+from epgd.mpegts.entry import latest_entry
 from epgd.mpegts.splice.continuous import ContinuousSplicer
 from epgd.mpegts.splice.layout import OUT_AUDIO, OUT_OTHER, OUT_PMT, OUT_VIDEO
 from epgd.mpegts.splice.timeline import ABSORBED, SOUND_OVERLAP
@@ -416,6 +417,29 @@ class SpliceTests(SynchronousTestCase, Invariants):
         rest = splicer.feed(b.frames(0, 10), 1.0)
         self.assertEqual({m for m, _ in video_marks(read(rest))}, {2})
         self.assertEqual(read(before + after + rest).cc_errors, [])
+
+    def test_a_switch_enters_at_a_key_frame_where_every_picture_has_an_sps(self) -> None:
+        """
+        As a channel switches: the new source's entry, then the latest key frame of what it sent
+        while the old one closed (``latest_entry``). An SPS before every picture (some encoders,
+        eac3-first-h264-720p25.ts) is no key frame: entering at a P-picture after it would lose
+        everything up to the next key frame.
+        """
+        splicer = ContinuousSplicer()
+        a = Source(marker=1)
+        b = Source(marker=2, pmt=0x300, video=0x301, audio=(0x302,), clock=5_000_000, gop=10,
+                   sps_every_frame=True)
+        before = splicer.feed(a.frames(0, 10), 0.0)
+        incoming = b.frames(0, 6)
+        entry = splicer.finder().feed(incoming[:188 * 8])
+        assert entry is not None
+        splicer.close(entry)
+        after = splicer.feed(a.frames(10, 3), 0.4)
+        self.assertTrue(splicer.closed)
+        rest = splicer.enter(latest_entry(entry, incoming[188 * 8:]), 0.4)
+        marks = video_marks(read(before + after + rest))
+        new = [rap for marker, rap in marks if marker == 2]
+        self.assertEqual(new, [True, False, False, False, False, False])  # from its key frame, all six
 
     def test_close_with_nothing_flowing_is_closed_at_once(self) -> None:
         fresh = ContinuousSplicer()

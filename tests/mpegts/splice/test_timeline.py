@@ -87,6 +87,20 @@ class CutTests(SynchronousTestCase):
         self.assertGreaterEqual(first_pcr, self.last_pcr)
         self.assertEqual(first_pcr, self.last_pcr + FRAME)  # clamped: wall clock (0 s) plus a frame
 
+    def test_a_pcr_placed_with_no_wait_moves_on_by_a_tick_at_least(self) -> None:
+        """
+        Only the PCR's 90 kHz base is shifted (its 27 MHz extension stays the source's): a first
+        PCR on the last one's base would go back by their extensions' difference (up to 299
+        ticks; GStreamer reads a new clock), so it takes the next base at least.
+        """
+        clock = self.clock
+        pcr, lead = 7_000_000_000, 90000  # frames further ahead of the PCR than the old source's
+        clock.cut(pcr, VIDEO)
+        clock.place(pcr + lead, pcr, VIDEO, self.t0)  # no wait: the frames a frame after the old ones
+        self.assertEqual(clock.stamp(VIDEO, pcr + lead), self.last_dts + FRAME)
+        # ... which would put the PCR before the last one: it holds, and moves on by a tick
+        self.assertEqual(clock.pcr(pcr, self.t0, True), self.last_pcr + 1)
+
     def test_the_frame_is_learned_from_the_old_stream(self) -> None:
         clock = Timeline()
         clock.cut(None, VIDEO)
