@@ -37,6 +37,7 @@ class Timeline:
         self._entry_pcr: int | None = None
         self.last_pcr: int | None = None  # the output's last PCR base ...
         self._last_pcr_at = 0.0  # ... and when it went out
+        self._placed_at: float | None = None  # a new source placed with its wait absorbed: when
         self._last_ts: dict[int, int] = {}  # output PID -> its last decode timestamp
         self._top: dict[int, int] = {}  # output PID -> the latest presentation time it sent
         self._leading: dict[int, int] = {}  # output PID -> the entry's PTS, while pictures before it may come
@@ -76,6 +77,8 @@ class Timeline:
         """
         self.pending = False
         shift = self._shift(dts, pcr if pcr is not None else self._entry_pcr, out, now, pts)
+        # a wait absorbed here stays absorbed for the PCR too, however late its first comes
+        self._placed_at = now if not self._waited(now) else None
         self.ts_offset = self.pcr_offset = shift
         self._frame_now = self._frame.get(out, DEFAULT_FRAME)
         self._pcr_pending = self.last_pcr is not None
@@ -91,8 +94,12 @@ class Timeline:
         frame = self._frame.get(out, DEFAULT_FRAME)
         last = self._last_ts.get(out)
         old_lead = DEFAULT_LEAD
-        if last is not None and self.last_pcr is not None:
-            old_lead = min(max(ring_diff(last, self.last_pcr), 0), 2 * 90000)
+        last_pcr = self.last_pcr
+        if self._last_ts and last_pcr is not None:
+            # how far the old source's frames ran ahead of its clock: read from the stream it
+            # sent last (the anchor's own may be long stale: a source before it had no video)
+            latest = max(self._last_ts.values(), key=lambda ts: ring_diff(ts, last_pcr))
+            old_lead = min(max(ring_diff(latest, last_pcr), 0), 2 * 90000)
         if pcr is None:
             pcr = (dts - old_lead) % WRAP
         lead = min(max(ring_diff(dts, pcr), 0), 2 * 90000)
@@ -112,15 +119,15 @@ class Timeline:
             shift = floor if need is None or ring_diff(need, floor) <= 0 else need
         return shift
 
-    def _waited(self, now: float) -> int:
+    def _waited(self, now: float, since: float | None = None) -> int:
         """
-        The wall time since the output's last PCR that a cut moves the clock on by, in 90 kHz
+        The wall time since the output's last PCR (or ``since``) that a cut moves the clock on by, in 90 kHz
         ticks: none below ``ABSORBED``. A make-before-break switch spends a little (the old
         source finishing its frame and sound, a PCR interval of up to 0.1 s) that its own
         sound covers; moving the pictures on by it would only show as a stall. A real wait (a
         reconnection, break-before-make) moves the clock on in full.
         """
-        waited = now - self._last_pcr_at
+        waited = now - (self._last_pcr_at if since is None else since)
         return round(waited * 90000) if waited >= ABSORBED else 0
 
     def _place_pcr(self, source: int, now: float) -> None:
@@ -134,7 +141,7 @@ class Timeline:
         """
         self._pcr_pending = False
         assert self.last_pcr is not None
-        waited = self._waited(now)
+        waited = self._waited(now, self._placed_at)  # the frames' wait, not one they absorbed
         real = (self.last_pcr + waited - source) % WRAP
         floor = (self.last_pcr + max(waited, 1) - source) % WRAP
         if ring_diff(self.ts_offset, floor) < 0:

@@ -78,6 +78,9 @@ def run(sources: list[tuple[Source, int, int]], chunk: int | list[int] = 7, wait
                     continue
                 position = min(position, len(data))
                 when = now + (position / len(data)) * count_seconds((source, first, count)) if paced else now
+                # no real time taken: the old source's bytes came up to the cut (a short old
+                # source runs out while the new one is read on the side: a real wait, then)
+                last_old = max((p.now for p in pieces if p.segment == index - 1 and p.data), default=when)
                 # make-before-break: the old source finishes what it was sending before the cut
                 splicer.close(entry)
                 tail = old.frames(old_first + old_count, 6) if close else b""
@@ -89,7 +92,8 @@ def run(sources: list[tuple[Source, int, int]], chunk: int | list[int] = 7, wait
                     if at % (4 * 188) == 0 and ahead < len(data):
                         splicer.foresee(data[ahead:ahead + 4 * 188])
                         ahead += 4 * 188
-                finished = splicer.closed and close and (waits[index - 1] if waits else 0.0) < ABSORBED / 4
+                waited = (waits[index - 1] if waits else 0.0) + when - last_old
+                finished = splicer.closed and close and waited < ABSORBED / 4
                 pieces.append(Piece(splicer.enter(entry, when), index, when, seamless=finished))
             else:
                 splicer.cut()
@@ -505,6 +509,49 @@ def pictures(draw: st.DrawFn) -> list[tuple[Source, int, int]]:
 
 
 class SpliceProperties(SynchronousTestCase, Invariants):
+    def assertNoFrameLate(self, report: Report) -> None:
+        """Every frame reaches the decoder before its time: its DTS (else PTS) at or past the PCR then."""
+        pcrs = report.pcrs
+        for pid, stamps in report.stamps.items():
+            for index, pts, dts in stamps:
+                before = [pcr for i, pcr in pcrs if i < index]
+                if before:
+                    due = dts if dts is not None else pts
+                    self.assertGreaterEqual(ring(due, before[-1]), 0, f"PID {pid:#x}: a frame late at packet {index}")
+
+    def test_a_wait_the_frames_absorb_the_clock_absorbs_too(self) -> None:
+        """
+        A cut that took just under ABSORBED when the new source's frames were placed, and past
+        it when its first PCR went out (a PCR on a PID of its own comes a few packets later):
+        the PCR moved on by the whole wait and the frames did not, so every frame of the new
+        source reached players 0.7 s late, and the next cut left a gap as long.
+        """
+        audio = dict(audio=(258,), audio_type=MP2, lead=9000, psi_every=1)
+        items = [(Source(marker=1, video=257, gop=1, **audio), 0, 2),
+                 (Source(marker=2, video=None, gop=1, **audio), 0, 2),
+                 (Source(marker=3, video=None, gop=1, **audio), 0, 2),
+                 (Source(marker=4, video=257, pcr=288, gop=4, **audio), 2, 5),
+                 (Source(marker=5, video=None, gop=1, **audio), 0, 2)]
+        out, pieces, _ = run(items, chunk=[1], waits=[0.0, 0.0, 0.625, 0.0], side=[False, False, False, True])
+        report = self.check(out, pieces, service=1)
+        self.assertNoFrameLate(report)
+
+    def test_frames_keep_their_lead_after_a_source_without_video(self) -> None:
+        """
+        How far the old frames ran ahead of the clock is read from the stream sent last: after
+        two sound-only sources the video's last stamp is long stale, and read from it the new
+        source's frames got no lead at all over a PCR that moved on in real time (late sound).
+        """
+        audio = dict(audio=(258,), audio_type=MP2, lead=9000, psi_every=1)
+        items = [(Source(marker=1, video=257, gop=1, **audio), 0, 2),
+                 (Source(marker=2, video=None, gop=1, **audio), 0, 2),
+                 (Source(marker=3, video=None, gop=1, **audio), 0, 2),
+                 (Source(marker=4, video=257, pcr=288, gop=2, split_header=True, video_packets=2, **audio), 1, 3),
+                 (Source(marker=5, video=None, gop=1, **audio), 0, 2)]
+        out, pieces, _ = run(items, chunk=[15], waits=[0.0, 0.0, 1.0, 0.0], side=[False, False, False, True])
+        report = self.check(out, pieces, service=1)
+        self.assertNoFrameLate(report)
+
     def test_the_old_sound_runs_on_to_where_the_new_sound_begins(self) -> None:
         """
         The new source muxes its sound after its pictures (its first sound after its key frame
