@@ -37,7 +37,7 @@ class Timeline:
         self._entry_pcr: int | None = None
         self.last_pcr: int | None = None  # the output's last PCR base ...
         self._last_pcr_at = 0.0  # ... and when it went out
-        self._placed_at: float | None = None  # a new source placed with its wait absorbed: when
+        self._placed_wait = 0  # the wait a new source's frames were placed after (90 kHz ticks)
         self._last_ts: dict[int, int] = {}  # output PID -> its last decode timestamp
         self._top: dict[int, int] = {}  # output PID -> the latest presentation time it sent
         self._leading: dict[int, int] = {}  # output PID -> the entry's PTS, while pictures before it may come
@@ -77,8 +77,10 @@ class Timeline:
         """
         self.pending = False
         shift = self._shift(dts, pcr if pcr is not None else self._entry_pcr, out, now, pts)
-        # a wait absorbed here stays absorbed for the PCR too, however late its first comes
-        self._placed_at = now if not self._waited(now) else None
+        # the PCR moves on by the wait the frames did, however late the new source's first
+        # PCR goes out (a PCR on a PID of its own, a burst read at once): else it runs ahead
+        # of the frames and every one of them reaches the decoder late
+        self._placed_wait = self._waited(now)
         self.ts_offset = self.pcr_offset = shift
         self._frame_now = self._frame.get(out, DEFAULT_FRAME)
         self._pcr_pending = self.last_pcr is not None
@@ -119,29 +121,29 @@ class Timeline:
             shift = floor if need is None or ring_diff(need, floor) <= 0 else need
         return shift
 
-    def _waited(self, now: float, since: float | None = None) -> int:
+    def _waited(self, now: float) -> int:
         """
-        The wall time since the output's last PCR (or ``since``) that a cut moves the clock on by, in 90 kHz
+        The wall time since the output's last PCR that a cut moves the clock on by, in 90 kHz
         ticks: none below ``ABSORBED``. A make-before-break switch spends a little (the old
         source finishing its frame and sound, a PCR interval of up to 0.1 s) that its own
         sound covers; moving the pictures on by it would only show as a stall. A real wait (a
         reconnection, break-before-make) moves the clock on in full.
         """
-        waited = now - (self._last_pcr_at if since is None else since)
+        waited = now - self._last_pcr_at
         return round(waited * 90000) if waited >= ABSORBED else 0
 
-    def _place_pcr(self, source: int, now: float) -> None:
+    def _place_pcr(self, source: int) -> None:
         """
         The PCR's shift, at the first PCR of a new source that goes out (which may come some
-        packets after its way in): the frames' shift, kept between real time (the PCR never
-        goes back, nor runs slower than the wall clock) and real time plus a frame (it never
-        leaps ahead). It moves on by a tick at least: only the 90 kHz base is shifted, the
+        packets after its way in): the frames' shift, kept between real time (the last PCR
+        moved on by the wait the frames were placed after: the PCR never goes back, nor
+        skips a wait) and real time plus a frame (it never leaps ahead). It moves on by a tick at least: only the 90 kHz base is shifted, the
         27 MHz extension stays the source's, so a PCR placed on the last one's base would go
         back by the difference of their extensions (GStreamer reads that as a new clock).
         """
         self._pcr_pending = False
         assert self.last_pcr is not None
-        waited = self._waited(now, self._placed_at)  # the frames' wait, not one they absorbed
+        waited = self._placed_wait
         real = (self.last_pcr + waited - source) % WRAP
         floor = (self.last_pcr + max(waited, 1) - source) % WRAP
         if ring_diff(self.ts_offset, floor) < 0:
@@ -173,7 +175,7 @@ class Timeline:
         if on_pcr_pid:
             self._src_pcr = source
             if self._pcr_pending:
-                self._place_pcr(source, now)
+                self._place_pcr(source)
         base = (source + self.pcr_offset) % WRAP
         if on_pcr_pid:
             self.last_pcr, self._last_pcr_at = base, now

@@ -60,13 +60,14 @@ def run(sources: list[tuple[Source, int, int]], chunk: int | list[int] = 7, wait
     now = 1000.0
     sizes = chunk if isinstance(chunk, list) else [chunk]
     turn = 0
+    flowing = 0  # the source the splicer is on (one that showed no way in never was)
     for index, (source, first, count) in enumerate(sources):
         data = source.frames(first, count)
         if index:
             now += count_seconds(sources[index - 1]) + (waits[index - 1] if waits else 0.0)
             if side and side[index - 1]:
                 finder = splicer.finder()
-                old, old_first, old_count = sources[index - 1]
+                old, old_first, old_count = sources[flowing]
                 position = 0
                 entry = None
                 while entry is None and position < len(data):
@@ -80,7 +81,7 @@ def run(sources: list[tuple[Source, int, int]], chunk: int | list[int] = 7, wait
                 when = now + (position / len(data)) * count_seconds((source, first, count)) if paced else now
                 # no real time taken: the old source's bytes came up to the cut (a short old
                 # source runs out while the new one is read on the side: a real wait, then)
-                last_old = max((p.now for p in pieces if p.segment == index - 1 and p.data), default=when)
+                last_old = max((p.now for p in pieces if p.segment == flowing and p.data), default=when)
                 # make-before-break: the old source finishes what it was sending before the cut
                 splicer.close(entry)
                 tail = old.frames(old_first + old_count, 6) if close else b""
@@ -88,17 +89,19 @@ def run(sources: list[tuple[Source, int, int]], chunk: int | list[int] = 7, wait
                 for at in range(0, len(tail), 188):
                     if splicer.closed:
                         break
-                    pieces.append(Piece(splicer.feed(tail[at:at + 188], when), index - 1, when))
+                    pieces.append(Piece(splicer.feed(tail[at:at + 188], when), flowing, when))
                     if at % (4 * 188) == 0 and ahead < len(data):
                         splicer.foresee(data[ahead:ahead + 4 * 188])
                         ahead += 4 * 188
                 waited = (waits[index - 1] if waits else 0.0) + when - last_old
                 finished = splicer.closed and close and waited < ABSORBED / 4
                 pieces.append(Piece(splicer.enter(entry, when), index, when, seamless=finished))
+                flowing = index
             else:
                 splicer.cut()
                 pieces.append(Piece(b"", index, now, hard=True))
                 position = 0
+                flowing = index
         else:
             position = 0
         start = now
