@@ -6,8 +6,9 @@ switch that enters such a source at a key frame of that burst sends the rest of 
 once: the channel's stream (and every viewer's delay) runs that much further ahead of the
 wall clock at every switch. ``LiveEdge`` reads the new source beside its ``EntryFinder``,
 keeps the latest key frame it sent and the source's pace (its PCR against the times its bytes
-came), and hands that key frame over only once entering there sends at most ``AHEAD`` of media
-at once and no burst is under way (a source without PCR: once it has been read ``WATCH``).
+came), and hands that key frame over once the source has been read ``WATCH`` with no burst
+under way: at once when it sent no more media than wall time since its first byte (give or
+take ``AHEAD``), else (it burst) once at most ``AHEAD`` of media follows the key frame.
 A caller that is not ``patient`` gets the first key frame at once.
 
 Pure: the arrival times are given (``now``), as ``EntryFinder.wait`` takes them.
@@ -25,8 +26,9 @@ from epgd.mpegts.pes import pcr_offset, read_pcr_base, ring_diff
 AHEAD = 0.3
 #: a source is read this long (s) before its pace is trusted: a burst shows within it ...
 WATCH = 0.15
-#: ... and over that long it sent at most this much (s) more media than wall time passed
-CALM = 0.1
+#: ... and over that long it sent at most this much (s) more media than wall time passed (a
+#: source paced by its byte rate runs its PCR a little ahead or behind with the picture's VBR)
+CALM = 0.25
 #: a PCR step further than this (s) is the source's clock jumping, not media sent
 _JUMP = 10.0
 
@@ -39,7 +41,8 @@ class LiveEdge:
         self.entry: Entry | None = None  # the latest key frame (with the rest of its chunk)
         self.skipped = 0  # key frames passed over for a later one
         self._after: list[bytes] = []  # the chunks that came after it
-        self._at = 0.0  # the source's media time (s) at it
+        self._at = 0.0  # the source's media time (s) at it ...
+        self._began: float | None = None  # when the source's first bytes came
         self._media = 0.0  # the source's media time: seconds of its clock since its first PCR
         self._pcr: int | None = None
         self._points: list[tuple[float, float]] = []  # (arrival, media time) after each chunk
@@ -81,7 +84,12 @@ class LiveEdge:
         self._points.append((now, self._media))
         if self.entry is None:
             return None
-        if not patient or (calm and self.ahead <= AHEAD):
+        if self._began is None:
+            self._began = now
+        # a source that burst (more media than wall time since its first byte) is entered
+        # where little follows; one that did not, as soon as its pace is known
+        burst = self._media - (now - self._began) > AHEAD
+        if not patient or (calm and (not burst or self.ahead <= AHEAD)):
             return self.take()
         return None
 

@@ -119,12 +119,12 @@ class BurstTests(SynchronousTestCase):
     def test_a_source_bursting_for_good_is_entered_after_five_seconds(self) -> None:
         self.start()
         with capturedLogs() as events:
-            for _ in range(124):  # three times real time, for 4.96 s
-                self.step(new=3)
+            for _ in range(124):  # five times real time, for 4.96 s
+                self.step(new=5)
             self.assertEqual(self.channel.switches, 0)  # the old plays on meanwhile
             for _ in range(4):  # 5 s: the latest key frame, once the old's frame is done
-                self.step(new=3)
+                self.step(new=5)
         self.assertEqual(self.channel.switches, 1)
         self.assertIn("2.ts sent no key frame in real time within 5s: entering at its latest", log_text(events))
         self.assertEqual(self.entered_at() % 5, 0)
-        self.assertGreaterEqual(self.entered_at(), 3 * 124 - 5)
+        self.assertGreaterEqual(self.entered_at(), 5 * 124 - 5)
