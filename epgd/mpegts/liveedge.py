@@ -41,7 +41,7 @@ class LiveEdge:
         self.entry: Entry | None = None  # the latest key frame (with the rest of its chunk)
         self.skipped = 0  # key frames passed over for a later one
         self._after: list[bytes] = []  # the chunks that came after it
-        self._at = 0.0  # the source's media time (s) at it ...
+        self._at = 0.0  # the source's media time (s) at it
         self._began: float | None = None  # when the source's first bytes came
         self._media = 0.0  # the source's media time: seconds of its clock since its first PCR
         self._pcr: int | None = None
