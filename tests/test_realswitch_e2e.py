@@ -129,12 +129,6 @@ class RealSwitchTests(RealSwitchCase):
                             f"over {len(run.cuts)} switches")
         self.assertEqual(problems, [], "\n".join(problems))
 
-    test_a_provider_bursting_at_every_connection.todo = (  # type: ignore[attr-defined]
-        "switching: the players now follow every cut, but a new source's first burst still passes "
-        "on after the cut: the stream's lead over the wall clock grew 1.31-2.83 s over 2 switches of "
-        "1.5 s bursts (latest_entry skips only what came while the old source closed; the rest of "
-        "the burst arrives after the cut)")
-
     async def test_the_hls_playlist_plays_in_vlc_through_a_switch(self) -> None:
         """
         Issue 20: ``/playlist.m3u?output=m3u8`` opened in VLC plays the channel's HLS output

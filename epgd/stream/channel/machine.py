@@ -30,11 +30,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from attrs import define, field
 from automat import TypeMachineBuilder
 from automat._typed import TypedDataState, TypedState
 from twisted.internet.defer import CancelledError, Deferred
-from twisted.internet.interfaces import IDelayedCall
 from twisted.python.failure import Failure
 
 from epgd.mpegts.entry import (
@@ -42,14 +40,15 @@ from epgd.mpegts.entry import (
     ENTRY_WAIT_BYTES,
     ENTRY_WAIT_SECONDS,
     Entry,
-    EntryFinder,
     EntryMode,
     latest_entry,
 )
+from epgd.mpegts.liveedge import LiveEdge
 from epgd.net.timers import backoff, cancel
 from epgd.schedule.model import Source
 from epgd.stream.channel.core import SwitchCore
 from epgd.stream.channel.tap import Tap
+from epgd.stream.channel.waits import Ready, Seek, SlotWait, Wait
 
 #: once the new source's entry is found, the old one may take this long to finish its frame
 #: and its sound's PES under way (some muxers spread a 0.7 s AAC PES over its whole length)
@@ -115,46 +114,11 @@ class Switching(Protocol):
     def stop(self) -> None: ...
 
 
-# -- what waiting states own ---------------------------------------------------------
-
-@define
-class Wait:
-    """A waiting state's timer (and the Deferred it watches), cancelled when it is left."""
-
-    timer: IDelayedCall | None = None
-    watching: Deferred[None] | None = None
-
-    def leave(self, core: SwitchCore) -> None:
-        cancel(self.timer)
-        self.timer = None
-        watching, self.watching = self.watching, None
-        if watching is not None and not watching.called:
-            watching.cancel()
-
-
-@define(kw_only=True)
-class Seek(Wait):
-    finder: EntryFinder
-    waits: int = 0
-
-
-@define(kw_only=True)
-class Ready(Wait):
-    entry: Entry
-    more: list[bytes] = field(factory=list)  # what the new source sent since
-
-
-@define(kw_only=True)
-class SlotWait(Wait):
-    source: Source
-
-    def leave(self, core: SwitchCore) -> None:
-        super().leave(core)
-        core.awaiting = None
-
+# -- what waiting states own (waits.py) ------------------------------------------
 
 def _seek(c: Switching, core: SwitchCore, tap: Tap) -> Seek:
-    return Seek(finder=core.splicer.finder())
+    finder = core.splicer.finder()
+    return Seek(finder=finder, edge=LiveEdge(finder))
 
 
 def _ready(c: Switching, core: SwitchCore, entry: Entry) -> Ready:
@@ -267,7 +231,10 @@ def build() -> Callable[[SwitchCore], Switching]:
     def look(c: Switching, core: SwitchCore, seek: Seek, packets: bytes) -> None:
         if seek.timer is None:
             seek.timer = core.clock.callLater(ENTRY_WAIT_SECONDS, c.wait_over)
-        entry = seek.finder.feed(packets)
+        # a bursting source is entered at a key frame that came in real time (issue 17); with
+        # nothing but the slate flowing, or once the wait is relaxed, at its first
+        patient = core.continuous and not core.on_slate and not seek.waits
+        entry = seek.edge.feed(packets, core.clock.seconds(), patient)
         if entry is not None:
             c.found(entry)
         elif seek.finder.seen >= ENTRY_WAIT_BYTES * (seek.waits + 1):
@@ -275,7 +242,16 @@ def build() -> Callable[[SwitchCore], Switching]:
 
     @_edge(seeking, I.wait_over)
     def relax(c: Switching, core: SwitchCore, seek: Seek) -> None:
-        """No random-access point in time: take the next frame; no way in at all: failed."""
+        """
+        No key frame in real time: the latest held (as a burst's end is). No random-access
+        point at all: take the next frame; no way in at all: failed.
+        """
+        if seek.edge.entry is not None:
+            core.log.info("[PROXY] {channel}: {new} sent no key frame in real time within {s:g}s: "
+                          "entering at its latest", channel=core.channel_id, s=ENTRY_WAIT_SECONDS,
+                          new=core.pending.upstream.name if core.pending is not None else "?")
+            c.found(seek.edge.take())
+            return
         cancel(seek.timer)
         seek.timer = None
         seek.waits += 1
@@ -294,6 +270,10 @@ def build() -> Callable[[SwitchCore], Switching]:
     @_edge(seeking, I.found, closing)
     def finish_old(c: Switching, core: SwitchCore, seek: Seek, entry: Entry) -> None:
         """The new source can start: the old one finishes its current frame first."""
+        if seek.edge.skipped:
+            core.log.info("[PROXY] {channel}: {new} sent media ahead of real time: entering it {n} key "
+                          "frame(s) later, as it came in real time", channel=core.channel_id,
+                          n=seek.edge.skipped, new=core.pending.upstream.name if core.pending else "?")
         core.close_current(entry)
         if core.splicer.closed:
             c.old_done()

@@ -10,6 +10,7 @@ from twisted.logger import capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 
 from epgd.config import Config, ProviderConfig, StreamConfig
+from epgd.mpegts.liveedge import WATCH
 from epgd.mpegts.splice.layout import OUT_PMT, OUT_VIDEO
 from epgd.net import timers
 from epgd.redact import Redactor
@@ -19,6 +20,8 @@ from epgd.stream.registry import UpstreamRegistry
 from tests.streamfakes import BASE, T0, FakeHTTP, FakeRequest, event, finish_when_done, log_text, schedule
 from tests.tsgen import MP2, MPEG2, Source
 from tests.tsverify import read, ring, video_marks
+
+NULLS = (b"\x47\x1f\xff\x10" + b"\xff" * 184) * 6  # past the intake's sniffing and aligner
 
 # The upstream's aligner passes a packet on once the next one's sync byte is in: the last
 # packet of each send waits for the next send.
@@ -84,6 +87,8 @@ class ContinuousChannelTests(SynchronousTestCase):
         self.at(100)
         self.channel.check(sched, self.clock.seconds())
         second = self.http.answer(BASE + "2.ts")
+        second.send(NULLS)  # its first bytes come a while before its media: it sends in real time,
+        self.clock.advance(WATCH)  # no burst (liveedge; test_burst has those)
         return request, first, second
 
     def test_a_switch_finishes_the_old_frame_and_cuts_in_at_a_key_frame(self) -> None:

@@ -19,6 +19,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from epgd.config import Config, ProviderConfig, StreamConfig
 from epgd.mpegts.entry import Entry
+from epgd.mpegts.liveedge import WATCH
 from epgd.mpegts.slate.source import KeyFrame, prepare
 from epgd.mpegts.splice.continuous import ContinuousSplicer
 from epgd.net import timers
@@ -138,7 +139,10 @@ class MachineTests(SynchronousTestCase):
 
     def closing(self) -> tuple[Tap, Tap]:
         old, new = self.seeking()
-        self.taps.responses["2.ts"].send(NEW.frames(0, 2))  # its key frame: the way in
+        pending = self.taps.responses["2.ts"]
+        pending.send(NEW.frames(3, 2))  # no key frame yet; then a while of real time (no burst) ...
+        self.clock.advance(WATCH)
+        pending.send(NEW.frames(5, 2))  # ... before its key frame: the way in at once
         self.assertEqual(self.core.state, "closing")  # the old one is in the middle of a frame
         return old, new
 
@@ -303,7 +307,7 @@ class MachineTests(SynchronousTestCase):
 
     def test_closing_cuts_when_the_old_frame_is_done(self) -> None:
         old, new = self.closing()
-        self.taps.responses["2.ts"].send(NEW.frames(2, 1))  # held meanwhile
+        self.taps.responses["2.ts"].send(NEW.frames(7, 1))  # held meanwhile
         # frame 7 starts: frame 6 was the last picture; its sound runs while it is shown
         self.taps.responses["1.ts"].send(OLD.frames(6, 3))
         self.assertEqual((self.core.state, self.core.current, self.held()), ("steady", new, ["2.ts"]))
