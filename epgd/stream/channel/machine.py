@@ -232,8 +232,11 @@ def build() -> Callable[[SwitchCore], Switching]:
         if seek.timer is None:
             seek.timer = core.clock.callLater(ENTRY_WAIT_SECONDS, c.wait_over)
         # a bursting source is entered at a key frame that came in real time (issue 17); with
-        # nothing but the slate flowing, or once the wait is relaxed, at its first
-        patient = core.continuous and not core.on_slate and not seek.waits
+        # nothing but the slate flowing, once the wait is relaxed, or from an HLS source (each
+        # segment comes at once: every one would look like a burst), at its first
+        pending = core.pending
+        hls = pending is not None and pending.upstream.kind == "hls"
+        patient = core.continuous and not core.on_slate and not seek.waits and not hls
         entry = seek.edge.feed(packets, core.clock.seconds(), patient)
         if entry is not None:
             c.found(entry)

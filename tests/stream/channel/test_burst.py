@@ -41,6 +41,7 @@ class BurstTests(SynchronousTestCase):
         self.channel = ChannelStream("nhl_1", self.clock, config.stream, registry, Redactor.for_urls([BASE]))
         self.addCleanup(self.channel.stop)
         self.old, self.new = Source(**OLD), Source(**NEW)  # type: ignore[arg-type]
+        self.registry = registry
         self.arrived: list[tuple[float, int]] = []  # (time, bytes the viewer had by then)
         self.sent = {1: 0, 2: 0}  # frames sent, per source
 
@@ -128,3 +129,20 @@ class BurstTests(SynchronousTestCase):
         self.assertIn("2.ts sent no key frame in real time within 5s: entering at its latest", log_text(events))
         self.assertEqual(self.entered_at() % 5, 0)
         self.assertGreaterEqual(self.entered_at(), 5 * 124 - 5)
+
+    def test_an_hls_source_is_entered_at_once_though_its_segments_come_at_once(self) -> None:
+        """
+        An HLS source hands on each segment as it is fetched, seconds of media at a time: read
+        as a burst, every switch to one would wait for the 5 s bound. It is entered as before.
+        """
+        self.start()
+        upstream = self.registry.get(BASE + "2.ts")
+        assert upstream is not None
+        self.step(new=5)  # a segment of 15 frames in 0.12 s, and nothing more yet
+        upstream.kind = "hls"  # what an answer that was a playlist made it (its reader feeds it)
+        self.step(new=5)
+        self.step(new=5)
+        self.step()
+        self.step()
+        self.assertEqual(self.channel.switches, 1)
+        self.assertLess(self.entered_at(), 15)
