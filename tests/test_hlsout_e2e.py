@@ -132,10 +132,14 @@ class HlsOutputTests(E2ETestCase):
         for offset, entry in enumerate(entries):
             self.assertEqual(entry["uri"], f"test_1/{sequence + offset}.ts")  # relative to the playlist
             self.assertLessEqual(math.ceil(float(entry["EXTINF"])), target)
-            # a key frame every 25 frames, but the 4.03 s clips loop at 101
-            self.assertTrue(SEGMENT <= float(entry["EXTINF"]) < 1.2 * SEGMENT, text)
+            # a key frame every 25 frames, but the 4.03 s clips loop at 101; the segment that
+            # holds the switch (at EVENT s) runs on to the new source's next key frame at or
+            # after SEGMENT: up to a key-frame interval more where its key frames fall off the
+            # old one's beat (SPEC §16)
+            self.assertTrue(SEGMENT <= float(entry["EXTINF"]) < 2 * SEGMENT + 0.05, text)
             self.assertRegex(entry["PROGRAM-DATE-TIME"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
             self.assertNotIn("DISCONTINUITY", entry)
+        self.assertLessEqual(sum(float(e["EXTINF"]) >= 1.2 * SEGMENT for e in entries), 1, text)
 
         newest = await epgd.fetch(f"/stream/test_1/{sequence + 5}.ts")
         self.assertEqual(newest.status, 200)

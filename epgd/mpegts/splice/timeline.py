@@ -97,11 +97,14 @@ class Timeline:
         last = self._last_ts.get(out)
         old_lead = DEFAULT_LEAD
         last_pcr = self.last_pcr
-        if self._last_ts and last_pcr is not None:
-            # how far the old source's frames ran ahead of its clock: read from the stream it
-            # sent last (the anchor's own may be long stale: a source before it had no video)
-            latest = max(self._last_ts.values(), key=lambda ts: ring_diff(ts, last_pcr))
-            old_lead = min(max(ring_diff(latest, last_pcr), 0), 2 * 90000)
+        if last is not None and last_pcr is not None:
+            # how far the old source's frames ran ahead of its clock; where the anchor's own
+            # stamp is behind the clock (stale: the source before had no video), the frames
+            # sent last say it
+            ahead = ring_diff(last, last_pcr)
+            if ahead < 0:
+                ahead = max(ring_diff(ts, last_pcr) for ts in self._last_ts.values())
+            old_lead = min(max(ahead, 0), 2 * 90000)
         if pcr is None:
             pcr = (dts - old_lead) % WRAP
         lead = min(max(ring_diff(dts, pcr), 0), 2 * 90000)
