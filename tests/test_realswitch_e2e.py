@@ -77,14 +77,13 @@ class RealSwitchTests(RealSwitchCase):
         await self.assert_plays_through(Pair(AAC44K, H264_50P))
 
     test_h264_aac_2997_aac44k_and_50p.todo = (  # type: ignore[attr-defined]
-        "AAC 44.1 <-> 48 kHz and B-frames after none: mpv, GStreamer and Plex play it clean now, "
-        "but VLC says 'faad decoder warning: decoded zero sample' at each cut it plays and drops "
-        "late sound after the second ('main audio output warning: buffer too late (-180323 us): "
-        "dropped' .. -64563 us: 11 to 20 complaints, at most 6); Jellyfin's +igndts remux writes "
-        "'Invalid DTS ... replacing by guess' / 'Non-monotonous DTS in output stream 0:0' for "
-        "50p's B-frames after aac44k (125 lines), and its output decodes with 7 errors (at most 6: "
-        "'h264: error while decoding MB 72 44, bytestream -7' at cuts, its audio DTS 4 ms back "
-        "'597698 >= 597320')")
+        "AAC 44.1 <-> 48 kHz and B-frames after none: since switches wait for a key frame sent in real "
+        "time, the cut into aac44k lands elsewhere in its 0.72 s PES and one AAC frame is torn there: "
+        "mpv and Plex 'aac: Number of bands (47) exceeds limit (40)', the sound's DTS 378 ticks back "
+        "('591939 >= 591561'), mpv 'Invalid audio PTS: 7.405256 -> 8.136411' (a PES of sound lost) "
+        "and 13 complaints (at most 6); an 'h264: error while decoding MB 63 44' at the cut out of "
+        "aac44k (its video PES are not whole access units); VLC 'faad: decoded zero sample' at cuts; "
+        "Jellyfin's +igndts remux rewrites 50p's B-frame DTS after aac44k (133 lines)")
 
     async def test_hevc_and_eac3_listed_first_to_themselves(self) -> None:
         """
