@@ -111,6 +111,8 @@ def head_start(held: Held, offset: int, old_end: int) -> tuple[int, int] | None:
     at = first_frame(codec, payload)
     if at < 0 or held.pts is None:
         return (-1, 0) if held.complete or held.pts is None else None
+    if not _confirmed(held, at):
+        return None
     ticks = 0.0
     while True:
         stamp = (held.pts + round(ticks)) % WRAP
@@ -132,7 +134,7 @@ def tail_keep(held: Held, offset: int, until: int | None) -> tuple[int, bool, in
     """
     codec, payload = held.codec, held.payload
     at = first_frame(codec, payload)
-    if at < 0:
+    if at < 0 or not _confirmed(held, at):
         return None  # not known yet, or (held whole) not framed as its codec says: see ``_tail_done``
     if held.pts is None or until is None:
         return at, True, 0
@@ -152,3 +154,16 @@ def tail_keep(held: Held, offset: int, until: int | None) -> tuple[int, bool, in
         ticks += frame.ticks
         if at == len(payload) and held.complete:
             return at, False, round(ticks)
+
+
+def _confirmed(held: Held, at: int) -> bool:
+    """
+    The frame found at payload byte ``at`` is one: the next frame's header follows it, or the
+    PES is whole. While more is to come, a frame running past what is held may be a sync
+    pattern in the end of the frame the PES before began (mid-PES, frames of one PES spread
+    over the next), and a PES begun there tears a frame.
+    """
+    if held.complete or not held.length:  # whole, or of no stated length (it ends unannounced)
+        return True
+    frame = frame_at(held.codec, held.payload, at)
+    return frame is not None and at + frame.size < len(held.payload)

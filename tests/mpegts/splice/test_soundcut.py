@@ -64,6 +64,21 @@ class PieceTests(SynchronousTestCase):
         partial = held(HEAD, prefix + frames[0][:50], length=200)
         self.assertIsNone(head_start(partial, 0, 90000 + 3 * TICKS))  # not known yet
 
+    def test_a_sync_pattern_in_the_previous_frames_end_is_no_frame_while_more_is_to_come(self) -> None:
+        """
+        A PES that begins with the end of a frame the one before began (frames spread over PES)
+        may hold an ADTS header's pattern there; read before the next frame's header has come,
+        it would pass for a frame, and a new source's sound begun there tears a frame.
+        """
+        false = bytes([0xFF, 0xF1, 0x4C, 0x80, (500 >> 3) & 0xFF, ((500 & 7) << 5) | 0x1F, 0xFC])
+        prefix = b"\x11" * 10 + false + b"\x11" * 13  # 30 bytes, a "frame" of 500 in them
+        frames = [adts(100, k) for k in range(5)]
+        partial = held(HEAD, prefix + frames[0][:50], length=600)
+        self.assertIsNone(head_start(partial, 0, 90000))  # not known yet: not at byte 10
+        self.assertIsNone(tail_keep(held(TAIL, prefix + frames[0][:50], length=600), 0, 90000 + TICKS))
+        whole = held(HEAD, prefix + b"".join(frames))
+        self.assertEqual(head_start(whole, 0, 90000), (30, 90000))
+
     def test_a_closing_sources_pes_keeps_the_end_of_the_last_frame_and_what_fits(self) -> None:
         frames = [adts(100, k) for k in range(4)]
         pes = held(TAIL, b"\x22" * 40 + b"".join(frames))
