@@ -77,10 +77,10 @@ class RealSwitchTests(RealSwitchCase):
         await self.assert_plays_through(Pair(AAC44K, H264_50P))
 
     test_h264_aac_2997_aac44k_and_50p.todo = (  # type: ignore[attr-defined]
-        "AAC 44.1 <-> 48 kHz and B-frames after none: since switches wait for a key frame sent in real "
-        "time, the cut into aac44k lands elsewhere in its 0.72 s PES and one AAC frame is torn there: "
-        "mpv and Plex 'aac: Number of bands (47) exceeds limit (40)', the sound's DTS 378 ticks back "
-        "('591939 >= 591561'), mpv 'Invalid audio PTS: 7.405256 -> 8.136411' (a PES of sound lost) "
+        "AAC 44.1 <-> 48 kHz and B-frames after none: mpv and Plex, clean on this pair before switches "
+        "waited for a key frame sent in real time (the cuts land elsewhere in aac44k's 0.72 s PES now), "
+        "see one torn AAC frame at a cut: 'aac: Number of bands (47) exceeds limit (40)', the sound's "
+        "DTS 378 ticks back ('594941 >= 594563'), mpv 'Invalid audio PTS' gaps of 0.14-0.73 s "
         "and 13 complaints (at most 6); an 'h264: error while decoding MB 63 44' at the cut out of "
         "aac44k (its video PES are not whole access units); VLC 'faad: decoded zero sample' at cuts; "
         "Jellyfin's +igndts remux rewrites 50p's B-frame DTS after aac44k (133 lines)")
