@@ -19,7 +19,7 @@ from twisted.web.iweb import IRequest
 from zope.interface import implementer
 
 from epgd.stream.out.bodywriter import BodyWriter, direct_transport
-from epgd.stream.out.client import disconnected
+from epgd.stream.out.client import disconnected, release_producer
 
 #: bytes handed to the socket (or Twisted) at a time
 PIECE = 256 * 1024
@@ -62,11 +62,7 @@ class SegmentSender:
 
     def _finish(self) -> None:
         self._stopped = True
-        if not disconnected(self.request):
-            try:
-                self.request.unregisterProducer()
-            except Exception:  # the request's channel is already gone
-                pass
+        release_producer(self.request)
         if not self.done.called:
             self.done.callback(b"")
 

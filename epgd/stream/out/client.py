@@ -39,6 +39,15 @@ def disconnected(request: Any) -> bool:
     return bool(getattr(request, "_disconnected", False))
 
 
+def release_producer(request: Any) -> None:
+    """The request stops pulling from its producer, unless its connection is gone already."""
+    if not disconnected(request):
+        try:
+            request.unregisterProducer()
+        except Exception:  # the request's channel is already gone
+            pass
+
+
 def describe_peer(request: IRequest) -> str:
     """``127.0.0.1:53412`` for log lines."""
     try:
@@ -132,11 +141,7 @@ class Client:
             self.fanout.remove(self)
         if self._registered:
             self._registered = False
-            if not disconnected(self.request):
-                try:
-                    self.request.unregisterProducer()
-                except Exception:  # the request's channel is already gone
-                    pass
+            release_producer(self.request)
         if self._on_detach is not None:
             self._on_detach(self)
         if not connection_gone and not self.done.called:
