@@ -182,11 +182,6 @@ class Client:
         backlog = self.backlog
         return backlog.end - self.position if backlog is not None else 0
 
-    @property
-    def queued(self) -> int:
-        """What a slow client costs: bytes it is behind (kept once, for every viewer)."""
-        return self.lag
-
     def pump(self, limit: int) -> int:
         """
         Write what the backlog holds past this viewer's offset, at most ``limit`` bytes, as

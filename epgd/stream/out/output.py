@@ -231,7 +231,7 @@ class Output:
             return
         if start is not None and not client.detached:
             self._flowed = True
-            self.writes.now(client)
+            self.writes.write(client)  # a joiner's first bytes at once; the rest, if any, in turn
 
     def _start_waiting(self, at: int) -> None:
         """The joiners who waited start at ``at``, an entry point just flushed."""

@@ -49,10 +49,6 @@ class Writes:
         self.queue(client)
         self.start()
 
-    def now(self, client: Client) -> None:
-        """A joiner's first bytes at once: one write; the rest, if any, in turn."""
-        self.write(client)
-
     def clear(self) -> None:
         self._queue.clear()
         self._queued.clear()

@@ -93,7 +93,7 @@ class ClientTests(SynchronousTestCase):
                 backlog.append(chunk)
                 if self.client.fell_behind():
                     break
-                self.assertLessEqual(self.client.queued, 10_000)
+                self.assertLessEqual(self.client.lag, 10_000)
         self.assertTrue(self.client.detached)
         self.assertEqual(backlog.end, 6 * len(chunk), "dropped once past client_buffer")
         self.assertEqual(self.gone, [self.client])

@@ -84,7 +84,7 @@ class OutputTests(SynchronousTestCase):
         for _ in range(4 * 120):  # two minutes paused
             self.clock.advance(0.25)
             self.output.tick()
-        self.assertEqual(client.queued, 0)
+        self.assertEqual(client.lag, 0)
         self.assertFalse(client.detached)
         client.resumeProducing()
         self.clock.advance(0.5)
